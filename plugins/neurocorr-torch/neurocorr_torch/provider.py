@@ -1,0 +1,207 @@
+"""The PyTorch activation provider: forward hooks for eager modules, graph outputs for TorchScript."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
+from neurocorr_core.interfaces import kind_of
+
+SUFFIXES = (".pt", ".pth", ".ts")
+
+
+class TorchProvider(ActivationProvider):
+    """Every submodule of a ``torch.nn.Module`` (leaves and containers such as ResNet's
+    ``layer4``) is a layer, ordered by when its forward finishes. TorchScript files are
+    loaded with ``torch.jit.load``; a pickled full model only with ``trust_pickle=True``.
+    """
+
+    name = "torch"
+    handles = ("torch.nn.Module objects, TorchScript files (.pt/.pth/.ts), pickled full "
+               "models with trust_pickle=True")
+
+    @classmethod
+    def accepts(cls, model: object) -> bool:
+        if isinstance(model, (str, os.PathLike)):
+            return Path(model).suffix in SUFFIXES
+        if "torch" not in sys.modules:
+            return False
+        import torch
+
+        return isinstance(model, torch.nn.Module)
+
+    def __init__(self, model: object, *, trust_pickle: bool = False, device: str = "cpu",
+                 **options: Any) -> None:
+        super().__init__(model, **options)
+        import torch
+
+        self.device = torch.device(device)
+        module = _load(model, trust_pickle) if isinstance(model, (str, os.PathLike)) else model
+        assert isinstance(module, torch.nn.Module)
+        self.module = module.to(self.device)
+        self.label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        self._script = _ScriptCapture(module) if isinstance(module, torch.jit.ScriptModule) else None
+
+    def layers(self, sample: np.ndarray) -> list[LayerInfo]:
+        outputs, ops = self._run(sample, None)
+        return [LayerInfo(name, tuple(out.shape[1:]), depth, kind_of(ops[name]), ops[name])
+                for depth, (name, out) in enumerate(outputs.items())]
+
+    def activations(self, batches: Iterable[np.ndarray],
+                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+        for batch in batches:
+            outputs, _ = self._run(batch, set(layers))
+            missing = set(layers) - set(outputs)
+            if missing:
+                raise NeurocorrError(f"layers {sorted(missing)} of {self.label} produced no tensor "
+                                     "output on this batch; choose layers listed by 'neurocorr layers'")
+            yield outputs
+
+    def _run(self, batch: np.ndarray, wanted: set[str] | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                if self._script is not None:
+                    return self._script.run(x, wanted), self._script.ops
+                return _run_hooked(self.module, x, wanted)
+        except RuntimeError as exc:
+            raise NeurocorrError(
+                f"{self.label} rejected a probe batch of shape {tuple(batch.shape)}: "
+                f"{str(exc).splitlines()[0]}. {_expected_input(self.module)}") from None
+        finally:
+            self.module.train(training)
+
+
+def _run_hooked(module: Any, x: Any, wanted: set[str] | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """One forward pass, recording each submodule's first tensor output in finishing order."""
+    import torch
+
+    outputs: dict[str, np.ndarray] = {}
+    ops: dict[str, str] = {}
+
+    def recorder(name: str) -> Callable[..., None]:
+        def hook(mod: Any, args: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor) and name not in outputs:
+                outputs[name] = out.detach().float().cpu().numpy()
+                ops[name] = type(mod).__name__
+        return hook
+
+    handles = [sub.register_forward_hook(recorder(name))
+               for name, sub in module.named_modules()
+               if name and (wanted is None or name in wanted)]
+    try:
+        module(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs, ops
+
+
+class _ScriptCapture:
+    """TorchScript ignores Python hooks, so expose the submodules' outputs as graph outputs.
+
+    In the inlined graph every node knows the module hierarchy it came from; a module's
+    output is the last tensor its nodes produce.
+    """
+
+    def __init__(self, module: Any) -> None:
+        import torch
+
+        self.module = module
+        graph = module.inlined_graph
+        self.values: dict[str, Any] = {}
+        self.ops: dict[str, str] = {}
+        for node in graph.nodes():
+            if node.outputsSize() != 1 or not isinstance(node.output().type(), torch._C.TensorType):
+                continue
+            path: list[str] = []
+            for name, op in _hierarchy(node.getModuleHierarchy()):
+                path.append(name)
+                key = ".".join(path)
+                self.values.pop(key, None)  # re-insert so order follows the last producer
+                self.values[key] = node.output()
+                self.ops[key] = op
+        self.names = list(self.values)
+        self._function = _with_outputs(graph, [self.values[name] for name in self.names])
+
+    def run(self, x: Any, wanted: set[str] | None) -> dict[str, np.ndarray]:
+        outs = self._function(self.module._c, x)
+        return {name: out.detach().float().cpu().numpy() for name, out in zip(self.names, outs, strict=True)
+                if wanted is None or name in wanted}
+
+
+def _with_outputs(graph: Any, values: list[Any]) -> Any:
+    """A function of (module, input) made from ``graph`` that returns ``values`` as a tuple."""
+    import torch
+
+    for _ in range(len(list(graph.outputs()))):
+        graph.eraseOutput(0)
+    tup = graph.create("prim::TupleConstruct", values)
+    graph.appendNode(tup)
+    tup.output().setType(torch._C.TupleType([v.type() for v in values]))
+    graph.registerOutput(tup.output())
+    return torch._C._create_function_from_graph("neurocorr_capture", graph)
+
+
+_SEGMENT = re.compile(r"([^.()]+)\(([^()]*)\)")
+
+
+def _hierarchy(text: str) -> list[tuple[str, str]]:
+    """``body(Sequential).0(Conv2d).SELF(Conv2d)`` -> [('body', 'Sequential'), ('0', 'Conv2d')]."""
+    return [(name, op) for name, op in _SEGMENT.findall(text)
+            if name not in ("SELF", "UNKNOWN_INSTANCE")]
+
+
+def _load(path: str | os.PathLike[str], trust_pickle: bool) -> Any:
+    import pickle
+
+    import torch
+
+    path = os.fspath(path)
+    try:
+        return torch.jit.load(path, map_location="cpu")
+    except (RuntimeError, ValueError):
+        pass
+    if trust_pickle:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(obj, torch.nn.Module):
+            raise NeurocorrError(f"{path} unpickles to {type(obj).__name__}, not a torch.nn.Module")
+        return obj
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise NeurocorrError(
+            f"{path} is not TorchScript; it looks like a pickled model, and unpickling can run "
+            "arbitrary code. If you trust the file, pass trust_pickle=True (CLI: --trust-pickle); "
+            "better, save it with torch.jit.script(model).save(path)") from None
+    except Exception as exc:
+        raise NeurocorrError(f"{path} is not a PyTorch model file ({type(exc).__name__}: {exc}); "
+                             "save models with torch.jit.script(model).save(path)") from None
+    raise NeurocorrError(
+        f"{path} holds {type(obj).__name__} (weights only, e.g. a state_dict), not a model; build "
+        "the model in code and load the weights there, then pass 'module:function' instead")
+
+
+def _expected_input(module: Any) -> str:
+    """A hint from the first parametrised layer: what input shape the model wants."""
+    import torch
+
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Linear):
+            return f"The model starts with Linear({sub.in_features}, ...): it expects (N, {sub.in_features}) inputs; flatten or reshape the probe."
+        if isinstance(sub, torch.nn.Conv2d):
+            return f"The model starts with Conv2d({sub.in_channels}, ...): it expects (N, {sub.in_channels}, H, W) images."
+        if isinstance(sub, torch.nn.Conv1d):
+            return f"The model starts with Conv1d({sub.in_channels}, ...): it expects (N, {sub.in_channels}, L)."
+    return "Check the input shape the model expects against the probe's (N, ...) shape."

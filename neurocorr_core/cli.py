@@ -21,8 +21,11 @@ from .views import VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv[:1] == ["reproduce"]:  # its options belong to neurocorr-paper's own parser
+            return _reproduce(argv[1:])
+        args = _parser().parse_args(argv)
         return int(args.run(args) or 0)
     except NeurocorrError as exc:
         print(f"neurocorr: error: {exc}", file=sys.stderr)
@@ -75,8 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="re-run the seed paper's experiments (needs neurocorr-paper)",
                        add_help=False)
-    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments of 'neurocorr reproduce'")
-    p.set_defaults(run=_reproduce)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="see 'neurocorr reproduce --help'")
 
     p = sub.add_parser("data", help="prepare offline data sets")
     p.add_argument("dataset", choices=["mnist"])
@@ -178,13 +180,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reproduce(args: argparse.Namespace) -> int:
+def _reproduce(argv: list[str]) -> int:
     try:
         from neurocorr_paper.cli import main as reproduce_main
     except ImportError as exc:
         raise NeurocorrError(f"'reproduce' needs the neurocorr-paper package ({exc}); install it: "
                              "pip install torch==2.13.0 -e plugins/neurocorr-paper") from None
-    return int(reproduce_main(args.args))
+    return int(reproduce_main(argv))
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ def compare(
     provider_b: str | None = None,
     options_a: dict[str, Any] | None = None,
     options_b: dict[str, Any] | None = None,
+    probe_b: str | os.PathLike[str] | np.ndarray | Probe | None = None,
     progress: bool = False,
     plugin_manager: PluginManager | None = None,
 ) -> Comparison:
@@ -70,21 +71,27 @@ def compare(
     channel) or ``position`` (every C x H x W element). ``layers_a``/``layers_b``: globs or
     ``kind:KIND`` (default: every activation layer). ``depth_penalty``: ``paper`` divides
     by ``|d(i) - d(j)| + 1``, ``none`` does not. ``absolute``: match on |r| (the paper) or
-    signed r. Returns a :class:`Comparison` with the network score in both directions.
+    signed r. ``probe_b``: the same samples prepared for model B (another resolution or
+    normalisation), same length and order; default: ``probe``. Returns a
+    :class:`Comparison` with the network score in both directions.
     """
     pm = plugin_manager or get_plugin_manager()
     check_view(neurons)
     probe = load_probe(probe)
+    second = probe if probe_b is None else load_probe(probe_b)
     if len(probe) < 2:
         raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation "
                              "needs at least 2 (the paper uses 10 or more)")
+    if len(second) != len(probe):
+        raise NeurocorrError(f"the probes differ in length: {len(probe)} samples for A, {len(second)} "
+                             "for B; probe_b must hold the same samples as probe, in the same order")
     metric_cls, matcher = pm.metric(metric), pm.matching(matching)()
     penalise(np.zeros((0, 0)), np.zeros(0), np.zeros(0), depth_penalty)  # validate early
     a = _side(model_a, provider_a, options_a, layers_a, probe, neurons, pm)
-    b = _side(model_b, provider_b, options_b, layers_b, probe, neurons, pm)
+    b = _side(model_b, provider_b, options_b, layers_b, second, neurons, pm)
     try:
         acc = metric_cls(a.sizes, b.sizes)
-        for x, y in _progress(_stream(a, b, probe, neurons, batch_size), progress,
+        for x, y in _progress(_stream(a, b, probe, second, neurons, batch_size), progress,
                               -(-len(probe) // batch_size)):
             acc.update(x, y)
     finally:
@@ -93,6 +100,7 @@ def compare(
     config = {"metric": metric, "matching": matching, "neurons": neurons,
               "layers_a": layers_a, "layers_b": layers_b, "depth_penalty": depth_penalty,
               "absolute": absolute, "batch_size": batch_size, "probe": probe.name,
+              "probe_b": second.name,
               "provider_a": a.provider.name, "provider_b": b.provider.name}
     return _aggregate(acc, a, b, matcher, depth_penalty, absolute, len(probe), config, pm)
 
@@ -105,10 +113,10 @@ def _side(model: object, provider: str | None, options: dict[str, Any] | None,
     return Side(label, prov, layers, [neuron_count(layer.shape, view) for layer in layers])
 
 
-def _stream(a: Side, b: Side, probe: Probe, view: str,
+def _stream(a: Side, b: Side, probe_a: Probe, probe_b: Probe, view: str,
             batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    outs_a = a.provider.activations(probe.batches(batch_size), [la.name for la in a.layers])
-    outs_b = b.provider.activations(probe.batches(batch_size), [lb.name for lb in b.layers])
+    outs_a = a.provider.activations(probe_a.batches(batch_size), [la.name for la in a.layers])
+    outs_b = b.provider.activations(probe_b.batches(batch_size), [lb.name for lb in b.layers])
     for out_a, out_b in zip(outs_a, outs_b, strict=True):
         yield _neurons(out_a, a, view), _neurons(out_b, b, view)
 

@@ -1,0 +1,19 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from numpy_models import plugin  # noqa: E402
+
+from neurocorr_core import PluginManager  # noqa: E402
+
+
+@pytest.fixture
+def pm():
+    """A fresh plugin manager per test: installed plugins plus the numpy test provider."""
+    pytest.importorskip("neurocorr_pearson", reason="core tests need the pearson plugin installed")
+    manager = PluginManager()
+    manager.register(plugin, "numpy-test")
+    return manager

@@ -1,0 +1,132 @@
+"""Loading PyTorch models every supported way, and the errors for the unsupported ones."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from models import small_cnn, small_mlp
+from neurocorr_torch import TorchProvider
+
+from neurocorr_core import NeurocorrError, compare, open_model
+
+HERE = Path(__file__).parent
+
+
+def digits_like(n=30):
+    return np.random.default_rng(0).random((n, 1, 8, 8), dtype=np.float32)
+
+
+def test_layers_in_forward_order_with_kinds():
+    layers = TorchProvider(small_cnn()).layers(digits_like(2))
+    assert [(la.name, la.kind, la.shape) for la in layers] == [
+        ("0", "conv", (4, 6, 6)), ("1", "activation", (4, 6, 6)), ("2", "pool", (4, 3, 3)),
+        ("3", "conv", (6, 1, 1)), ("4", "activation", (6, 1, 1)), ("5", "other", (6,)),
+        ("6", "dense", (5,)), ("7", "activation", (5,))]
+
+
+def test_containers_are_layers_too():
+    model = torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()), torch.nn.Linear(3, 2))
+    names = [la.name for la in TorchProvider(model).layers(np.zeros((2, 4), np.float32))]
+    assert names == ["0.0", "0.1", "0", "1"]  # a container finishes after its children
+
+
+def test_training_mode_restored_and_dropout_off_during_capture():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 50), torch.nn.Dropout(0.9), torch.nn.ReLU()).train()
+    prov = TorchProvider(model)
+    x = np.ones((3, 4), np.float32)
+    out1 = next(prov.activations([x], ["1"]))["1"]
+    out2 = next(prov.activations([x], ["1"]))["1"]
+    np.testing.assert_array_equal(out1, out2)
+    assert model.training
+
+
+def test_torchscript_file_equals_eager(tmp_path):
+    model = small_cnn()
+    torch.jit.script(model).save(tmp_path / "m.pt")
+    eager, script = TorchProvider(model), open_model(tmp_path / "m.pt")
+    x = digits_like(6)
+    assert [la.name for la in script.layers(x)] == [la.name for la in eager.layers(x)]
+    names = ["1", "4", "7"]
+    a, b = next(eager.activations([x], names)), next(script.activations([x], names))
+    for name in names:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-6)
+
+
+def test_pickled_model_needs_trust(tmp_path):
+    torch.save(small_mlp(), tmp_path / "full.pth")
+    with pytest.raises(NeurocorrError, match="pickled model.*trust_pickle=True"):
+        open_model(tmp_path / "full.pth")
+    prov = open_model(tmp_path / "full.pth", trust_pickle=True)
+    assert [la.name for la in prov.layers(digits_like(2))][:2] == ["0", "1"]
+
+
+def test_state_dict_file_is_explained(tmp_path):
+    torch.save(small_mlp().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(NeurocorrError, match="weights only.*module:function"):
+        open_model(tmp_path / "weights.pt")
+
+
+def test_file_that_is_not_a_model(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"this is not a model")
+    with pytest.raises(NeurocorrError, match="not a PyTorch model file"):
+        open_model(tmp_path / "junk.pt")
+
+
+def test_rejected_probe_says_expected_shape():
+    model = torch.nn.Sequential(torch.nn.Linear(64, 4), torch.nn.ReLU())
+    with pytest.raises(NeurocorrError, match=r"rejected a probe batch of shape \(2, 1, 8, 8\).*expects \(N, 64\)"):
+        compare(model, model, digits_like())
+
+
+def test_module_callable_reference(monkeypatch):
+    monkeypatch.chdir(HERE)
+    result = compare("models:mlp_a", "models:mlp_b", digits_like())
+    assert result.model_a == "models:mlp_a" and 0 < result.score.symmetric < 1
+
+
+def test_bad_reference(monkeypatch):
+    monkeypatch.chdir(HERE)
+    with pytest.raises(NeurocorrError, match="module 'models' has no attribute 'nope'"):
+        compare("models:nope", "models:mlp_b", digits_like())
+    with pytest.raises(NeurocorrError, match="cannot import 'no_such_mod'"):
+        compare("no_such_mod:f", "models:mlp_b", digits_like())
+
+
+def run_cli(*args, cwd=HERE):
+    return subprocess.run([sys.executable, "-m", "neurocorr_core.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_cli_compare_json(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("compare", "models:mlp_a", "models:mlp_b", "--probe", "digits", "--probe-limit", "200",
+                   "--neurons", "position", "--layers-a", "kind:relu", "--depth-penalty", "none", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    for key in ("a_to_b", "b_to_a", "symmetric"):
+        assert 0 < data["score"][key] <= 1
+    assert [la["name"] for la in data["layers_a"]] == ["2", "4"]
+    assert data["config"]["neurons"] == "position" and data["samples"] == 200
+    assert set(data["versions"]) >= {"torch", "pearson", "builtin"}
+    assert "symmetric" in proc.stdout
+
+
+def test_cli_error_exit_code_and_no_output_file(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("compare", "models:mlp_a", "models:mlp_b", "--probe", "digits", "--layers-a", "zzz",
+                   "--json", str(out))
+    assert proc.returncode == 2
+    assert "neurocorr: error: layer pattern 'zzz' matches no layer" in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_layers():
+    proc = run_cli("layers", "models:mlp_a", "--input-shape", "1,8,8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    layers = json.loads(proc.stdout)
+    assert [la["name"] for la in layers] == ["0", "1", "2", "3", "4", "5"]
+    assert layers[2] == {"name": "2", "shape": [12], "depth": 2, "kind": "activation", "op": "ReLU"}

@@ -51,7 +51,8 @@ def main() -> None:
     print("two MLPs 16->512->512, 1,024 + 1,024 ReLU neurons, Pearson + max, batch 1,024")
     print(f"{'samples':>8} {'seconds':>8} {'peak RSS MB':>12} {'traced peak MB':>15}")
     for row in (small, large):
-        print(f"{row['samples']:>8} {row['seconds']:>8.2f} {row['rss_peak'] / mb:>12.1f} {row['traced_peak'] / mb:>15.1f}")
+        print(f"{row['samples']:>8} {row['seconds']:>8.2f} {row['rss_peak'] / mb:>12.1f} "
+              f"{row['traced_peak'] / mb:>15.1f}")
     print(f"ratio 100k/10k: peak RSS {large['rss_peak'] / small['rss_peak']:.3f}, "
           f"traced peak {large['traced_peak'] / small['traced_peak']:.3f} (goal: within 1.10)")
 

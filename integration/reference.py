@@ -28,8 +28,10 @@ def mlp_weights(seed: int = 0) -> dict[str, np.ndarray]:
 def cnn_weights(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "conv1.w": rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "conv1.b": rng.normal(0, 0.1, 4).astype(np.float32),
-        "conv2.w": rng.normal(0, 0.3, (6, 4, 3, 3)).astype(np.float32), "conv2.b": rng.normal(0, 0.1, 6).astype(np.float32),
+        "conv1.w": rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32),
+        "conv1.b": rng.normal(0, 0.1, 4).astype(np.float32),
+        "conv2.w": rng.normal(0, 0.3, (6, 4, 3, 3)).astype(np.float32),
+        "conv2.b": rng.normal(0, 0.1, 6).astype(np.float32),
         "fc1.w": rng.normal(0, 0.4, (5, 6)).astype(np.float32), "fc1.b": rng.normal(0, 0.1, 5).astype(np.float32),
         "fc2.w": rng.normal(0, 0.4, (3, 5)).astype(np.float32), "fc2.b": rng.normal(0, 0.1, 3).astype(np.float32),
     }
@@ -56,9 +58,9 @@ def mlp_forward(w: dict[str, np.ndarray], x: np.ndarray) -> list[np.ndarray]:
 
 def conv2d(x: np.ndarray, k: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Valid 2-D cross-correlation, NCHW input, OIHW kernel."""
-    n, c, h, wd = x.shape
+    h, wd = x.shape[2:]
     o, _, kh, kw = k.shape
-    out = np.zeros((n, o, h - kh + 1, wd - kw + 1))
+    out = np.zeros((len(x), o, h - kh + 1, wd - kw + 1))
     for i in range(kh):
         for j in range(kw):
             out += np.einsum("nchw,oc->nohw", x[:, :, i:i + h - kh + 1, j:j + wd - kw + 1], k[:, :, i, j])

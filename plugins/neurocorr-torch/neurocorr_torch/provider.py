@@ -199,9 +199,11 @@ def _expected_input(module: Any) -> str:
 
     for sub in module.modules():
         if isinstance(sub, torch.nn.Linear):
-            return f"The model starts with Linear({sub.in_features}, ...): it expects (N, {sub.in_features}) inputs; flatten or reshape the probe."
+            return (f"The model starts with Linear({sub.in_features}, ...): it expects (N, {sub.in_features}) "
+                    "inputs; flatten or reshape the probe.")
         if isinstance(sub, torch.nn.Conv2d):
-            return f"The model starts with Conv2d({sub.in_channels}, ...): it expects (N, {sub.in_channels}, H, W) images."
+            return (f"The model starts with Conv2d({sub.in_channels}, ...): it expects "
+                    f"(N, {sub.in_channels}, H, W) images.")
         if isinstance(sub, torch.nn.Conv1d):
             return f"The model starts with Conv1d({sub.in_channels}, ...): it expects (N, {sub.in_channels}, L)."
     return "Check the input shape the model expects against the probe's (N, ...) shape."

@@ -1,0 +1,227 @@
+"""Capturing layer outputs of in-memory Keras 3 models.
+
+Functional and Sequential models: one sub-model from the model's input to the chosen layers'
+outputs, built once per set of layers and run with ``predict_on_batch`` (one compiled forward
+pass per batch). Subclassed models have no symbolic graph to cut, so their sublayers' ``call``
+is wrapped for the duration of one eager forward pass and the first output of each is recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from neurocorr_core import NeurocorrError
+
+from .layout import FIRST, LAST
+
+Feed = Callable[[np.ndarray], Any]
+
+
+def op_name(layer: Any) -> str:
+    """The layer's type name; for ``Activation`` layers the activation's name (``relu``)."""
+    import keras
+
+    if isinstance(layer, keras.layers.Activation):
+        return str(getattr(layer.activation, "__name__", "Activation"))
+    return type(layer).__name__
+
+
+def data_format(layer: Any) -> str | None:
+    fmt = getattr(layer, "data_format", None)
+    return fmt if fmt in (FIRST, LAST) else None
+
+
+def first_format(layers: Sequence[Any]) -> str:
+    """The data format of the first layer that declares one (conv, pooling), else Keras' default."""
+    import keras
+
+    for layer in layers:
+        fmt = data_format(layer)
+        if fmt is not None and not isinstance(layer, keras.layers.Flatten):
+            return fmt
+    return str(keras.config.image_data_format())
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+class KerasGraph:
+    """A Functional or Sequential model: layers are ``model.layers`` in topological order."""
+
+    def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
+        self.model, self.label, self.feed = model, label, feed
+        self._subs: dict[tuple[str, ...], Any] = {}
+        self._outputs: dict[str, Any] | None = None
+        self.layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+        self._by_name = {layer.name: layer for layer in self.layers}
+        inputs = self._inputs()
+        if inputs is not None and len(inputs) != 1 and feed is None:
+            raise multi_input_error(label, [(getattr(t, "name", "?"), tuple(t.shape)) for t in inputs])
+
+    def _inputs(self) -> list[Any] | None:
+        try:
+            return list(self.model.inputs)
+        except AttributeError:  # a Sequential model without an Input that was never built
+            return None
+
+    def declared(self) -> tuple[int | None, ...] | None:
+        inputs = self._inputs()
+        if inputs is None or self.feed is not None:
+            return None
+        return tuple(inputs[0].shape[1:])
+
+    def fallback_format(self) -> str:
+        return first_format(self.layers)
+
+    def layer_format(self, name: str) -> str | None:
+        layer = self._by_name.get(name)
+        return None if layer is None else data_format(layer)
+
+    def op(self, name: str) -> str:
+        return op_name(self._by_name[name])
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Build a Sequential model that never saw an input, for per-sample ``shape``."""
+        if self._inputs() is None:
+            self.model.build((None, *shape))
+            if self._inputs() is None:
+                raise NeurocorrError(f"{self.label}: the Sequential model could not be built for "
+                                     f"inputs of shape (N, {', '.join(map(str, shape))}); give it "
+                                     "a keras.Input(shape) as its first layer")
+
+    def outputs(self) -> dict[str, Any]:
+        """Every layer with one symbolic output tensor; a layer called more than once (shared)
+        has no single output and is left out."""
+        if self._outputs is None:
+            import keras
+
+            found = {}
+            for layer in self.layers:
+                try:
+                    out = layer.output
+                except (AttributeError, ValueError):
+                    continue
+                if isinstance(out, keras.KerasTensor) and len(out.shape) >= 1:
+                    found[layer.name] = out
+            self._outputs = found
+        return self._outputs
+
+    def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        """Outputs of ``names`` (all layers when None), in the model's own layout."""
+        names = tuple(self.outputs()) if names is None else tuple(names)
+        unknown = [n for n in names if n not in self.outputs()]
+        if unknown:
+            raise NeurocorrError(f"{self.label} has no capturable layer {unknown[0]!r}; "
+                                 f"layers: {', '.join(self.outputs())}")
+        sub = self._subs.get(names)
+        if sub is None:
+            import keras
+
+            inputs = self._inputs()
+            assert inputs is not None
+            source = inputs[0] if len(inputs) == 1 else inputs
+            sub = self._subs[names] = keras.Model(source, [self.outputs()[n] for n in names])
+        outs = sub.predict_on_batch(self.feed(x) if self.feed else x)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        return {n: np.asarray(o) for n, o in zip(names, outs, strict=True)}
+
+
+class KerasEager:
+    """A subclassed model: every sublayer (recursively, named by its path ``block/conv``) is a
+    layer, in the order its call finishes; one eager forward pass per batch."""
+
+    def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
+        self.model, self.label, self.feed = model, label, feed
+        self.named = dict(_walk(model, ""))
+        if not self.named:
+            raise NeurocorrError(f"{label} is a subclassed Keras model without tracked sublayers, so "
+                                 "nothing inside it can be captured. Supported: Sequential and "
+                                 "functional models (any layers), and subclassed models whose "
+                                 "layers are attributes (self.conv = keras.layers.Conv2D(...))")
+
+    def declared(self) -> tuple[int | None, ...] | None:
+        return None
+
+    def fallback_format(self) -> str:
+        return first_format(list(self.named.values()))
+
+    def layer_format(self, name: str) -> str | None:
+        return data_format(self.named[name])
+
+    def op(self, name: str) -> str:
+        return op_name(self.named[name])
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        pass
+
+    def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        wanted = list(self.named) if names is None else list(names)
+        unknown = [n for n in wanted if n not in self.named]
+        if unknown:
+            raise NeurocorrError(f"{self.label} has no sublayer {unknown[0]!r}; "
+                                 f"sublayers: {', '.join(self.named)}")
+        recorded: dict[str, Any] = {}
+        with _recording({n: self.named[n] for n in wanted}, recorded):
+            self.model(self.feed(x) if self.feed else x, training=False)
+        missing = [n for n in wanted if n not in recorded]
+        if missing and names is not None:
+            raise NeurocorrError(f"sublayers {missing} of {self.label} returned no single tensor on "
+                                 "this batch (not called, or several outputs); choose layers listed "
+                                 "by 'neurocorr layers'")
+        return {n: to_numpy(v) for n, v in recorded.items()}
+
+
+def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    # Keras 3 keeps tracked sublayers in _flatten_layers; Model.layers is the same, one level.
+    children = layer._flatten_layers(include_self=False, recursive=False)
+    for child in children:
+        path = f"{prefix}{child.name}"
+        yield path, child
+        yield from _walk(child, path + "/")
+
+
+@contextmanager
+def _recording(layers: dict[str, Any], recorded: dict[str, Any]) -> Iterator[None]:
+    """Wrap each layer's ``call`` (an instance attribute shadows the class method) so its
+    first single-tensor output lands in ``recorded``, in the order calls finish."""
+    import keras
+
+    def wrap(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(call)
+        def recorder(*args: Any, **kwargs: Any) -> Any:
+            out = call(*args, **kwargs)
+            if name not in recorded and keras.ops.is_tensor(out):
+                recorded[name] = out
+            return out
+        return recorder
+
+    originals = {name: layer.__dict__.get("call") for name, layer in layers.items()}
+    try:
+        for name, layer in layers.items():
+            layer.call = wrap(name, layer.call)
+        yield
+    finally:
+        for name, layer in layers.items():
+            if originals[name] is None:
+                del layer.call
+            else:
+                layer.call = originals[name]
+
+
+def multi_input_error(label: str, inputs: Sequence[tuple[str, tuple[Any, ...]]]) -> NeurocorrError:
+    listed = ", ".join(f"{name} {shape}" for name, shape in inputs)
+    return NeurocorrError(
+        f"{label} has {len(inputs)} inputs ({listed}); neurocorr feeds one probe array, so it "
+        "supports single-input models directly. For a model with several inputs pass the provider "
+        "option feed=FUNCTION that turns one probe batch (after the layout change, e.g. (N, H, W, C)) "
+        "into the model's inputs, e.g. compare(..., options_a={'feed': lambda x: [x, "
+        "np.zeros((len(x), 4), 'float32')]}), or compare a single-input part of the model")

@@ -1,0 +1,180 @@
+"""The TensorFlow/Keras activation provider: Keras 3 models, .keras/.h5 files, SavedModels."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
+from neurocorr_core.interfaces import kind_of
+
+from .keras_models import Feed, KerasEager, KerasGraph
+from .layout import LAST, channels_last, check_layout, describe_expected, fits, input_format, to_canonical, \
+    to_model
+from .savedmodel import SavedModelGraph
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+class _Backend(Protocol):
+    def declared(self) -> tuple[int | None, ...] | None: ...
+    def fallback_format(self) -> str: ...
+    def layer_format(self, name: str) -> str | None: ...
+    def op(self, name: str) -> str: ...
+    def prepare(self, shape: tuple[int, ...]) -> None: ...
+    def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]: ...
+
+
+class TensorFlowProvider(ActivationProvider):
+    """Layers of a Keras 3 model (``model.layers``, in topological order) or of a SavedModel
+    signature (its Keras name scopes), captured in one forward pass per batch.
+
+    Options: ``layout`` (``auto``: move the NCHW probe's channels last when the model's input
+    asks for it; ``nchw``: feed as given; ``nhwc``: always move), ``signature`` (SavedModel
+    signature, default ``serving_default``), ``feed`` (a function from one probe batch to the
+    inputs of a several-input model), ``trust_pickle`` (load ``.keras`` files with
+    ``safe_mode=False``, which runs the code of Lambda layers).
+    """
+
+    name = "tensorflow"
+    handles = ("keras.Model objects (Sequential, functional, subclassed), .keras/.h5 files, "
+               "TensorFlow SavedModel directories (with saved_model.pb)")
+
+    @classmethod
+    def accepts(cls, model: object) -> bool:
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            return path.suffix.lower() in KERAS_SUFFIXES or (path / "saved_model.pb").is_file()
+        if "keras" in sys.modules:
+            import keras
+
+            if isinstance(model, keras.Model):
+                return True
+        # a tf.saved_model.load result: a trackable object with signatures
+        return "tensorflow" in sys.modules and _is_loaded_savedmodel(model)
+
+    def __init__(self, model: object, *, layout: str = "auto", signature: str = "serving_default",
+                 feed: Feed | None = None, trust_pickle: bool = False, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.layout = check_layout(layout)
+        self.label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        self.backend: _Backend = _open(model, self.label, signature, feed, trust_pickle)
+        self._input_format: str | None = None
+        self._output_format = LAST
+
+    def layers(self, sample: np.ndarray) -> list[LayerInfo]:
+        outputs = self._run(sample, None)
+        return [LayerInfo(name, tuple(int(s) for s in out.shape[1:]), depth,
+                          kind_of(self.backend.op(name)), self.backend.op(name))
+                for depth, (name, out) in enumerate(outputs.items())]
+
+    def activations(self, batches: Iterable[np.ndarray],
+                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+        names = list(layers)
+        for batch in batches:
+            yield self._run(batch, names)
+
+    def _run(self, batch: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        x = self._to_model(np.asarray(batch))
+        try:
+            raw = self.backend.run(x, names)
+        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+            raise NeurocorrError(f"{self.label} rejected a probe batch of shape {tuple(batch.shape)} "
+                                 f"(fed as {tuple(x.shape)}): {_first_line(exc)}. {self._expected()}"
+                                 ) from None
+        return {name: to_canonical(out, self.backend.layer_format(name) or self._output_format)
+                for name, out in raw.items()}
+
+    def _to_model(self, batch: np.ndarray) -> np.ndarray:
+        """The probe batch in the model's layout, checked against the model's input shape."""
+        declared = self.backend.declared()
+        sample = tuple(batch.shape[1:])
+        if self._input_format is None:
+            fallback = self.backend.fallback_format()
+            self._input_format = input_format(self.layout, sample, declared, fallback)
+            # outputs without a data format of their own follow the input's layout
+            self._output_format = self._input_format if len(sample) >= 2 else fallback
+        x = to_model(batch, self._input_format)
+        if not fits(tuple(x.shape[1:]), declared):
+            moved = " moved channels-last to " + _shape(x.shape) if x.shape != batch.shape else ""
+            raise NeurocorrError(
+                f"{self.label} expects {self._expected()}; the probe batch has shape "
+                f"{_shape(batch.shape)}{moved}. Give a probe of the expected shape (resize or "
+                "reshape it){self._layout_hint(sample, declared)}")
+        self.backend.prepare(tuple(x.shape[1:]))
+        return x
+
+    def _expected(self) -> str:
+        declared = self.backend.declared()
+        if declared is None:
+            return "Check the probe's shape against the input the model was built for."
+        return f"The model expects {describe_expected(declared, self._input_format or LAST)}."
+
+    def _layout_hint(self, sample: tuple[int, ...], declared: Any) -> str:
+        if self.layout != "auto" and (fits(sample, declared) or fits(channels_last(sample), declared)):
+            return f", or drop layout={self.layout!r}"
+        return ""
+
+
+def _open(model: object, label: str, signature: str, feed: Feed | None, trust_pickle: bool) -> _Backend:
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if (path / "saved_model.pb").is_file():
+            return SavedModelGraph(path, signature, label)
+        if path.suffix.lower() in KERAS_SUFFIXES:
+            return _keras_backend(_load_keras(path, trust_pickle), label, feed)
+        raise NeurocorrError(f"{label} is neither a Keras file ({', '.join(KERAS_SUFFIXES)}) nor a "
+                             "SavedModel directory (with saved_model.pb)")
+    import keras
+
+    if isinstance(model, keras.Model):
+        return _keras_backend(model, label, feed)
+    return SavedModelGraph(model, signature, label)
+
+
+def _keras_backend(model: Any, label: str, feed: Feed | None) -> _Backend:
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return KerasGraph(model, label, feed)
+    try:
+        model.inputs  # noqa: B018 - functional models have symbolic inputs, subclassed ones do not
+    except AttributeError:
+        return KerasEager(model, label, feed)
+    return KerasGraph(model, label, feed)
+
+
+def _load_keras(path: Path, trust_pickle: bool) -> Any:
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=not trust_pickle)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
+        text = _first_line(exc)
+        if "safe_mode" in text:
+            raise NeurocorrError(f"{path} holds a Lambda layer, whose code runs when it loads; if you "
+                                 "trust the file, pass trust_pickle=True (CLI: --trust-pickle)") from None
+        raise NeurocorrError(f"{path} is not a Keras model file ({type(exc).__name__}: {text}); save "
+                             "models with model.save('model.keras')") from None
+
+
+def _is_loaded_savedmodel(model: object) -> bool:
+    import tensorflow as tf
+
+    return isinstance(model, tf.__internal__.tracking.AutoTrackable) and bool(getattr(model, "signatures", None))
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "(N, " + ", ".join(str(s) for s in shape[1:]) + ")"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -92,3 +92,32 @@ def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _sumsq(a: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->j", a, a, dtype=np.float64)
+
+
+def check_batch(x: np.ndarray, y: np.ndarray, n_x: int, n_y: int, metric: str) -> None:
+    """Raise :class:`~neurocorr_core.NeurocorrError` unless ``x`` (batch, n_x) and ``y``
+    (batch, n_y) are a valid batch for ``metric``: 2-D, the expected neuron counts, the same
+    number of samples, and only finite numbers (a NaN would silently poison every sum)."""
+    from .errors import NeurocorrError  # local: stats stays importable on its own
+
+    for side, a, want in (("A", x, n_x), ("B", y, n_y)):
+        if not isinstance(a, np.ndarray) or a.ndim != 2:
+            shape = getattr(a, "shape", type(a).__name__)
+            raise NeurocorrError(f"{metric}: the batch of model {side} must be a 2-D array "
+                                 f"(samples, neurons); got {shape}")
+        if a.shape[1] != want:
+            raise NeurocorrError(f"{metric}: the batch of model {side} has {a.shape[1]} neurons "
+                                 f"but the metric was built for {want} (the sum of its layer "
+                                 "sizes); build the metric with the same layers you feed it")
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise NeurocorrError(f"{metric}: the batch of model {side} has dtype {a.dtype}; "
+                                 "give real numbers (float32 or float64)")
+    if x.shape[0] != y.shape[0]:
+        raise NeurocorrError(f"{metric}: the batches of A and B hold different numbers of samples "
+                             f"({x.shape[0]} vs {y.shape[0]}); feed both models the same probe batch")
+    for side, a in (("A", x), ("B", y)):
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            cols = np.flatnonzero(~np.isfinite(a).all(axis=0))
+            raise NeurocorrError(f"{metric}: the batch of model {side} holds NaN/Inf in neuron(s) "
+                                 f"{cols[:10].tolist()}{' ...' if cols.size > 10 else ''}; "
+                                 "fix the model or the probe, or leave those layers out")

@@ -9,6 +9,7 @@ directory, read back through :class:`numpy.memmap`. The directory is removed by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -108,7 +109,7 @@ class SampleStore:
         for i in range(0, self.n, step):
             yield np.array(data[i:i + step])
 
-    def scratch(self, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    def scratch(self, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
         """A writable (n, width) array for ranks: in RAM, or a memmap beside the samples."""
         self._check_open()
         if not self.spilled:
@@ -119,10 +120,8 @@ class SampleStore:
     def drop_scratch(self) -> None:
         """Delete the file of a :meth:`scratch` array (a live mapping stays valid on POSIX)."""
         if self.dir is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(self.dir, "ranks.raw"))
-            except FileNotFoundError:
-                pass
 
     def _map(self) -> np.ndarray:
         if self.n == 0:

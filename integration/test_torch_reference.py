@@ -6,10 +6,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from builders_torch import build_cnn, build_mlp  # noqa: E402
-from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights  # noqa: E402
-
 from neurocorr_core import open_model  # noqa: E402
 from neurocorr_core.selection import select_layers  # noqa: E402
+from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])

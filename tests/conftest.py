@@ -5,9 +5,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from numpy_models import plugin
-
 from neurocorr_core import PluginManager
+from numpy_models import plugin
 
 
 @pytest.fixture

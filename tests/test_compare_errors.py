@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from numpy_models import NumpyNet, mlp
 
 from neurocorr_core import NeurocorrError, compare
+from numpy_models import NumpyNet, mlp
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy_models import cnn, mlp
 from scipy import stats
 
 from neurocorr_core import compare
+from numpy_models import cnn, mlp
 
 
 def naive_neurons(net, probe, view, selected):

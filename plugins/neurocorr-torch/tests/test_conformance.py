@@ -1,9 +1,9 @@
 import numpy as np
 import torch
-from neurocorr_torch import TorchProvider
-from neurocorr_torch.demo import CNN
 
 from neurocorr_core.testing import ProviderConformance
+from neurocorr_torch import TorchProvider
+from neurocorr_torch.demo import CNN
 
 
 class TestEagerModule(ProviderConformance):

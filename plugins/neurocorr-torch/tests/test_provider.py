@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from models import small_cnn, small_mlp
-from neurocorr_torch import TorchProvider
 
+from models import small_cnn, small_mlp
 from neurocorr_core import NeurocorrError, compare, open_model
+from neurocorr_torch import TorchProvider
 
 HERE = Path(__file__).parent
 

@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from models import small_cnn, small_mlp
 from scipy import stats
 
+from models import small_cnn, small_mlp
 from neurocorr_core import compare
 
 

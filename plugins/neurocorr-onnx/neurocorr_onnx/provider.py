@@ -161,10 +161,9 @@ class OnnxProvider(ActivationProvider):
     def _run(self, session: Any, batch: np.ndarray, tensors: Sequence[str]) -> dict[str, np.ndarray]:
         x = self._feed(batch)
         fixed = self.dims[0] if self.dims and isinstance(self.dims[0], int) else None
-        chunks = [x] if fixed is None or len(x) == fixed else _chunks(x, fixed)
-        parts = [self._run_once(session, chunk, tensors) for chunk in chunks]
-        if len(parts) == 1:
-            return parts[0]
+        if fixed is None or len(x) == fixed:
+            return self._run_once(session, x, tensors)
+        parts = [self._run_once(session, chunk, tensors) for chunk in _chunks(x, fixed)]
         return {t: _join([p[t] for p in parts], len(x)) for t in tensors}
 
     def _run_once(self, session: Any, x: np.ndarray, tensors: Sequence[str]) -> dict[str, np.ndarray]:
@@ -199,6 +198,8 @@ class OnnxProvider(ActivationProvider):
             return None
         if self.layout != "auto":
             return self.layout.upper()
+        if len(sample_shape) != 3:  # not an image probe: fed as it is
+            return None
         if self._auto is None:
             self._auto = _auto_layout(self.dims, tuple(sample_shape), self._first_consumer_perm())
         return self._auto.upper()

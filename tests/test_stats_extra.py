@@ -28,7 +28,8 @@ def test_bad_batches_say_what_is_wrong(x, y, match):
 def test_non_finite_values_name_the_neurons():
     y = np.zeros((4, 2))
     y[1, 1] = np.nan
-    with pytest.raises(NeurocorrError, match=r"spearman: the batch of model B holds NaN/Inf in neuron\(s\) \[1\]"):
+    with pytest.raises(NeurocorrError,
+                       match=r"spearman: the batch of model B holds NaN/Inf in neuron\(s\) \[1\]"):
         check_batch(np.zeros((4, 3)), y, 3, 2, "spearman")
     x = np.zeros((4, 3), np.float32)
     x[0, 0] = np.inf

@@ -1,0 +1,403 @@
+"""``neurocorr run experiment.toml``: a comparison described in a TOML file.
+
+The file has three tables::
+
+    [models]                 # the two models: files or module:callable references
+    a = "nets/trusted.pt"
+    b = "nets/new.pt"
+
+    [compare]                # every option of 'neurocorr compare', by its long name
+    probe = "digits"
+    probe_limit = 500        # --probe-limit (a '-' in a key is read as '_')
+    metrics = ["pearson"]    # or metric = "pearson"; several metrics run one comparison each
+
+    [outputs]                # the output options of 'neurocorr compare'
+    json = "out/{metric}.json"
+    report = "out/{metric}.html"
+
+The allowed keys, their types and their allowed values are read from the ``compare``
+subcommand's own argument parser, so a new ``compare`` option is a new config key with no
+change here. Relative paths are relative to the folder of the config file. Every problem is
+reported with the key that holds it and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import datasets
+from .errors import NeurocorrError
+from .models import is_reference
+from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
+from .result import Comparison
+
+TABLES = ("models", "compare", "outputs")
+#: Keys of the [models] table and the positional arguments of 'compare' they stand for.
+MODEL_KEYS = {"a": "model_a", "b": "model_b"}
+#: The placeholder an output path must hold when an experiment runs several metrics.
+METRIC_FIELD = "{metric}"
+#: Compare options whose string value is a probe: a built-in data set name or a file path.
+_PROBE_KEYS = ("probe", "probe_b")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key, derived from one option of the ``compare`` argument parser."""
+
+    key: str
+    flag: str
+    kind: str  # "bool", "int", "float", "str", or "value" (parsed by the option's own type)
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+    default: Any = None
+    many: bool = False  # a list of values (nargs '+'/'*' or action 'append')
+    append: bool = False  # the flag is repeated once per value (action 'append')
+    store: bool = True  # False for store_false flags
+    help: str = ""
+    parse: Callable[[str], Any] | None = None
+
+    def describe(self) -> str:
+        """The type and allowed values, for messages and ``neurocorr run --keys``."""
+        kind = {"bool": "true or false", "int": "an integer", "float": "a number",
+                "str": "a string", "value": "a string"}[self.kind]
+        if self.many:
+            kind = f"a list of {kind.removeprefix('an ').removeprefix('a ')}s"
+        if self.choices:
+            kind += f", one of: {', '.join(map(str, self.choices))}"
+        return kind
+
+
+def compare_options(parser: argparse.ArgumentParser) -> dict[str, Option]:
+    """Every optional argument of the ``compare`` parser as an :class:`Option`, by key (dest)."""
+    options: dict[str, Option] = {}
+    for action in parser._actions:  # argparse offers no public listing of a parser's options
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        flag = max(action.option_strings, key=len)
+        many = isinstance(action, argparse._AppendAction) or action.nargs in ("+", "*")
+        options[action.dest] = Option(
+            key=action.dest, flag=flag, kind=_kind(action), required=action.required,
+            choices=tuple(action.choices) if action.choices else None, default=action.default,
+            many=many, append=isinstance(action, argparse._AppendAction),
+            store=not isinstance(action, argparse._StoreFalseAction),
+            help=action.help or "", parse=action.type if callable(action.type) else None)
+    return options
+
+
+def _kind(action: argparse.Action) -> str:
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return "bool"
+    if action.type in (None, str):
+        return "str"
+    if action.type is int:
+        return "int"
+    if action.type is float:
+        return "float"
+    return "value"
+
+
+def subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The subcommand parser ``name`` of the top-level ``neurocorr`` parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]
+    raise KeyError(name)
+
+
+@dataclass
+class Experiment:
+    """A validated config: one ``compare`` argument list per metric, and the outputs."""
+
+    source: Path
+    metrics: list[str]
+    argvs: dict[str, list[str]]  # metric -> argv for the compare parser (no output options)
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)  # metric -> kind -> path
+    quiet: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.source.parent
+
+
+def load(path: str | os.PathLike[str], parser: argparse.ArgumentParser,
+         overrides: Mapping[str, str | None] | None = None) -> Experiment:
+    """Read and validate ``path`` against the ``compare`` ``parser``.
+
+    ``overrides``: output paths given on the command line (``{"json": "r.json"}``), relative
+    to the current folder; they replace the file's [outputs] of the same kind. ``"-"`` means
+    standard output and is not checked. Raises :class:`NeurocorrError` naming the key at fault.
+    """
+    source = Path(path)
+    data = _read(source)
+    options = compare_options(parser)
+    checker = _Checker(source, options)
+    checker.tables(data)
+    models = checker.models(data.get("models", {}))
+    values, metrics = checker.compare(data.get("compare", {}))
+    outputs = checker.outputs(data.get("outputs", {}), overrides or {}, metrics)
+    argvs = {m: _argv(models, {**values, "metric": m}, options) for m in metrics}
+    return Experiment(source, metrics, argvs, outputs, bool(values.get("quiet", False)))
+
+
+def _read(source: Path) -> dict[str, Any]:
+    if not source.is_file():
+        raise NeurocorrError(f"config file {str(source)!r} does not exist; give the path of a "
+                             ".toml file (see 'neurocorr run --keys' for what it may hold)")
+    try:
+        with source.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise NeurocorrError(f"{source}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NeurocorrError(f"cannot read config file {source}: {exc}") from None
+
+
+class _Checker:
+    """Validation with messages of the form '<file>: <key>: <what is wrong>; <what is allowed>'."""
+
+    def __init__(self, source: Path, options: dict[str, Option]) -> None:
+        self.source = source
+        self.options = options
+        self.outputs_allowed = [k for k in OUTPUT_KINDS if k in options]
+        self.compare_allowed = sorted({*(k for k in options if k not in OUTPUT_KINDS), "metrics"})
+
+    def fail(self, key: str, problem: str) -> NeurocorrError:
+        return NeurocorrError(f"{self.source}: {key}: {problem}")
+
+    def tables(self, data: Mapping[str, Any]) -> None:
+        for name, value in data.items():
+            if name not in TABLES:
+                raise self.fail(name, f"unknown {'table' if isinstance(value, dict) else 'key'}"
+                                f"{_suggest(name, TABLES)}; the file holds the tables "
+                                f"{', '.join(f'[{t}]' for t in TABLES)}")
+            if not isinstance(value, dict):
+                raise self.fail(name, f"must be a table [{name}], not {_typename(value)}")
+
+    def keys(self, table: str, values: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for raw, value in values.items():
+            key = raw.replace("-", "_")
+            if key not in allowed:
+                raise self.fail(f"{table}.{raw}", f"unknown key{_suggest(key, allowed)}; allowed "
+                                f"keys in [{table}]: {', '.join(allowed)}")
+            if key in out:
+                raise self.fail(f"{table}.{raw}", "given twice (with '-' and with '_')")
+            out[key] = value
+        return out
+
+    def models(self, table: Mapping[str, Any]) -> dict[str, str]:
+        values = self.keys("models", table, list(MODEL_KEYS))
+        models = {}
+        for key in MODEL_KEYS:
+            if key not in values:
+                raise self.fail(f"models.{key}", "missing; [models] needs 'a' and 'b': model files "
+                                "or module:callable references")
+            value = values[key]
+            if not isinstance(value, str) or not value:
+                raise self.fail(f"models.{key}", f"must be a non-empty string, not {_typename(value)}")
+            models[key] = self.model(f"models.{key}", value)
+        return models
+
+    def model(self, key: str, value: str) -> str:
+        path = self.source.parent / value
+        if path.exists():
+            return str(path)
+        if is_reference(value):  # module:callable, importable from the config's folder
+            return value
+        raise self.fail(key, f"model file {str(path)!r} does not exist (relative paths are relative "
+                        f"to the folder of {self.source.name}); give an existing file or a "
+                        "'module:callable' reference")
+
+    def compare(self, table: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        values = self.keys("compare", table, self.compare_allowed)
+        metrics = self.metrics(values)
+        values.pop("metrics", None)
+        for key, value in values.items():
+            values[key] = self.value(f"compare.{key}", self.options[key], value)
+        for key, option in self.options.items():
+            if option.required and key not in values and key not in OUTPUT_KINDS:
+                raise self.fail(f"compare.{key}", f"missing; it is required ({option.flag} of "
+                                f"'neurocorr compare': {option.help})")
+        for key in _PROBE_KEYS:
+            if isinstance(values.get(key), str):
+                values[key] = self.probe(values[key])
+        return values, metrics
+
+    def metrics(self, values: Mapping[str, Any]) -> list[str]:
+        if "metrics" in values and "metric" in values:
+            raise self.fail("compare.metrics", "give either 'metric' or 'metrics', not both")
+        if "metrics" not in values:
+            metric = values.get("metric", self.options["metric"].default if "metric" in self.options else None)
+            if not isinstance(metric, str):
+                raise self.fail("compare.metric", f"must be a string, not {_typename(metric)}")
+            return [metric]
+        metrics = values["metrics"]
+        if (not isinstance(metrics, list) or not metrics
+                or not all(isinstance(m, str) and m for m in metrics)):
+            raise self.fail("compare.metrics", f"must be a non-empty list of metric names, such as "
+                            f"[\"pearson\", \"spearman\"], not {_typename(metrics)}")
+        if len(set(metrics)) != len(metrics):
+            raise self.fail("compare.metrics", "lists a metric twice")
+        return list(metrics)
+
+    def value(self, key: str, option: Option, value: Any) -> Any:
+        if option.many:
+            if not isinstance(value, list):
+                value = [value]
+            return [self.scalar(key, option, v) for v in value]
+        return self.scalar(key, option, value)
+
+    def scalar(self, key: str, option: Option, value: Any) -> Any:
+        ok = {"bool": lambda v: isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": lambda v: isinstance(v, str),
+              "value": lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)}[option.kind]
+        if not ok(value):
+            raise self.fail(key, f"must be {option.describe()}, not {_typename(value)}")
+        if option.choices and value not in option.choices:
+            raise self.fail(key, f"{value!r} is not allowed; choose one of: "
+                            f"{', '.join(map(str, option.choices))}")
+        if option.parse is not None and option.kind == "value":
+            try:
+                option.parse(str(value))
+            except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+                raise self.fail(key, f"{value!r} is not valid: {exc}") from None
+        return value
+
+    def probe(self, value: str) -> str:
+        name = value.partition(":")[0]
+        if name in datasets.BUILTIN and not (self.source.parent / value).exists():
+            return value
+        return str(self.source.parent / value)
+
+    def outputs(self, table: Mapping[str, Any], overrides: Mapping[str, str | None],
+                metrics: Sequence[str]) -> dict[str, dict[str, Path]]:
+        values = self.keys("outputs", table, self.outputs_allowed)
+        paths: dict[str, tuple[str, Path | None]] = {}
+        for kind, value in values.items():
+            if not isinstance(value, str) or not value:
+                raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {_typename(value)}")
+            paths[kind] = (f"outputs.{kind}", self.source.parent / value)
+        for kind, value in overrides.items():
+            if value is not None:
+                paths[kind] = (f"--{kind}", None if value == "-" else Path(value))
+        per_metric: dict[str, dict[str, Path]] = {m: {} for m in metrics}
+        for kind, (where, path) in paths.items():
+            if path is None:
+                continue  # standard output
+            self.expand(kind, where, path, metrics, per_metric)
+        return per_metric
+
+    def expand(self, kind: str, where: str, path: Path, metrics: Sequence[str],
+               per_metric: dict[str, dict[str, Path]]) -> None:
+        if len(metrics) > 1 and METRIC_FIELD not in str(path) and kind != "csv":
+            raise NeurocorrError(f"{self.source}: {where}: {len(metrics)} metrics would write the "
+                                 f"same file {str(path)!r}; put {METRIC_FIELD} in its name, e.g. "
+                                 f"{path.stem}-{METRIC_FIELD}{path.suffix}")
+        for metric in metrics:
+            target = Path(str(path).replace(METRIC_FIELD, _safe(metric)))
+            try:
+                check_writable(target)
+            except NeurocorrError as exc:
+                raise NeurocorrError(f"{self.source}: {where}: {exc}") from None
+            per_metric[metric][kind] = target
+
+
+def _argv(models: Mapping[str, str], values: Mapping[str, Any], options: Mapping[str, Option]) -> list[str]:
+    """The ``compare`` command line that the config stands for (outputs excluded)."""
+    argv = [models["a"], models["b"]]
+    for key, value in values.items():
+        option = options[key]
+        if option.kind == "bool":
+            if value == option.store:
+                argv.append(option.flag)
+            continue
+        if value is None:
+            continue
+        if not option.many:
+            argv.append(f"{option.flag}={value}")  # '=' keeps a value that starts with '-' a value
+        elif option.append:
+            argv += [f"{option.flag}={item}" for item in value]
+        else:
+            argv += [option.flag, *map(str, value)]
+    return argv
+
+
+def keys_table(parser: argparse.ArgumentParser) -> str:
+    """The config keys ``neurocorr run`` accepts, with types and allowed values (``--keys``)."""
+    options = compare_options(parser)
+    lines = ["[models]", "  a  (required)  model A: a file or a module:callable reference",
+             "  b  (required)  model B: a file or a module:callable reference", "", "[compare]"]
+    for key, option in sorted(options.items()):
+        if key in OUTPUT_KINDS:
+            continue
+        need = "  (required)" if option.required else ""
+        lines.append(f"  {key}{need}  {option.flag}: {option.describe()}"
+                     + (f". {option.help}" if option.help else ""))
+    lines.append("  metrics  a list of metric names; one comparison per metric (instead of 'metric')")
+    lines += ["", "[outputs]  (file paths; with several metrics put {metric} in the name)"]
+    lines += [f"  {k}  {options[k].flag}: {options[k].help}" for k in OUTPUT_KINDS if k in options]
+    return "\n".join(lines)
+
+
+def _safe(metric: str) -> str:
+    return re.sub(r"[^\w.-]", "_", metric)
+
+
+def _suggest(word: str, allowed: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, allowed, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _typename(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 40 else ""
+    return f"{names.get(type(value), type(value).__name__)} {shown}".strip()
+
+
+def run(experiment: Experiment, parser: argparse.ArgumentParser,
+        comparison: Callable[[argparse.Namespace], Comparison], *, quiet: bool = False) -> dict[str, Comparison]:
+    """Run every comparison of ``experiment`` (``comparison`` turns parsed ``compare`` arguments
+    into a result), then write all its outputs at once: all of them or, on an error, none."""
+    results: dict[str, Comparison] = {}
+    quiet = quiet or experiment.quiet
+    for metric in _progress(experiment.metrics, quiet):
+        argv = experiment.argvs[metric]
+        if quiet and "--quiet" not in argv:
+            argv = [*argv, "--quiet"]
+        results[metric] = comparison(parser.parse_args(argv))
+    write_all(render_experiment(experiment, results))
+    return results
+
+
+def render_experiment(experiment: Experiment, results: Mapping[str, Comparison]) -> dict[Path, bytes]:
+    """The bytes of every output file; a CSV path shared by several metrics gets all their rows."""
+    files: dict[Path, bytes] = {}
+    shared_csv: dict[Path, list[Comparison]] = {}
+    for metric, result in results.items():
+        outputs = dict(experiment.outputs.get(metric, {}))
+        if "csv" in outputs:
+            shared_csv.setdefault(outputs.pop("csv"), []).append(result)
+        files.update(render_outputs(result, outputs))
+    for path, group in shared_csv.items():
+        files[path] = csv_text(group).encode()
+    return files
+
+
+def _progress(metrics: list[str], quiet: bool) -> Iterator[str]:
+    if quiet or len(metrics) < 2 or not sys.stderr.isatty():
+        return iter(metrics)
+    from tqdm import tqdm
+
+    return iter(tqdm(metrics, desc="metrics", unit="metric", leave=False))

@@ -1,0 +1,315 @@
+"""Files for people and scripts from a :class:`Comparison`: a self-contained HTML report, a CSV
+table, heatmap images, and the all-or-nothing writing of a set of such outputs.
+
+The HTML report is one file that needs no network to open: its figures are PNG images embedded
+as ``data:`` URIs, its style is inline, and it holds no script. It shows the models, the
+configuration, the scores (with any confidence interval or significance the result carries),
+the heatmaps of both directions, the per-layer and dead-neuron tables and the plugin versions.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import NeurocorrError
+from .result import Comparison
+
+#: The output kinds, by the CLI option that asks for them (``--json OUT`` ...).
+OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
+#: Top-level keys of ``Comparison.to_dict()`` the report shows in their own sections.
+_SHOWN = {"model_a", "model_b", "samples", "score", "layers_a", "layers_b", "layer_table",
+          "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "config", "versions"}
+#: Score entries shown as the three headline numbers; any other entry (an interval, a p-value,
+#: a standard error) is listed under them.
+_HEADLINE = ("a_to_b", "b_to_a", "symmetric")
+CSV_COLUMNS = ("metric", "scope", "side", "layer", "index", "depth", "kind", "neurons", "dead", "score")
+
+
+# -- atomic writing -----------------------------------------------------------------------------
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, so a failure leaves no half file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def check_writable(path: Path, option: str = "") -> None:
+    """Fail before a (long) comparison, not after it: the folder exists, ``path`` is not a
+    folder, and a file can be created there."""
+    what = f" ({option})" if option else ""
+    if path.is_dir():
+        raise NeurocorrError(f"cannot write {path}{what}: it is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise NeurocorrError(f"cannot write {path}{what}: the folder {path.parent} does not exist; "
+                             "create it or choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+    except OSError as exc:
+        raise NeurocorrError(f"cannot write {path}{what}: {exc.strerror or exc}; choose a folder "
+                             "you can write to") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def write_all(files: Mapping[Path, bytes]) -> None:
+    """Write every file atomically, or none: if one write fails, the files this call already
+    wrote are removed (a file that existed before is not restored, it is replaced or kept)."""
+    done: list[Path] = []
+    try:
+        for path, data in files.items():
+            write_bytes_atomic(path, data)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def render_outputs(result: Comparison, outputs: Mapping[str, str | os.PathLike[str]]) -> dict[Path, bytes]:
+    """The bytes of each requested output, ``{kind: path}`` with kind in :data:`OUTPUT_KINDS`,
+    rendered in memory so that nothing is written until everything rendered."""
+    makers: dict[str, Callable[[Path], bytes]] = {
+        "json": lambda _: result.to_json().encode(),
+        "csv": lambda _: csv_text([result]).encode(),
+        "report": lambda _: html_report(result).encode(),
+        "heatmap": lambda path: _heatmap_bytes(result, path),
+    }
+    rendered: dict[Path, bytes] = {}
+    for kind, path in outputs.items():
+        if kind not in makers:
+            raise NeurocorrError(f"unknown output {kind!r}; choose from {', '.join(OUTPUT_KINDS)}")
+        rendered[Path(path)] = makers[kind](Path(path))
+    return rendered
+
+
+def _heatmap_bytes(result: Comparison, path: Path) -> bytes:
+    from . import plots
+
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in plots.FORMATS:
+        raise NeurocorrError(f"cannot write the heatmap as {path.name!r}: name the file .png or .svg")
+    return plots.to_bytes(plots.heatmaps(result), fmt)
+
+
+# -- CSV ------------------------------------------------------------------------------------------
+def csv_rows(result: Comparison) -> list[dict[str, Any]]:
+    """Tidy rows: three ``network`` rows (sides a_to_b, b_to_a, symmetric) with the network
+    score, then one ``layer`` row per selected layer of A and of B (side a or b) with its neuron
+    count, dead neurons and mean best-match score. Columns: :data:`CSV_COLUMNS`."""
+    metric = result.config.get("metric", "")
+    rows: list[dict[str, Any]] = [
+        {"metric": metric, "scope": "network", "side": side, "score": value}
+        for side, value in result.score.to_dict().items() if side in _HEADLINE
+    ]
+    for side, layers in (("a", result.layers_a), ("b", result.layers_b)):
+        rows += [{"metric": metric, "scope": "layer", "side": side, "layer": lr.info.name,
+                  "index": lr.index, "depth": lr.info.depth, "kind": lr.info.kind,
+                  "neurons": lr.neurons, "dead": lr.dead, "score": lr.score} for lr in layers]
+    return rows
+
+
+def csv_text(results: Iterable[Comparison]) -> str:
+    """CSV of :func:`csv_rows` for one or more comparisons (e.g. one per metric)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        writer.writerows(csv_rows(result))
+    return buffer.getvalue()
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+def neuron_scores(result: Comparison) -> dict[str, np.ndarray] | None:
+    """Each neuron's best-match score per direction, when the result carries them (attributes
+    ``neuron_scores_a`` and ``neuron_scores_b``); None otherwise."""
+    a, b = getattr(result, "neuron_scores_a", None), getattr(result, "neuron_scores_b", None)
+    if a is None or b is None:
+        return None
+    return {"A → B": np.asarray(a, dtype=float), "B → A": np.asarray(b, dtype=float)}
+
+
+def html_report(result: Comparison, title: str | None = None) -> str:
+    """The whole report as one HTML document (UTF-8 text, figures embedded)."""
+    title = title or f"neurocorr: {result.model_a} vs {result.model_b}"
+    data = result.to_dict()
+    sections = [
+        _section("Models", _models(result)),
+        _section("Scores", _scores(data["score"])),
+        _section("Heatmaps", _figures(result)),
+        _section("Layers", _layers(result)),
+        _section("Dead neurons", _dead(result)),
+        _section("Configuration", _mapping(result.config)),
+        _section("Plugin versions", _mapping(result.versions, ("plugin", "version"))),
+    ]
+    extra = {k: v for k, v in data.items() if k not in _SHOWN}
+    if extra:  # e.g. significance or sampling records the result grew later
+        sections.insert(2, _section("Further results", _mapping(extra)))
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<h1>{_e(title)}</h1>\n{''.join(sections)}"
+            f"<footer>Written by neurocorr {_e(result.versions.get('builtin', ''))}. "
+            f"Self-contained: no network needed to view it.</footer>\n</body>\n</html>\n")
+
+
+def write_report(result: Comparison, path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Render and write the HTML report atomically (no file at all if rendering fails)."""
+    target = Path(path)
+    check_writable(target)
+    write_bytes_atomic(target, html_report(result, title).encode())
+    return target
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:72rem;
+padding:0 1rem;color:#1d2330;background:#fff}
+h1{font-size:1.5rem;word-break:break-all}h2{font-size:1.2rem;border-bottom:1px solid #d0d4dc;padding-bottom:.2rem;
+margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #d0d4dc;padding:.25rem .6rem;text-align:left;vertical-align:top}
+th{background:#f1f3f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.headline td.num{font-size:1.2rem;font-weight:600}
+tr.dead td{background:#fff4e0}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e3e6ec}
+figcaption{font-size:.85rem;color:#4a5263}
+code{word-break:break-all}footer{margin-top:2rem;font-size:.8rem;color:#6a7283}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return _e(_plain(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return "n/a" if not np.isfinite(value) else f"{float(value):.4f}"
+
+
+def _plain(value: object) -> str:
+    """A compact text form of a configuration or result value."""
+    if value is None:
+        return "—"
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+            return f"[{_num_text(value[0])}, {_num_text(value[1])}]"  # an interval
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, float):
+        return _num_text(value)
+    return str(value)
+
+
+def _num_text(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _section(heading: str, body: str) -> str:
+    return f"<section>\n<h2>{_e(heading)}</h2>\n{body}\n</section>\n"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]], row_class: Iterable[str] = ()) -> str:
+    classes = list(row_class)
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    lines = []
+    for i, row in enumerate(rows):
+        attr = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
+        lines.append(f"<tr{attr}>{''.join(row)}</tr>\n")
+    body = "".join(lines)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _td(value: object, numeric: bool = False) -> str:
+    return f"<td class=\"num\">{_num(value)}</td>" if numeric else f"<td>{_e(_plain(value))}</td>"
+
+
+def _models(result: Comparison) -> str:
+    cfg = result.config
+    rows = [[_td("A"), f"<td><code>{_e(result.model_a)}</code></td>", _td(cfg.get("provider_a")),
+             _td(len(result.layers_a), True), _td(sum(lr.neurons for lr in result.layers_a), True)],
+            [_td("B"), f"<td><code>{_e(result.model_b)}</code></td>", _td(cfg.get("provider_b")),
+             _td(len(result.layers_b), True), _td(sum(lr.neurons for lr in result.layers_b), True)]]
+    probe = f"<p>Probe <code>{_e(cfg.get('probe', '?'))}</code>, {result.samples:,} samples.</p>"
+    return _table(["", "model", "provider", "layers", "neurons"], rows) + probe
+
+
+def _scores(score: Mapping[str, Any]) -> str:
+    labels = {"a_to_b": "A → B", "b_to_a": "B → A", "symmetric": "symmetric"}
+    rows = [[_td(labels[k]), _td(score[k], True)] for k in _HEADLINE if k in score]
+    headline = _table(["direction", "network score"], rows).replace("<table>", "<table class=\"headline\">", 1)
+    extra = {k: v for k, v in score.items() if k not in _HEADLINE}
+    if not extra:
+        return headline + "<p>No confidence interval was computed for this comparison.</p>"
+    return headline + "<p>Uncertainty and significance:</p>" + _mapping(extra)
+
+
+def _mapping(values: Mapping[str, Any], header: tuple[str, str] = ("key", "value")) -> str:
+    """A two-column table; nested mappings become nested tables."""
+    rows = []
+    for key, value in values.items():
+        cell = (f"<td>{_mapping(value)}</td>" if isinstance(value, Mapping) and value
+                else _td(value, isinstance(value, (int, float)) and not isinstance(value, bool)))
+        rows.append([f"<th>{_e(key)}</th>", cell])
+    return _table(header, rows) if rows else "<p>—</p>"
+
+
+def _figures(result: Comparison) -> str:
+    from . import plots
+
+    parts = [_img(plots.to_bytes(plots.heatmap(result, "a_to_b")), "heatmap A to B",
+                  "A → B: cell (i, j) is the mean best-match score of the neurons of A's layer i "
+                  "within B's layer j (no depth penalty)."),
+             _img(plots.to_bytes(plots.heatmap(result, "b_to_a")), "heatmap B to A",
+                  "B → A: the same from B's layers (rows) to A's layers (columns).")]
+    per_neuron = neuron_scores(result)
+    if per_neuron is not None:
+        fig = plots.neuron_histogram(per_neuron, title="per-neuron best-match scores")
+        parts.append(_img(plots.to_bytes(fig), "histogram of per-neuron scores",
+                          "Each neuron's best-match score in the other model, as in the network score."))
+    return "\n".join(parts)
+
+
+def _img(png: bytes, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f"<figure><img class=\"figure\" alt=\"{_e(alt)}\" src=\"data:image/png;base64,{data}\">"
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _layers(result: Comparison) -> str:
+    rows = []
+    for side, layers in (("A", result.layers_a), ("B", result.layers_b)):
+        rows += [[_td(side), _td(lr.index, True), f"<td><code>{_e(lr.info.name)}</code></td>",
+                  _td(lr.info.kind), _td(lr.info.op), _td("x".join(map(str, lr.info.shape))),
+                  _td(lr.info.depth, True), _td(lr.neurons, True), _td(lr.score, True)] for lr in layers]
+    return _table(["model", "#", "layer", "kind", "op", "shape", "depth", "neurons",
+                   "mean best-match score"], rows)
+
+
+def _dead(result: Comparison) -> str:
+    rows, classes = [], []
+    for side, layers in (("A", result.layers_a), ("B", result.layers_b)):
+        for lr in layers:
+            share = lr.dead / lr.neurons if lr.neurons else 0.0
+            rows.append([_td(side), f"<td><code>{_e(lr.info.name)}</code></td>", _td(lr.dead, True),
+                         _td(lr.neurons, True), f"<td class=\"num\">{share:.1%}</td>"])
+            classes.append("dead" if lr.dead else "")
+    total = sum(lr.dead for lr in (*result.layers_a, *result.layers_b))
+    note = (f"<p>{total:,} neuron(s) were constant over the probe; their correlation is undefined "
+            "and counts as 0 in the scores.</p>" if total else "<p>No neuron was constant over the probe.</p>")
+    return note + _table(["model", "layer", "dead", "neurons", "dead share"], rows, classes)

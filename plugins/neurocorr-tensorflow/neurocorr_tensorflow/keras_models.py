@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import NeurocorrError
+from neurocorr_core.interfaces import kind_of
 
 from .layout import FIRST, LAST
 
@@ -87,6 +88,9 @@ class KerasGraph:
 
     def op(self, name: str) -> str:
         return op_name(self._by_name[name])
+
+    def kind(self, name: str) -> str:
+        return kind_of(self.op(name))
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Build a Sequential model that never saw an input, for per-sample ``shape``."""
@@ -160,6 +164,9 @@ class KerasEager:
     def op(self, name: str) -> str:
         return op_name(self.named[name])
 
+    def kind(self, name: str) -> str:
+        return kind_of(self.op(name))
+
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass
 
@@ -169,7 +176,7 @@ class KerasEager:
         if unknown:
             raise NeurocorrError(f"{self.label} has no sublayer {unknown[0]!r}; "
                                  f"sublayers: {', '.join(self.named)}")
-        recorded: dict[str, Any] = {}
+        recorded: dict[str, np.ndarray] = {}
         with _recording({n: self.named[n] for n in wanted}, recorded):
             self.model(self.feed(x) if self.feed else x, training=False)
         missing = [n for n in wanted if n not in recorded]
@@ -177,20 +184,49 @@ class KerasEager:
             raise NeurocorrError(f"sublayers {missing} of {self.label} returned no single tensor on "
                                  "this batch (not called, or several outputs); choose layers listed "
                                  "by 'neurocorr layers'")
-        return {n: to_numpy(v) for n, v in recorded.items()}
+        return recorded
+
+
+def symbolic(value: Any) -> bool:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.is_symbolic_tensor(value))
 
 
 def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Sublayers depth-first, named by the attribute that holds them (``block/conv``, a list
+    item ``blocks/0``), else by the layer's own name (layers of a nested Sequential)."""
     # Keras 3 keeps tracked sublayers in _flatten_layers; Model.layers is the same, one level.
     children = layer._flatten_layers(include_self=False, recursive=False)
+    attrs = _attribute_names(layer)
     for child in children:
-        path = f"{prefix}{child.name}"
+        path = f"{prefix}{attrs.get(id(child), child.name)}"
         yield path, child
         yield from _walk(child, path + "/")
 
 
+def _attribute_names(layer: Any) -> dict[int, str]:
+    import keras
+
+    names: dict[int, str] = {}
+    for attr, value in vars(layer).items():
+        if attr.startswith("_"):
+            continue
+        if isinstance(value, keras.layers.Layer):
+            names.setdefault(id(value), attr)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if isinstance(item, keras.layers.Layer):
+                    names.setdefault(id(item), f"{attr}/{i}")
+    return names
+
+
 @contextmanager
-def _recording(layers: dict[str, Any], recorded: dict[str, Any]) -> Iterator[None]:
+def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray]) -> Iterator[None]:
     """Wrap each layer's ``call`` (an instance attribute shadows the class method) so its
     first single-tensor output lands in ``recorded``, in the order calls finish."""
     import keras
@@ -199,8 +235,9 @@ def _recording(layers: dict[str, Any], recorded: dict[str, Any]) -> Iterator[Non
         @functools.wraps(call)
         def recorder(*args: Any, **kwargs: Any) -> Any:
             out = call(*args, **kwargs)
-            if name not in recorded and keras.ops.is_tensor(out):
-                recorded[name] = out
+            # symbolic tensors appear while Keras builds a nested model: they hold no values
+            if name not in recorded and keras.ops.is_tensor(out) and not symbolic(out):
+                recorded[name] = to_numpy(out)
             return out
         return recorder
 

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
-from neurocorr_core.interfaces import kind_of
 
 from .keras_models import Feed, KerasEager, KerasGraph
 from .layout import LAST, channels_last, check_layout, describe_expected, fits, input_format, to_canonical, \
@@ -26,6 +25,7 @@ class _Backend(Protocol):
     def fallback_format(self) -> str: ...
     def layer_format(self, name: str) -> str | None: ...
     def op(self, name: str) -> str: ...
+    def kind(self, name: str) -> str: ...
     def prepare(self, shape: tuple[int, ...]) -> None: ...
     def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]: ...
 
@@ -70,7 +70,7 @@ class TensorFlowProvider(ActivationProvider):
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         outputs = self._run(sample, None)
         return [LayerInfo(name, tuple(int(s) for s in out.shape[1:]), depth,
-                          kind_of(self.backend.op(name)), self.backend.op(name))
+                          self.backend.kind(name), self.backend.op(name))
                 for depth, (name, out) in enumerate(outputs.items())]
 
     def activations(self, batches: Iterable[np.ndarray],
@@ -102,12 +102,12 @@ class TensorFlowProvider(ActivationProvider):
             # outputs without a data format of their own follow the input's layout
             self._output_format = self._input_format if len(sample) >= 2 else fallback
         x = to_model(batch, self._input_format)
-        if not fits(tuple(x.shape[1:]), declared):
-            moved = " moved channels-last to " + _shape(x.shape) if x.shape != batch.shape else ""
+        if declared is not None and not fits(tuple(x.shape[1:]), declared):
+            moved = f" (moved channels-last: {_shape(x.shape)})" if x.shape != batch.shape else ""
             raise NeurocorrError(
-                f"{self.label} expects {self._expected()}; the probe batch has shape "
-                f"{_shape(batch.shape)}{moved}. Give a probe of the expected shape (resize or "
-                "reshape it){self._layout_hint(sample, declared)}")
+                f"{self.label} expects {describe_expected(declared, self._input_format)}; the probe "
+                f"batch has shape {_shape(batch.shape)}{moved}. Give a probe of the expected shape "
+                f"(resize or reshape it){self._layout_hint(sample, declared)}")
         self.backend.prepare(tuple(x.shape[1:]))
         return x
 
@@ -119,7 +119,7 @@ class TensorFlowProvider(ActivationProvider):
 
     def _layout_hint(self, sample: tuple[int, ...], declared: Any) -> str:
         if self.layout != "auto" and (fits(sample, declared) or fits(channels_last(sample), declared)):
-            return f", or drop layout={self.layout!r}"
+            return f", or use layout='auto' instead of {self.layout!r}"
         return ""
 
 

@@ -28,6 +28,9 @@ from .layout import FIRST, LAST
 
 #: Ops that say what a scope is, strongest first (a conv scope also holds BiasAdd and Relu).
 _PRIORITY = ("conv", "dense", "norm", "pool", "activation")
+#: TensorFlow ops the shared kind_of() does not know: global pooling reduces with Mean/Max,
+#: layer normalisation shows up as Rsqrt.
+_TF_KINDS = {"Mean": "pool", "Max": "pool", "Rsqrt": "norm"}
 _BOOKKEEPING = {"Const", "Placeholder", "NoOp", "Identity", "IdentityN", "ReadVariableOp",
                 "Shape", "StridedSlice", "Pack", "Squeeze", "Reshape", "Cast"}
 
@@ -37,6 +40,7 @@ class _Entry:
     name: str
     tensor: str
     op: str
+    kind: str
     data_format: str | None
 
 
@@ -83,6 +87,9 @@ class SavedModelGraph:
 
     def op(self, name: str) -> str:
         return self.entries[name].op
+
+    def kind(self, name: str) -> str:
+        return self.entries[name].kind
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass
@@ -155,8 +162,8 @@ def _scan(graph: Any) -> list[_Entry]:
         if len({t.name for t in leaving}) != 1:
             continue  # no single output (several tensors leave, or none): not a capturable layer
         out = leaving[0]
-        entries.append((order[out.op.name], _Entry(name, out.name, _main_op(group, out.op),
-                                                          _format(group))))
+        op, kind = _main_op(group, out.op)
+        entries.append((order[out.op.name], _Entry(name, out.name, op, kind, _format(group))))
     return [e for _, e in sorted(entries, key=lambda pair: pair[0])]
 
 
@@ -170,12 +177,15 @@ def _common(scopes: list[list[str]]) -> list[str]:
     return first[:n]
 
 
-def _main_op(group: list[Any], output_op: Any) -> str:
-    kinds = {kind_of(op.type): op.type for op in reversed(group)}  # keep the first of each kind
+def _main_op(group: list[Any], output_op: Any) -> tuple[str, str]:
+    """The op type and kind that say what a scope is (Conv2D beats its BiasAdd and Relu)."""
+    kinds: dict[str, str] = {}
+    for op in group:
+        kinds.setdefault(_TF_KINDS.get(op.type) or kind_of(op.type), op.type)
     for kind in _PRIORITY:
         if kind in kinds:
-            return str(kinds[kind])
-    return str(output_op.type)
+            return str(kinds[kind]), kind
+    return str(output_op.type), "other"
 
 
 def _format(group: list[Any]) -> str | None:

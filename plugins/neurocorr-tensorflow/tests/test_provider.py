@@ -1,0 +1,264 @@
+"""Behaviour of the tensorflow provider beyond the conformance suite: layouts, kinds, depth,
+SavedModels, one sub-model per batch, and every error a user can cause."""
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+from neurocorr_tensorflow import TensorFlowProvider
+from tf_models import Subclassed, functional_cnn, saved
+
+from neurocorr_core import NeurocorrError, PluginManager, open_model
+
+
+def probe(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def layer_output(model: keras.Model, name: str, x: np.ndarray) -> np.ndarray:
+    """What Keras itself computes for one layer, in the model's own layout."""
+    return np.asarray(keras.Model(model.inputs[0], model.get_layer(name).output)(x))
+
+
+# -- layouts ---------------------------------------------------------------------------------
+def test_channels_last_model_gets_nhwc_and_returns_nchw():
+    model, x = functional_cnn(), probe(5, 1, 8, 8)
+    out = next(TensorFlowProvider(model).activations([x], ["conv1", "act1", "gap", "fc"]))
+    nhwc = x.transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(out["conv1"], layer_output(model, "conv1", nhwc).transpose(0, 3, 1, 2),
+                               rtol=1e-5, atol=1e-6)
+    assert out["act1"].shape == (5, 4, 8, 8) and out["act1"].flags.c_contiguous
+    assert out["gap"].shape == (5, 6) and out["fc"].shape == (5, 3)
+
+
+def test_layout_override_feeds_the_probe_as_given():
+    model, x = functional_cnn(), probe(5, 1, 8, 8)
+    nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    auto = next(TensorFlowProvider(model).activations([x], ["conv2"]))["conv2"]
+    given = next(TensorFlowProvider(model, layout="nchw").activations([nhwc], ["conv2"]))["conv2"]
+    forced = next(TensorFlowProvider(model, layout="nhwc").activations([x], ["conv2"]))["conv2"]
+    np.testing.assert_array_equal(given, auto)
+    np.testing.assert_array_equal(forced, auto)
+
+
+def test_channels_first_model_is_fed_nchw():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2, 8, 8))
+    model = keras.Model(inputs, layers.Conv2D(3, 3, data_format="channels_first", name="conv")(inputs))
+    x = probe(4, 2, 8, 8)
+    out = next(TensorFlowProvider(model).activations([x], ["conv"]))["conv"]
+    np.testing.assert_allclose(out, layer_output(model, "conv", x), rtol=1e-5, atol=1e-6)
+
+
+def test_conv1d_outputs_leave_channels_first():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((10, 2))  # (length, channels)
+    model = keras.Model(inputs, layers.Conv1D(5, 3, name="conv")(inputs))
+    x = probe(4, 2, 10)  # canonical (N, C, L)
+    prov = TensorFlowProvider(model)
+    assert prov.layers(x[:2])[0].shape == (5, 8)
+    out = next(prov.activations([x], ["conv"]))["conv"]
+    np.testing.assert_allclose(out, layer_output(model, "conv", x.transpose(0, 2, 1)).transpose(0, 2, 1),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(NeurocorrError, match="unknown layout 'nwhc'.*auto, nchw, nhwc"):
+        TensorFlowProvider(functional_cnn(), layout="nwhc")
+
+
+# -- layers: kinds, depth, capture ------------------------------------------------------------
+def test_activation_layers_are_named_by_their_function():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = layers.Activation("relu", name="a")(layers.Dense(3, name="d")(inputs))
+    model = keras.Model(inputs, layers.Activation("softmax", name="s")(x))
+    found = {la.name: (la.kind, la.op) for la in TensorFlowProvider(model).layers(probe(2, 4))}
+    assert found == {"d": ("dense", "Dense"), "a": ("activation", "relu"), "s": ("other", "softmax")}
+
+
+def test_depth_is_topological_in_a_branched_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    left = layers.Dense(3, name="left")(inputs)
+    right = layers.Dense(3, name="right")(layers.Dense(5, name="pre")(inputs))
+    merged = layers.ReLU(name="relu")(layers.Add(name="add")([right, left]))
+    model = keras.Model(inputs, layers.Dense(2, name="out")(merged))
+    depth = {la.name: la.depth for la in TensorFlowProvider(model).layers(probe(2, 4))}
+    assert depth["pre"] < depth["right"] < depth["add"]
+    assert depth["left"] < depth["add"] < depth["relu"] < depth["out"]
+
+
+def test_one_sub_model_and_one_forward_pass_per_batch(monkeypatch):
+    calls = []
+    real = keras.Model.predict_on_batch
+    monkeypatch.setattr(keras.Model, "predict_on_batch",
+                        lambda self, x: calls.append(self) or real(self, x))
+    prov = TensorFlowProvider(functional_cnn())
+    x = probe(9, 1, 8, 8)
+    outs = list(prov.activations([x[:3], x[3:6], x[6:]], ["conv1", "relu2", "fc"]))
+    assert len(outs) == 3 and len(calls) == 3
+    assert len({id(sub) for sub in calls}) == 1, "the sub-model is built once per layer set"
+    assert [o.name for o in calls[0].outputs] == [o.name for o in (
+        prov.backend.outputs()[n] for n in ("conv1", "relu2", "fc"))]
+
+
+def test_nested_model_is_one_layer():
+    keras.utils.set_random_seed(0)
+    block = keras.Sequential([keras.Input((4,)), layers.Dense(3), layers.ReLU()], name="block")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, layers.Dense(2, name="head")(block(inputs)))
+    names = [la.name for la in TensorFlowProvider(model).layers(probe(2, 4))]
+    assert names == ["block", "head"]
+
+
+def test_subclassed_sublayers_are_named_by_attribute_and_match_keras():
+    keras.utils.set_random_seed(0)
+    model, x = Subclassed(), probe(3, 1, 8, 8)
+    prov = TensorFlowProvider(model)
+    assert [la.name for la in prov.layers(x[:2])] == ["conv", "act", "flat", "fc"]
+    out = next(prov.activations([x], ["act", "fc"]))
+    nhwc = x.transpose(0, 2, 3, 1)
+    expected = np.maximum(np.asarray(model.conv(nhwc)), 0).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(out["act"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["fc"], np.asarray(model(nhwc)), rtol=1e-5, atol=1e-6)
+    assert "call" not in vars(model.conv), "the recording wrapper is removed after the pass"
+
+
+def test_subclassed_without_sublayers_says_what_is_supported():
+    class Bare(keras.Model):
+        def call(self, x):
+            return x * 2
+
+    with pytest.raises(NeurocorrError, match="without tracked sublayers.*Supported: Sequential and functional"):
+        TensorFlowProvider(Bare())
+
+
+# -- files ------------------------------------------------------------------------------------
+def test_savedmodel_scopes_reproduce_the_keras_layers():
+    model, x = functional_cnn(), probe(6, 1, 8, 8)
+    keras_prov, sm_prov = TensorFlowProvider(model), TensorFlowProvider(saved("savedmodel"))
+    keras_layers, sm_layers = keras_prov.layers(x[:2]), sm_prov.layers(x[:2])
+    assert [(la.kind, la.shape) for la in sm_layers] == [(la.kind, la.shape) for la in keras_layers]
+    a = next(keras_prov.activations([x], [la.name for la in keras_layers]))
+    b = next(sm_prov.activations([x], [la.name for la in sm_layers]))
+    for la, lb in zip(keras_layers, sm_layers, strict=True):
+        assert lb.name.startswith(la.name)  # scope names may carry a suffix (conv1_1)
+        np.testing.assert_allclose(b[lb.name], a[la.name], rtol=1e-5, atol=1e-6, err_msg=la.name)
+
+
+def test_loaded_savedmodel_object_is_accepted():
+    loaded = tf.saved_model.load(saved("savedmodel"))
+    assert TensorFlowProvider.accepts(loaded)
+    layers_ = TensorFlowProvider(loaded).layers(probe(2, 1, 8, 8))
+    assert [la.kind for la in layers_][:2] == ["conv", "activation"]
+
+
+def test_missing_signature_lists_the_available_ones():
+    with pytest.raises(NeurocorrError, match="no signature 'predict' \\(signatures: serve, serving_default\\)"):
+        TensorFlowProvider(saved("savedmodel"), signature="predict")
+
+
+def test_accepts_paths_by_suffix_and_savedmodel_folder(tmp_path):
+    assert TensorFlowProvider.accepts(tmp_path / "m.keras")
+    assert TensorFlowProvider.accepts(tmp_path / "m.h5")
+    assert not TensorFlowProvider.accepts(tmp_path)  # a folder without saved_model.pb
+    assert not TensorFlowProvider.accepts(tmp_path / "m.onnx")
+    assert TensorFlowProvider.accepts(saved("savedmodel"))
+
+
+def test_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "notes.keras"
+    bad.write_text("this is not a model")
+    with pytest.raises(NeurocorrError, match="notes.keras is not a Keras model file.*model.save"):
+        open_model(bad)
+    folder = tmp_path / "broken_savedmodel"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x00garbage")
+    with pytest.raises(NeurocorrError, match="is not a readable TensorFlow SavedModel.*model.export"):
+        open_model(folder)
+
+
+def test_lambda_layers_load_only_when_trusted(tmp_path):
+    inputs = keras.Input((4,))
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, layers.Lambda(lambda t: t * 2, name="double")(inputs)).save(path)
+    with pytest.raises(NeurocorrError, match="Lambda layer.*trust_pickle=True"):
+        TensorFlowProvider(path)
+    x = probe(3, 4)
+    out = next(TensorFlowProvider(path, trust_pickle=True).activations([x], ["double"]))
+    np.testing.assert_allclose(out["double"], 2 * x)
+
+
+# -- probes and inputs ------------------------------------------------------------------------
+def test_probe_shape_rejected_names_the_expected_shape():
+    prov = TensorFlowProvider(functional_cnn())
+    with pytest.raises(NeurocorrError) as err:
+        prov.layers(probe(2, 3, 8, 8))
+    text = str(err.value)
+    assert "(N, 8, 8, 1) (channels-last)" in text and "a probe of shape (N, 1, 8, 8)" in text
+    assert "has shape (N, 3, 8, 8)" in text
+
+
+def test_dense_model_rejects_wrong_width_with_expected_shape():
+    inputs = keras.Input((16,))
+    prov = TensorFlowProvider(keras.Model(inputs, layers.Dense(2)(inputs)))
+    with pytest.raises(NeurocorrError, match=r"expects inputs of shape \(N, 16\); the probe batch has shape \(N, 10\)"):
+        prov.layers(probe(2, 10))
+
+
+def test_unbuilt_sequential_is_built_then_checked():
+    prov = TensorFlowProvider(keras.Sequential([layers.Dense(3), layers.Dense(2)]))
+    assert [la.shape for la in prov.layers(probe(2, 16))] == [(3,), (2,)]
+    with pytest.raises(NeurocorrError, match=r"expects inputs of shape \(N, 16\); the probe batch has shape \(N, 10\)"):
+        prov.layers(probe(2, 10))
+
+
+def test_probe_the_model_cannot_run_is_reported_with_its_shape():
+    inputs = keras.Input((None, None, 1))  # any image size is declared, but 5x5 kernels need 5 pixels
+    prov = TensorFlowProvider(keras.Model(inputs, layers.Conv2D(2, 5, name="conv")(inputs)))
+    with pytest.raises(NeurocorrError, match=r"rejected a probe batch of shape \(2, 1, 3, 3\) \(fed as \(2, 3, 3, 1\)\).*"
+                       r"expects inputs of shape \(N, \?, \?, 1\)"):
+        prov.layers(probe(2, 1, 3, 3))
+
+
+def test_layout_override_that_breaks_the_shape_says_so():
+    with pytest.raises(NeurocorrError, match="use layout='auto' instead of 'nchw'"):
+        TensorFlowProvider(functional_cnn(), layout="nchw").layers(probe(2, 1, 8, 8))
+
+
+def two_input_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    image, extra = keras.Input((8, 8, 1), name="image"), keras.Input((4,), name="extra")
+    x = layers.Flatten(name="flat")(layers.Conv2D(2, 3, name="conv")(image))
+    x = layers.Concatenate(name="cat")([x, extra])
+    return keras.Model([image, extra], layers.Dense(3, name="fc")(x))
+
+
+def test_several_inputs_say_what_is_supported_and_how_to_pass_them():
+    with pytest.raises(NeurocorrError) as err:
+        TensorFlowProvider(two_input_model())
+    text = str(err.value)
+    assert "has 2 inputs (image (None, 8, 8, 1), extra (None, 4))" in text
+    assert "single-input models" in text and "feed=" in text
+
+
+def test_feed_passes_several_inputs():
+    model, x = two_input_model(), probe(5, 1, 8, 8)
+    extra = np.ones((4,), np.float32)
+    prov = TensorFlowProvider(model, feed=lambda b: [b, np.tile(extra, (len(b), 1))])
+    out = next(prov.activations([x], ["fc"]))["fc"]
+    direct = np.asarray(model([x.transpose(0, 2, 3, 1), np.tile(extra, (5, 1))]))
+    np.testing.assert_allclose(out, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_tensorflow_missing_makes_the_plugin_unavailable_with_a_hint(monkeypatch):
+    for name in [m for m in sys.modules if m.startswith("neurocorr_tensorflow")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # what an uninstalled module looks like
+    info = {i.name: i for i in PluginManager().plugins()}["tensorflow"]
+    assert info.status == "unavailable"
+    assert "tensorflow is not installed" in info.reason and "pip install tensorflow-cpu" in info.reason

@@ -1,0 +1,57 @@
+"""Small Keras models shared by the tensorflow provider's tests."""
+
+import os
+import tempfile
+from functools import cache
+
+import keras
+import numpy as np
+from keras import layers
+
+
+def functional_cnn() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    x = inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, padding="same", name="conv1")(x)
+    x = layers.Activation("relu", name="act1")(x)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(6, 3, name="conv2")(x)
+    x = layers.ReLU(name="relu2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(3, name="fc")(x))
+
+
+def sequential_mlp() -> keras.Model:
+    """No Input layer: the provider has to build it for the probe's shape."""
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([layers.Dense(10), layers.ReLU(), layers.Dense(6, activation="tanh"),
+                             layers.Dense(3)])
+
+
+class Subclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = layers.Conv2D(3, 3)
+        self.act = layers.Activation("relu")
+        self.flat = layers.Flatten()
+        self.fc = layers.Dense(4)
+
+    def call(self, x):
+        return self.fc(self.flat(self.act(self.conv(x))))
+
+
+@cache
+def saved(kind: str) -> str:
+    folder = tempfile.mkdtemp(prefix="neurocorr-tf-")
+    model = functional_cnn()
+    if kind == "keras":
+        path = os.path.join(folder, "cnn.keras")
+        model.save(path)
+    else:
+        path = os.path.join(folder, "cnn_savedmodel")
+        model.export(path, verbose=False)
+    return path
+
+
+def image_probe() -> np.ndarray:
+    return np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32)

@@ -14,13 +14,14 @@ behaves differently in training (or that is evaluated in inference mode).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .compare import compare
-from .interfaces import KINDS, ActivationProvider, LayerInfo
+from .interfaces import KINDS, ActivationProvider, LayerInfo, Metric
 from .plugins import PluginManager, hookimpl
 
 
@@ -114,3 +115,146 @@ def _provider_plugin(cls: type[ActivationProvider]) -> object:
         return [cls]
 
     return SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers)
+
+
+class MetricConformance:
+    """A conformance suite for similarity metrics (:class:`neurocorr_core.Metric` subclasses).
+
+    Subclass it in a test module and set ``metric``; pytest collects the inherited ``test_*``
+    methods::
+
+        class TestMyMetric(MetricConformance):
+            metric = MyMetric
+            plugin = neurocorr_mymetric      # optional: the module with the hook implementation
+
+    It checks the contract the core relies on: a ``name`` and a ``level``; ``compute()`` of
+    shape (n_a, n_b) for neuron-level or (layers_a, layers_b) for layer-level metrics, float64;
+    ``compute()`` does not consume the state; the result does not depend on how the probe is cut
+    into batches; merging shards equals one pass; merging a metric over other layer sizes is
+    refused; ``constant()`` flags exactly the constant neurons (and a neuron-level ``compute()``
+    is NaN on their rows and columns); ``count`` is the number of samples seen; and a layer
+    compared with itself scores ``self_similarity`` (set it to None for a metric without such a
+    value). Override :meth:`make_metric` to pass options, or the class attributes to change the
+    layer sizes, number of samples and tolerances.
+    """
+
+    metric: ClassVar[type[Metric]]
+    #: The plugin object or module whose hook returns ``metric`` (checked when set).
+    plugin: ClassVar[object | None] = None
+    sizes_a: ClassVar[tuple[int, ...]] = (3, 5)
+    sizes_b: ClassVar[tuple[int, ...]] = (4, 2, 3)
+    samples: ClassVar[int] = 60
+    self_similarity: ClassVar[float | None] = 1.0
+    rtol: ClassVar[float] = 1e-5
+    atol: ClassVar[float] = 1e-7
+
+    def make_metric(self, sizes_a: tuple[int, ...], sizes_b: tuple[int, ...]) -> Metric:
+        return self.metric(sizes_a, sizes_b)
+
+    def make_data(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Related data for the two models: (samples, sum(sizes_a)), (samples, sum(sizes_b)),
+        float32, with an offset so that a metric that does not centre well shows it."""
+        rng = np.random.default_rng(seed)
+        n_a, n_b = sum(self.sizes_a), sum(self.sizes_b)
+        x = rng.normal(size=(self.samples, n_a))
+        mix = rng.normal(size=(n_a, n_b))
+        y = np.tanh(x @ mix / np.sqrt(n_a)) + 0.3 * rng.normal(size=(self.samples, n_b))
+        return (x + 3.0).astype(np.float32), (y - 2.0).astype(np.float32)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _fed(self, batches: list[tuple[np.ndarray, np.ndarray]],
+             sizes: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> Metric:
+        metric = self.make_metric(*(sizes or (self.sizes_a, self.sizes_b)))
+        for x, y in batches:
+            metric.update(x, y)
+        return metric
+
+    def _shape(self, sizes_a: tuple[int, ...], sizes_b: tuple[int, ...]) -> tuple[int, int]:
+        if self.metric.level == "layer":
+            return len(sizes_a), len(sizes_b)
+        return sum(sizes_a), sum(sizes_b)
+
+    def _close(self, got: np.ndarray, want: np.ndarray, what: str) -> None:
+        np.testing.assert_allclose(got, want, rtol=self.rtol, atol=self.atol, equal_nan=True, err_msg=what)
+
+    # -- the suite --------------------------------------------------------------------------
+    def test_name_and_level(self) -> None:
+        assert isinstance(self.metric.name, str) and self.metric.name, "a metric needs a non-empty name"
+        assert self.metric.level in ("neuron", "layer"), f"level must be 'neuron' or 'layer', not {self.metric.level!r}"
+
+    def test_provided_by_its_plugin(self) -> None:
+        if self.plugin is None:
+            import pytest
+
+            pytest.skip("set 'plugin' to the module that implements neurocorr_similarity_metrics")
+        pm = PluginManager(entry_points=False, plugins=[self.plugin])
+        assert pm.metric(self.metric.name) is self.metric
+
+    def test_compute_shape_and_dtype(self) -> None:
+        x, y = self.make_data()
+        out = self._fed([(x, y)]).compute()
+        assert isinstance(out, np.ndarray) and out.dtype == np.float64, type(out)
+        assert out.shape == self._shape(self.sizes_a, self.sizes_b), out.shape
+        assert np.isfinite(out).all(), "no constant neuron here, so every value must be defined"
+
+    def test_compute_does_not_consume(self) -> None:
+        x, y = self.make_data()
+        half = len(x) // 2
+        metric = self._fed([(x[:half], y[:half])])
+        first = metric.compute()
+        self._close(metric.compute(), first, "compute() twice")
+        metric.update(x[half:], y[half:])
+        self._close(metric.compute(), self._fed([(x, y)]).compute(), "update after compute()")
+
+    def test_batch_split_invariance(self) -> None:
+        x, y = self.make_data()
+        cuts = [0, 7, 8, 31, len(x)]
+        parts = [(x[a:b], y[a:b]) for a, b in pairwise(cuts)]
+        self._close(self._fed(parts).compute(), self._fed([(x, y)]).compute(), "batches of 7, 1, 23, ...")
+
+    def test_merge_equals_one_pass(self) -> None:
+        x, y = self.make_data()
+        first, second = self._fed([(x[:25], y[:25])]), self._fed([(x[25:], y[25:])])
+        first.merge(second)
+        assert first.count in (0, len(x)), f"count after merge: {first.count}, expected {len(x)}"
+        self._close(first.compute(), self._fed([(x, y)]).compute(), "merge of two shards")
+
+    def test_merge_refuses_other_sizes(self) -> None:
+        x, y = self.make_data()
+        metric = self._fed([(x, y)])
+        other_a = (*self.sizes_a[:-1], self.sizes_a[-1] + 1)
+        other = self.make_metric(other_a, self.sizes_b)
+        try:
+            metric.merge(other)
+        except Exception:  # any clear error will do; a silent merge will not
+            return
+        raise AssertionError("merge() accepted a metric over other layer sizes")
+
+    def test_count(self) -> None:
+        x, y = self.make_data()
+        count = self._fed([(x[:10], y[:10]), (x[10:], y[10:])]).count
+        assert count in (0, len(x)), f"count is {count} after {len(x)} samples"
+
+    def test_constant_neurons(self) -> None:
+        x, y = self.make_data()
+        dead_a, dead_b = 1, sum(self.sizes_b) - 1
+        x[:, dead_a], y[:, dead_b] = 5.0, -1.0
+        metric = self._fed([(x[:20], y[:20]), (x[20:], y[20:])])
+        mask_a, mask_b = metric.constant()
+        assert np.asarray(mask_a).dtype == bool and np.asarray(mask_b).dtype == bool
+        assert np.flatnonzero(mask_a).tolist() == [dead_a], np.flatnonzero(mask_a)
+        assert np.flatnonzero(mask_b).tolist() == [dead_b], np.flatnonzero(mask_b)
+        if self.metric.level == "neuron":
+            out = metric.compute()
+            assert np.isnan(out[dead_a]).all() and np.isnan(out[:, dead_b]).all(), "constant -> NaN"
+            live = np.delete(np.delete(out, dead_a, 0), dead_b, 1)
+            assert np.isfinite(live).all()
+
+    def test_self_similarity(self) -> None:
+        if self.self_similarity is None:
+            import pytest
+
+            pytest.skip("this metric declares no value for a layer compared with itself")
+        x, _ = self.make_data()
+        out = self._fed([(x, x)], (self.sizes_a, self.sizes_a)).compute()
+        self._close(np.diag(out), np.full(out.shape[0], self.self_similarity), "a layer against itself")

@@ -10,6 +10,8 @@ forward pass with all its intermediates is one compiled program.
 - Flax linen: ``apply(..., capture_intermediates=..., mutable=["intermediates"])``.
 - Plain functions: ``fn(x) -> (output, {layer_name: array})`` (see :data:`PROTOCOL`).
 
+The provider orders the captures by the step of the traced program that computed them.
+
 Activation functions are plain functions in Flax, not modules. Bare functions inside an
 ``nnx.Sequential`` / ``linen.Sequential`` (``nnx.relu``, ``partial(nnx.max_pool, ...)``) are
 wrapped, in the provider's private copy of the model, into small modules so their outputs
@@ -59,8 +61,6 @@ class Adapter:
     kind: str = ""
     #: The model's image tensors are NHWC unless the probe or the user says otherwise.
     channels_last: bool = True
-    #: ``trace`` lists layers in forward order already (else the provider orders them).
-    ordered: bool = False
     #: The pytree of weights passed to ``trace`` as a jit argument (not baked in as constants).
     params: Any = None
     label: str = ""
@@ -279,7 +279,6 @@ def _flatten(tree: Mapping[Any, Any], prefix: tuple[Any, ...]) -> Iterator[tuple
 class FunctionAdapter(Adapter):
     kind = "function"
     channels_last = False
-    ordered = True
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.label = function_name(fn)
@@ -287,13 +286,14 @@ class FunctionAdapter(Adapter):
             signature = inspect.signature(fn)
         except (TypeError, ValueError):  # no signature to check (a builtin): calling will tell
             signature = None
-        if signature is not None:
-            try:
-                signature.bind(None)
-            except TypeError:
-                raise ProtocolError(f"the function {self.label}{signature} cannot be called with one "
-                                    f"argument; {PROTOCOL}") from None
-        self.fn = fn
+        if signature is not None and not _binds(signature, None):
+            raise ProtocolError(f"the function {self.label}{signature} cannot be called with one "
+                                f"argument; {PROTOCOL}")
+        #: A function callable with no argument is probably a model builder given by mistake.
+        self.builder_like = signature is not None and _binds(signature)
+        # A jitted function would return its dict with sorted keys (jit flattens pytrees);
+        # trace the Python function inside: the capture is jitted as a whole anyway.
+        self.fn = fn.__wrapped__ if hasattr(fn, "lower") and hasattr(fn, "__wrapped__") else fn
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
         result = self.fn(x)
@@ -315,6 +315,14 @@ class FunctionAdapter(Adapter):
         if not out:
             raise ProtocolError(f"the function {self.label} returned no intermediates; {PROTOCOL}")
         return out
+
+
+def _binds(signature: inspect.Signature, *args: object) -> bool:
+    try:
+        signature.bind(*args)
+    except TypeError:
+        return False
+    return True
 
 
 def _what(value: object) -> str:

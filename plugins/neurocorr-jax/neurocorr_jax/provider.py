@@ -91,7 +91,7 @@ class JaxProvider(ActivationProvider):
         x = _as_input(sample)
         closed, meta = self._trace(x)
         shapes = [tuple(int(s) for s in aval.shape[1:]) for aval in closed.out_avals]
-        order = range(len(meta)) if self.adapter.ordered else _forward_order(closed, meta)
+        order = _forward_order(closed, meta)
         infos: dict[str, LayerInfo] = {}
         for index in order:
             name, op = meta[index]
@@ -198,7 +198,10 @@ class JaxProvider(ActivationProvider):
         hint = ("Give a probe of the shape the model expects (images NCHW, dense (N, features))"
                 + ("; set layout='nchw' or 'nhwc' if the automatic choice is wrong" if len(shape) == 4 else "")
                 + ("; pass call_kwargs={...} if its __call__ needs more arguments (e.g. train=False)"
-                   if self.adapter.kind != "function" else ""))
+                   if self.adapter.kind != "function" else "")
+                + (". It can be called with no argument: if it builds the model, pass what it returns "
+                   "(on the command line, 'module:builder')" if getattr(self.adapter, "builder_like", False)
+                   else ""))
         return f"{self.label} ({self.adapter.kind}) rejected a probe batch of shape {tuple(shape)} ({tried}). {hint}"
 
 
@@ -214,8 +217,8 @@ def _channels_first(value: Any, channels_last: bool) -> Any:
 
 def _forward_order(closed: Any, meta: list[tuple[str, str]]) -> list[int]:
     """Captures sorted by the step of the traced program that computed them (the order the
-    forward pass produced them); ties (a container and its last child, an identity layer)
-    put deeper names first, then keep capture order."""
+    forward pass produced them); ties (a container and its last child, an identity layer,
+    values computed by one nested jit) put deeper names first, then keep capture order."""
     producer: dict[Any, int] = {}
     for step, eqn in enumerate(closed.jaxpr.eqns):
         for var in eqn.outvars:

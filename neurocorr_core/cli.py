@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import config, datasets
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
+from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison, write_atomic
 from .score import PENALTIES
 from .views import VIEWS
@@ -68,8 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(p, "-a")
     _model_options(p, "-b")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
+    _output_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_compare)
+
+    p = sub.add_parser("run", help="run the comparison(s) an experiment file (TOML) describes")
+    p.add_argument("config", nargs="?", help="the experiment file, e.g. experiment.toml")
+    p.add_argument("--keys", action="store_true", help="list the keys an experiment file may hold")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-': standard output)")
+    _output_options(p, stdout=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run)
 
     p = sub.add_parser("demo", help="train the paper's five MLPs and a CNN on real digits, compare them")
     p.add_argument("--seed", type=int, default=0)
@@ -125,10 +135,29 @@ def _layers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_options(p: argparse.ArgumentParser, stdout: bool = False) -> None:
+    """The output options beside --json (see neurocorr_core.report)."""
+    std = " ('-': standard output)" if stdout else ""
+    p.add_argument("--csv", metavar="OUT", help=f"write the network and per-layer scores as CSV to OUT{std}")
+    p.add_argument("--report", metavar="OUT", help="write a self-contained HTML report to OUT")
+    p.add_argument("--heatmap", metavar="OUT", help="write the layer x layer heatmaps to OUT (.png or .svg)")
+
+
 def _compare(args: argparse.Namespace) -> int:
-    if args.json:
-        _check_writable(Path(args.json))
-    result = compare(
+    outputs = {kind: Path(getattr(args, kind)) for kind in OUTPUT_KINDS if getattr(args, kind, None)}
+    for kind, path in outputs.items():  # fail before the (long) comparison, not after it
+        check_writable(path, f"--{kind}")
+    result = _comparison(args)
+    print(summary(result))
+    write_all(render_outputs(result, outputs))
+    for path in outputs.values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _comparison(args: argparse.Namespace) -> Comparison:
+    """The comparison that parsed 'compare' arguments ask for (also used by 'run')."""
+    return compare(
         args.model_a, args.model_b, load_probe(args.probe, limit=args.probe_limit),
         metric=args.metric, matching=args.matching, neurons=args.neurons,
         layers_a=args.layers_a, layers_b=args.layers_b, depth_penalty=args.depth_penalty,
@@ -138,10 +167,30 @@ def _compare(args: argparse.Namespace) -> int:
         options_b={"trust_pickle": True} if args.trust_pickle_b else None,
         progress=not args.quiet,
     )
-    print(summary(result))
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    parser = config.subparser(_parser(), "compare")
+    if args.keys:
+        print(config.keys_table(parser))
+        return 0
+    if not args.config:
+        raise NeurocorrError("give the experiment file: neurocorr run experiment.toml "
+                             "(neurocorr run --keys lists what it may hold)")
+    overrides = {kind: getattr(args, kind) for kind in OUTPUT_KINDS}
+    experiment = config.load(args.config, parser, overrides)
+    to_stdout = [kind for kind in ("json", "csv") if overrides[kind] == "-"]
+    log = sys.stderr if to_stdout else sys.stdout  # keep standard output for the data
+    results = config.run(experiment, parser, _comparison, quiet=args.quiet)
+    for metric, result in results.items():
+        print(f"== metric {metric}\n{summary(result)}", file=log)
+    for path in dict.fromkeys(p for files in experiment.outputs.values() for p in files.values()):
+        print(f"wrote {path}", file=log)
+    if "json" in to_stdout:
+        data = [r.to_dict() for r in results.values()]
+        print(json.dumps(data[0] if len(data) == 1 else data, indent=2))
+    if "csv" in to_stdout:
+        print(csv_text(results.values()), end="")
     return 0
 
 

@@ -45,6 +45,8 @@ TABLES = ("models", "compare", "outputs")
 MODEL_KEYS = {"a": "model_a", "b": "model_b"}
 #: The placeholder an output path must hold when an experiment runs several metrics.
 METRIC_FIELD = "{metric}"
+#: Outputs that ``neurocorr run`` can print to standard output (``--json -``).
+STDOUT_KINDS = ("json", "csv")
 #: Compare options whose string value is a probe: a built-in data set name or a file path.
 _PROBE_KEYS = ("probe", "probe_b")
 
@@ -289,6 +291,9 @@ class _Checker:
                 raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {_typename(value)}")
             paths[kind] = (f"outputs.{kind}", self.source.parent / value)
         for kind, value in overrides.items():
+            if value == "-" and kind not in STDOUT_KINDS:
+                raise NeurocorrError(f"--{kind} -: only {' and '.join(f'--{k}' for k in STDOUT_KINDS)} "
+                                     "can write to standard output; give a file name")
             if value is not None:
                 paths[kind] = (f"--{kind}", None if value == "-" else Path(value))
         per_metric: dict[str, dict[str, Path]] = {m: {} for m in metrics}

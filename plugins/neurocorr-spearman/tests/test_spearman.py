@@ -10,13 +10,13 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
+
+from neurocorr_core import NeurocorrError, PluginManager
 from neurocorr_spearman import Spearman, average_ranks, parse_bytes
 from neurocorr_spearman import metric as metric_module
 from neurocorr_spearman import store as store_module
 from neurocorr_spearman.ranks import RANK_BYTES_PER_VALUE
-from scipy import stats
-
-from neurocorr_core import NeurocorrError, PluginManager
 
 
 def reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:

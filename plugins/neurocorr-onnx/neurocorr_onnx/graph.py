@@ -177,6 +177,37 @@ def dependent_outputs(order: Sequence[Node], source: str) -> list[tuple[str, Nod
     return found
 
 
+def activation_outputs(graph: Any) -> set[str]:
+    """Outputs of nodes that compute an activation under another op's name: ``Clip`` (how
+    ReLU6 and Hardtanh are exported) and ``Max(x, 0)`` (how jax2onnx exports ``jax.nn.relu``
+    when it is not called by name, e.g. inside ``nnx.Sequential``)."""
+    zeros = _zero_constants(graph)
+    found: set[str] = set()
+    for node in graph.node:
+        if node.op_type in ACTIVATION_OPS or (
+                node.op_type == "Max" and len(node.input) == 2 and any(t in zeros for t in node.input)):
+            found.update(t for t in node.output if t)
+    return found
+
+
+def _zero_constants(graph: Any) -> set[str]:
+    """Names of small constant tensors (initializers, Constant nodes) that are all zeros."""
+    from onnx import numpy_helper
+
+    tensors = [(t.name, t) for t in graph.initializer if t.data_location != 1]  # 1: EXTERNAL, not read
+    for node in graph.node:
+        if node.op_type == "Constant":
+            tensors += [(node.output[0], a.t) for a in node.attribute if a.name == "value"]
+    zeros = set()
+    for name, tensor in tensors:
+        size = 1
+        for d in tensor.dims:
+            size *= d
+        if size <= 64 and not (numpy_helper.to_array(tensor) != 0).any():
+            zeros.add(name)
+    return zeros
+
+
 def short_names(tensors: Sequence[str]) -> dict[str, str]:
     """Readable layer names from tensor names: exporters' suffixes dropped where unambiguous.
 

@@ -92,6 +92,7 @@ class OnnxProvider(ActivationProvider):
         dependent = g.dependent_outputs(self.order, self.input.name)
         self.candidates = [t for t, _ in dependent]
         self._ops = {t: node.op for t, node in dependent}
+        self._activations = g.activation_outputs(self.proto.graph)
         self._sessions: dict[tuple[str, ...], Any] = {}
         self._layers: dict[str, _Layer] | None = None
         self._auto: str | None = None
@@ -118,7 +119,7 @@ class OnnxProvider(ActivationProvider):
             axis = g.channel_axis(labels.get(tensor))
             shape = tuple(int(s) for s in _to_channels_first(outs[tensor], axis).shape[1:])
             op = self._ops[tensor]
-            kind = "activation" if op in g.ACTIVATION_OPS else kind_of(op)
+            kind = "activation" if tensor in self._activations else kind_of(op)
             info = LayerInfo(names[tensor], shape, depth, kind, op)
             self._layers[info.name] = _Layer(tensor, info, axis)
         return [layer.info for layer in self._layers.values()]
@@ -133,6 +134,9 @@ class OnnxProvider(ActivationProvider):
             self.layers(first[:2])
         chosen = [self._layer(name) for name in layers]
         tensors = sorted({layer.tensor for layer in chosen})
+        if not tensors:  # onnxruntime reads an empty output list as "all outputs"
+            yield from ({} for _ in _chain(first, iterator))
+            return
         session = self._session(tensors)
         for batch in _chain(first, iterator):
             outs = self._run(session, batch, tensors)
@@ -175,7 +179,7 @@ class OnnxProvider(ActivationProvider):
         except Exception as exc:  # onnxruntime's errors have no common public base class
             raise NeurocorrError(
                 f"{self.label} rejected a probe batch fed as shape {tuple(x.shape)}: "
-                f"{str(exc).splitlines()[0]}. The model's input "
+                f"{str(exc).splitlines()[0].rstrip('.')}. The model's input "
                 f"{self.input.name!r} expects {_describe_dims(self.dims)}; check the probe's "
                 "shape, or the layout option (auto, nchw, nhwc)") from None
         return dict(zip(tensors, outs, strict=True))
@@ -235,7 +239,7 @@ def _make_session(provider: OnnxProvider, tensors: tuple[str, ...]) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only; a failure is reported as NeurocorrError below
+    options.log_severity_level = 4  # fatal only: failures are reported as NeurocorrError instead
     if provider.threads:
         options.intra_op_num_threads = provider.threads
     if provider.external and provider.folder is not None:
@@ -259,12 +263,12 @@ def _make_session(provider: OnnxProvider, tensors: tuple[str, ...]) -> Any:
 def _load_failure(provider: OnnxProvider, exc: Exception) -> str:
     import onnx
 
-    why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    why = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
     try:
         onnx.checker.check_model(provider.proto)
         checked = ""
     except Exception as bad:  # the checker says what is structurally wrong, if anything
-        checked = f" The ONNX checker reports: {str(bad).splitlines()[0]}."
+        checked = f" The ONNX checker reports: {str(bad).splitlines()[0].rstrip('.')}."
     return (f"onnxruntime cannot load {provider.label}: {why}.{checked} The file may be truncated or "
             "corrupt, or need a newer onnxruntime (pip install -U onnxruntime); export it again "
             "if it was cut off")

@@ -115,3 +115,18 @@ def forward(w: dict[str, np.ndarray], x: np.ndarray) -> dict[str, np.ndarray]:
     pool = relu1.reshape(n, 4, 3, 2, 3, 2).max(axis=(3, 5))
     relu2 = np.maximum(pool.reshape(n, -1) @ w["fc1.w"].T + w["fc1.b"], 0)
     return {"conv": conv, "relu1": relu1, "relu2": relu2}
+
+
+def relu_as_max_model() -> onnx.ModelProto:
+    """y = Max(x, 0) with the zero a Constant node, and z = Max(y, 1): how jax2onnx writes
+    ``jax.nn.relu`` when it traces through it; only the first is a ReLU."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])
+    nodes = [helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.float32(0))),
+             helper.make_node("Max", ["x", "zero"], ["max_out_0"]),
+             helper.make_node("Max", ["max_out_0", "one"], ["z"])]
+    one = numpy_helper.from_array(np.ones(1, np.float32), "one")
+    model = helper.make_model(helper.make_graph(nodes, "max", [x], [z], [one]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

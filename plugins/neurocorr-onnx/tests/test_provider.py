@@ -4,7 +4,16 @@ import numpy as np
 import onnx
 import pytest
 from neurocorr_onnx import OnnxModel, OnnxProvider
-from onnx_test_models import clip_model, forward, nchw_cnn, nhwc_cnn, probe, two_input_model, weights
+from onnx_test_models import (
+    clip_model,
+    forward,
+    nchw_cnn,
+    nhwc_cnn,
+    probe,
+    relu_as_max_model,
+    two_input_model,
+    weights,
+)
 
 from neurocorr_core import NeurocorrError, open_model
 
@@ -81,6 +90,19 @@ def test_clip_counts_as_an_activation():
     prov = OnnxProvider(clip_model())
     (layer,) = prov.layers(np.zeros((2, 4), np.float32))
     assert (layer.name, layer.kind, layer.op) == ("y", "activation", "Clip")
+
+
+def test_max_with_zero_counts_as_an_activation():
+    prov = OnnxProvider(relu_as_max_model())
+    layers = prov.layers(np.zeros((2, 4), np.float32))
+    assert [(la.name, la.kind, la.op) for la in layers] == [("max_out_0", "activation", "Max"),
+                                                            ("z", "other", "Max")]
+
+
+def test_no_layers_requested_runs_nothing():
+    prov = OnnxProvider(nchw_cnn(weights()))
+    prov.layers(probe()[:2])
+    assert list(prov.activations([probe()[:3], probe()[3:]], [])) == [{}, {}]
 
 
 def test_one_session_run_per_batch_and_session_cached(monkeypatch):

@@ -1,0 +1,34 @@
+"""The core's metric conformance suite for the three CKA metrics."""
+
+import neurocorr_cka
+from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+
+from neurocorr_core.testing import MetricConformance
+
+
+class TestLinearCka(MetricConformance):
+    metric = LinearCka
+    plugin = neurocorr_cka
+
+
+class TestLinearCkaFloat64(MetricConformance):
+    metric = LinearCka
+    plugin = neurocorr_cka
+    rtol, atol = 1e-10, 1e-12
+
+    def make_metric(self, sizes_a, sizes_b):
+        return LinearCka(sizes_a, sizes_b, precision="float64")
+
+
+class TestDebiasedCka(MetricConformance):
+    metric = DebiasedCka
+    plugin = neurocorr_cka
+
+
+class TestRbfCka(MetricConformance):
+    """One minibatch (the default batch_size exceeds the 60 samples), so batch cuts and shard
+    merges cannot change the result; with several minibatches merges are exact only on
+    minibatch boundaries (tested in test_cka.py)."""
+
+    metric = RbfCka
+    plugin = neurocorr_cka

@@ -2,7 +2,6 @@
 
 import neurocorr_cka
 from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
-
 from neurocorr_core.testing import MetricConformance
 
 

@@ -1,9 +1,8 @@
 """The core's metric conformance suite, in memory and on the spilled path."""
 
 import neurocorr_spearman
-from neurocorr_spearman import Spearman
-
 from neurocorr_core.testing import MetricConformance
+from neurocorr_spearman import Spearman
 
 
 class TestSpearmanInMemory(MetricConformance):

@@ -37,6 +37,7 @@ from typing import Any
 from . import datasets
 from .errors import NeurocorrError
 from .models import is_reference
+from .plugins import PluginManager, get_plugin_manager
 from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison
 
@@ -131,17 +132,18 @@ class Experiment:
 
 
 def load(path: str | os.PathLike[str], parser: argparse.ArgumentParser,
-         overrides: Mapping[str, str | None] | None = None) -> Experiment:
+         overrides: Mapping[str, str | None] | None = None, pm: PluginManager | None = None) -> Experiment:
     """Read and validate ``path`` against the ``compare`` ``parser``.
 
     ``overrides``: output paths given on the command line (``{"json": "r.json"}``), relative
     to the current folder; they replace the file's [outputs] of the same kind. ``"-"`` means
-    standard output and is not checked. Raises :class:`NeurocorrError` naming the key at fault.
+    standard output and is not checked. ``pm``: the plugin manager whose metric and matching
+    names are allowed (default: the process-wide one). Raises :class:`NeurocorrError` naming the key at fault.
     """
     source = Path(path)
     data = _read(source)
     options = compare_options(parser)
-    checker = _Checker(source, options)
+    checker = _Checker(source, options, pm or get_plugin_manager())
     checker.tables(data)
     models = checker.models(data.get("models", {}))
     values, metrics = checker.compare(data.get("compare", {}))
@@ -166,8 +168,9 @@ def _read(source: Path) -> dict[str, Any]:
 class _Checker:
     """Validation with messages of the form '<file>: <key>: <what is wrong>; <what is allowed>'."""
 
-    def __init__(self, source: Path, options: dict[str, Option]) -> None:
+    def __init__(self, source: Path, options: dict[str, Option], pm: PluginManager | None) -> None:
         self.source = source
+        self.pm = pm
         self.options = options
         self.outputs_allowed = [k for k in OUTPUT_KINDS if k in options]
         self.compare_allowed = sorted({*(k for k in options if k not in OUTPUT_KINDS), "metrics"})
@@ -232,7 +235,21 @@ class _Checker:
         for key in _PROBE_KEYS:
             if isinstance(values.get(key), str):
                 values[key] = self.probe(values[key])
+        self.plugin_names("metric", "metrics" if "metric" not in table else "metric", metrics)
+        if isinstance(values.get("matching"), str):
+            self.plugin_names("matching", "matching", [values["matching"]])
         return values, metrics
+
+    def plugin_names(self, role: str, key: str, names: Sequence[str]) -> None:
+        """Metric and matching names are chosen among installed plugins: check them up front,
+        so that a typo in the second metric does not cost the first comparison."""
+        if self.pm is None:
+            return
+        known = self.pm.names(role)
+        for name in names:
+            if name not in known:
+                raise self.fail(f"compare.{key}", f"no {role} named {name!r}{_suggest(name, known)}; "
+                                f"installed: {', '.join(known) or 'none'} (see 'neurocorr plugins')")
 
     def metrics(self, values: Mapping[str, Any]) -> list[str]:
         if "metrics" in values and "metric" in values:
@@ -377,6 +394,8 @@ def run(experiment: Experiment, parser: argparse.ArgumentParser,
     into a result), then write all its outputs at once: all of them or, on an error, none."""
     results: dict[str, Comparison] = {}
     quiet = quiet or experiment.quiet
+    if str(experiment.folder) not in sys.path:  # module:callable references next to the config file
+        sys.path.insert(0, str(experiment.folder))
     for metric in _progress(experiment.metrics, quiet):
         argv = experiment.argvs[metric]
         if quiet and "--quiet" not in argv:

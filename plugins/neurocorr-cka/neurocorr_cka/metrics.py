@@ -136,7 +136,8 @@ class RbfCka(Metric):
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         check_batch(x, y, int(self.starts_a[-1]), int(self.starts_b[-1]), self.name)
-        self._take(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        # copies: the caller may reuse its buffers while samples wait for a full minibatch
+        self._take(np.array(x, np.float64), np.array(y, np.float64))
 
     def merge(self, other: Metric) -> None:
         if not isinstance(other, RbfCka) or (other.sizes_a, other.sizes_b) != (self.sizes_a,

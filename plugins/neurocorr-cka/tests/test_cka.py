@@ -222,3 +222,13 @@ def test_bad_batches_and_too_few_samples(cls):
 def test_rbf_merge_needs_same_options():
     with pytest.raises(NeurocorrError, match="same layer sizes, bandwidth and batch_size"):
         RbfCka([2], [2], bandwidth=0.5).merge(RbfCka([2], [2]))
+
+
+def test_rbf_keeps_copies_of_pending_samples():
+    x, y = data(n=30, seed=8)
+    expected = feed(RbfCka(SIZES_A, SIZES_B), x, y).compute()
+    m = RbfCka(SIZES_A, SIZES_B)
+    buffer_x, buffer_y = x.copy(), y.copy()
+    m.update(buffer_x, buffer_y)
+    buffer_x[:], buffer_y[:] = 0.0, 0.0  # a provider reusing its output buffers
+    np.testing.assert_array_equal(m.compute(), expected)

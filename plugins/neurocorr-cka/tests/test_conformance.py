@@ -1,27 +1,31 @@
 """The core's metric conformance suite for the three CKA metrics."""
 
+from typing import ClassVar
+
 import neurocorr_cka
 from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+from neurocorr_core import Metric
 from neurocorr_core.testing import MetricConformance
 
 
 class TestLinearCka(MetricConformance):
-    metric = LinearCka
-    plugin = neurocorr_cka
+    metric: ClassVar[type[Metric]] = LinearCka
+    plugin: ClassVar[object] = neurocorr_cka
 
 
 class TestLinearCkaFloat64(MetricConformance):
-    metric = LinearCka
-    plugin = neurocorr_cka
-    rtol, atol = 1e-10, 1e-12
+    metric: ClassVar[type[Metric]] = LinearCka
+    plugin: ClassVar[object] = neurocorr_cka
+    rtol: ClassVar[float] = 1e-10
+    atol: ClassVar[float] = 1e-12
 
     def make_metric(self, sizes_a, sizes_b):
         return LinearCka(sizes_a, sizes_b, precision="float64")
 
 
 class TestDebiasedCka(MetricConformance):
-    metric = DebiasedCka
-    plugin = neurocorr_cka
+    metric: ClassVar[type[Metric]] = DebiasedCka
+    plugin: ClassVar[object] = neurocorr_cka
 
 
 class TestRbfCka(MetricConformance):
@@ -29,5 +33,5 @@ class TestRbfCka(MetricConformance):
     merges cannot change the result; with several minibatches merges are exact only on
     minibatch boundaries (tested in test_cka.py)."""
 
-    metric = RbfCka
-    plugin = neurocorr_cka
+    metric: ClassVar[type[Metric]] = RbfCka
+    plugin: ClassVar[object] = neurocorr_cka

@@ -1,18 +1,21 @@
 """The core's metric conformance suite, in memory and on the spilled path."""
 
+from typing import ClassVar
+
 import neurocorr_spearman
+from neurocorr_core import Metric
 from neurocorr_core.testing import MetricConformance
 from neurocorr_spearman import Spearman
 
 
 class TestSpearmanInMemory(MetricConformance):
-    metric = Spearman
-    plugin = neurocorr_spearman
+    metric: ClassVar[type[Metric]] = Spearman
+    plugin: ClassVar[object] = neurocorr_spearman
 
 
 class TestSpearmanSpilled(MetricConformance):
-    metric = Spearman
-    plugin = neurocorr_spearman
+    metric: ClassVar[type[Metric]] = Spearman
+    plugin: ClassVar[object] = neurocorr_spearman
 
     def make_metric(self, sizes_a, sizes_b):
         metric = Spearman(sizes_a, sizes_b, memory_budget=4000)  # 60 samples: spilled, 1 neuron a chunk

@@ -133,13 +133,50 @@ class Metric(ABC):
         """Number of samples accumulated so far."""
         return 0
 
+    # -- optional capability: similarity in tiles, for layers too wide to hold (n_a, n_b) ----
+    #: True if the metric accepts the constructor options ``tiled=True, samples=N``: it then
+    #: keeps state of :meth:`tiled_state_bytes` bytes (never O(n_a * n_b)) and serves the
+    #: similarity through :meth:`tile` only. The core asks for it when a memory budget is set
+    #: and the full matrix does not fit.
+    tiles: ClassVar[bool] = False
+
+    @classmethod
+    def tiled_state_bytes(cls, sizes_a: Sequence[int], sizes_b: Sequence[int], samples: int) -> int:
+        """Bytes the metric holds in tiled mode after ``samples`` samples (an upper bound)."""
+        raise NotImplementedError(f"metric {cls.name!r} cannot compute its similarity in tiles")
+
+    def tile(self, rows: slice, cols: slice) -> np.ndarray:
+        """The similarity of A's neurons ``rows`` with B's neurons ``cols``, shape
+        (len(rows), len(cols)), float32 or float64. Entries of constant neurons may hold any
+        value (the core overwrites them with 0). The default slices :meth:`compute`."""
+        return self.compute()[rows, cols]
+
 
 @dataclass(frozen=True)
 class Match:
-    """Each row neuron's partner column (-1 for none) and the score of that pair."""
+    """Each row neuron's partner column (-1 for none) and the score of that pair (0 for none)."""
 
     partner: np.ndarray
     score: np.ndarray
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A score matrix of ``shape`` (rows, cols) known only at some entries, as coordinates.
+
+    What the core keeps when the similarity is computed in tiles: for every row and every
+    column its ``MatchingStrategy.candidates`` best entries (penalised when the depth
+    penalty applies). ``rows``, ``cols`` (int64) and ``values`` (float64) have one element
+    per entry, with no repeated (row, col) pair.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+
+    def transpose(self) -> Candidates:
+        return Candidates(self.cols, self.rows, self.values, (self.shape[1], self.shape[0]))
 
 
 class MatchingStrategy(ABC):
@@ -147,6 +184,14 @@ class MatchingStrategy(ABC):
     better, never NaN) into one partner per row."""
 
     name: ClassVar[str]
+    #: How constant (dead) neurons, whose similarity is undefined, are treated by default:
+    #: ``"zero"`` scores them 0 (the seed paper's convention); ``"error"`` stops the
+    #: comparison with a message naming them. ``compare(constant_neurons=...)`` overrides it.
+    constant_neurons: ClassVar[Literal["zero", "error"]] = "zero"
+    #: Entries per row and per column the strategy needs when the similarity is computed in
+    #: tiles: the core keeps each row's and column's ``candidates`` best and calls
+    #: :meth:`match_candidates`. 0 means the strategy needs the full matrix.
+    candidates: int = 0
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -154,3 +199,7 @@ class MatchingStrategy(ABC):
     @abstractmethod
     def match(self, scores: np.ndarray) -> Match:
         """Return the partner and score of every row of ``scores`` (rows, cols)."""
+
+    def match_candidates(self, cand: Candidates) -> Match:
+        """Like :meth:`match` on a matrix known only at ``cand``'s entries."""
+        raise NotImplementedError(f"matching {self.name!r} needs the full score matrix")

@@ -25,10 +25,12 @@ class LayerResult:
     neurons: int
     dead: int
     score: float
+    #: How many of its neurons were sampled (None: all of them; see ``sample_neurons``).
+    sampled: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.info.to_dict(), "index": self.index, "neurons": self.neurons,
-                "dead": self.dead, "score": self.score}
+                "dead": self.dead, "score": self.score, "sampled": self.sampled}
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,54 @@ class Score:
         return {"a_to_b": self.a_to_b, "b_to_a": self.b_to_a, "symmetric": self.symmetric}
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN or Infinity: such a value is written as null."""
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+@dataclass(frozen=True)
+class Significance:
+    """Is the symmetric network score more than chance? (docs/significance.md)
+
+    Permutation null: B's probe order shuffled ``permutations`` times, the score recomputed
+    each time; ``z = (score - null_mean) / null_std`` and the one-sided
+    ``p = (1 + #{null >= score}) / (permutations + 1)``. Bootstrap: the probe samples drawn
+    with replacement ``bootstrap`` times; ``ci`` is the percentile interval at ``confidence``.
+    Fields of a part that was not run are None.
+    """
+
+    seed: int
+    permutations: int = 0
+    null_mean: float | None = None
+    null_std: float | None = None
+    z: float | None = None
+    p_value: float | None = None
+    bootstrap: int = 0
+    confidence: float = 0.95
+    ci: tuple[float, float] | None = None
+    bootstrap_std: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"statistic": "symmetric", "seed": self.seed, "permutations": self.permutations,
+                "permuted": "probe order of model B", "null_mean": _finite(self.null_mean),
+                "null_std": _finite(self.null_std), "z": _finite(self.z), "p_value": _finite(self.p_value),
+                "bootstrap": self.bootstrap, "confidence": self.confidence,
+                "ci": None if self.ci is None else [_finite(self.ci[0]), _finite(self.ci[1])],
+                "bootstrap_std": _finite(self.bootstrap_std)}
+
+
 @dataclass(frozen=True)
 class Comparison:
     """What :func:`neurocorr_core.compare` returns.
 
     ``layer_table[i, j]``: mean best-match score (no depth penalty) of the neurons of
-    ``layers_a[i]`` within ``layers_b[j]``; ``layer_table_ba`` the same from B to A.
-    ``partner_a[k]``: index (into B's concatenated neurons) of neuron k of A's best match.
+    ``layers_a[i]`` within ``layers_b[j]``; ``layer_table_ba`` the same from B to A (for a
+    layer-level metric: the metric's own table and its transpose).
+    ``partner_a[k]``: index (into B's concatenated neurons) of neuron k of A's match, -1
+    for none (unmatched, or not sampled); for a layer-level metric, layer indices.
+    ``matched_fraction``: share of each side's (sampled) neurons that got a partner (below
+    1 for ``mutual``, and for ``hungarian`` on the larger side). ``standard_error``: of the
+    scores estimated from sampled neurons (None when every neuron was used).
     """
 
     model_a: str
@@ -65,6 +108,9 @@ class Comparison:
     partner_b: np.ndarray
     config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    matched_fraction: dict[str, float] = field(default_factory=dict)
+    standard_error: dict[str, float] | None = None
+    significance: Significance | None = None
 
     @property
     def dead_neurons(self) -> dict[str, dict[str, int]]:
@@ -86,6 +132,9 @@ class Comparison:
             "partner_b": self.partner_b.tolist(),
             "config": self.config,
             "versions": self.versions,
+            "matched_fraction": self.matched_fraction,
+            "standard_error": self.standard_error,
+            "significance": None if self.significance is None else self.significance.to_dict(),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:

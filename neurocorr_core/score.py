@@ -6,8 +6,15 @@ a neuron's layer among the selected layers (0 nearest the input)::
     score(A->B) = mean_i  max_j  |r(i, j)| / (|d(i) - d(j)| + 1)
 
 an undefined r (a constant neuron) counts as 0; ``symmetric`` is the mean of both
-directions. ``max`` is whatever matching strategy was chosen; ``depth_penalty="none"``
-drops the denominator.
+directions. ``max`` is whatever matching strategy was chosen (a row the strategy leaves
+without partner scores 0); ``depth_penalty="none"`` drops the denominator.
+
+A layer-level metric (CKA) gives one number t(a, b) per pair of layers; its network score
+is the same formula at layer granularity::
+
+    score(A->B) = mean_a  max_b  t(a, b) / (|d(a) - d(b)| + 1)
+
+(``max`` again the chosen strategy, over the layer table).
 """
 
 from __future__ import annotations
@@ -18,43 +25,118 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import NeurocorrError
-from .interfaces import MatchingStrategy
+from .interfaces import Candidates, MatchingStrategy
+from .tiles import BlockBest
 
 PENALTIES = ("paper", "none")
+_NO_TABLE = np.zeros((0, 0))
 
 
 @dataclass(frozen=True)
 class Directional:
-    """Per-neuron best matches of one direction and their mean, the network score."""
+    """One direction (rows -> columns): every row's partner and pair score, their mean (the
+    network score) and the layer table (rows' layers, columns' layers) without penalty."""
 
     score: float
     partner: np.ndarray
     value: np.ndarray
+    table: np.ndarray
+
+
+def check_penalty(penalty: str) -> str:
+    if penalty not in PENALTIES:
+        raise NeurocorrError(f"unknown depth penalty {penalty!r}; choose one of {', '.join(PENALTIES)}")
+    return penalty
 
 
 def similarity_scores(sim: np.ndarray, absolute: bool) -> np.ndarray:
-    """|r| (or signed r) with undefined values as 0, the paper's convention."""
-    s = np.abs(sim) if absolute else sim.copy()
+    """|r| (or signed r) with undefined values as 0, the paper's convention (a new array)."""
+    s = np.abs(sim) if absolute else np.array(sim, dtype=np.float64)
     return np.nan_to_num(s, nan=0.0, copy=False)
 
 
-def penalise(scores: np.ndarray, depth_a: np.ndarray, depth_b: np.ndarray, penalty: str) -> np.ndarray:
+def divisor(n_rows: int, n_cols: int, penalty: str) -> np.ndarray:
+    """(row layers, column layers): ``|d(a) - d(b)| + 1`` for ``paper``, ones for ``none``."""
+    check_penalty(penalty)
     if penalty == "none":
+        return np.ones((n_rows, n_cols))
+    return np.abs(np.arange(n_rows)[:, None] - np.arange(n_cols)[None, :]) + 1.0
+
+
+def penalise(scores: np.ndarray, depth_a: np.ndarray, depth_b: np.ndarray, penalty: str) -> np.ndarray:
+    """A new matrix: ``scores / (|d(i) - d(j)| + 1)`` for ``paper``, ``scores`` for ``none``."""
+    if check_penalty(penalty) == "none":
         return scores
-    if penalty != "paper":
-        raise NeurocorrError(f"unknown depth penalty {penalty!r}; choose one of {', '.join(PENALTIES)}")
     return scores / (np.abs(depth_a[:, None] - depth_b[None, :]) + 1.0)
 
 
+def penalise_blocks(scores: np.ndarray, sizes_r: Sequence[int], sizes_c: Sequence[int], penalty: str) -> None:
+    """In place, block by block: the same values as :func:`penalise` without an
+    (n_rows, n_cols) array of divisors."""
+    div = divisor(len(sizes_r), len(sizes_c), penalty)
+    if penalty == "none":
+        return
+    br, bc = np.cumsum([0, *sizes_r]), np.cumsum([0, *sizes_c])
+    for p in range(len(sizes_r)):
+        for q in range(len(sizes_c)):
+            if div[p, q] != 1.0:
+                scores[br[p]:br[p + 1], bc[q]:bc[q + 1]] /= div[p, q]
+
+
 def network_score(scores: np.ndarray, matcher: MatchingStrategy) -> tuple[Directional, Directional]:
-    """Both directions of the network score from a (penalised) score matrix."""
-    return _direction(scores, matcher), _direction(scores.T, matcher)
+    """Both directions of the network score from a (penalised) score matrix (no tables)."""
+    return _direction(scores, matcher, _NO_TABLE), _direction(scores.T, matcher, _NO_TABLE)
 
 
-def _direction(scores: np.ndarray, matcher: MatchingStrategy) -> Directional:
+def _direction(scores: np.ndarray, matcher: MatchingStrategy, table: np.ndarray) -> Directional:
     match = matcher.match(scores)
-    return Directional(float(match.score.mean()) if len(match.score) else 0.0,
-                       np.asarray(match.partner), np.asarray(match.score))
+    return Directional(_mean(match.score), np.asarray(match.partner), np.asarray(match.score, dtype=float),
+                       table)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else 0.0
+
+
+def full_directions(sim: np.ndarray, sizes_r: Sequence[int], sizes_c: Sequence[int],
+                    matcher: MatchingStrategy, penalty: str, absolute: bool,
+                    columns: bool = True, tables: bool = True) -> tuple[Directional, Directional | None]:
+    """Rows -> columns (and columns -> rows when ``columns``) from the full similarity
+    ``sim`` (n_rows, n_cols), NaN where undefined. One score copy; penalised in place.
+    ``tables=False`` skips the layer tables (empty arrays)."""
+    scores = similarity_scores(sim, absolute)
+    table_r = layer_table(scores, sizes_r, sizes_c, matcher) if tables else _NO_TABLE
+    table_c = layer_table(scores.T, sizes_c, sizes_r, matcher) if tables and columns else _NO_TABLE
+    penalise_blocks(scores, sizes_r, sizes_c, penalty)
+    rows = _direction(scores, matcher, table_r)
+    return rows, (_direction(scores.T, matcher, table_c) if columns else None)
+
+
+def tiled_directions(best: BlockBest, matcher: MatchingStrategy, penalty: str,
+                     columns: bool = True, tables: bool = True) -> tuple[Directional, Directional | None]:
+    """The same from the per-layer bests kept while walking the tiles."""
+    cand = best.candidates(divisor(len(best.sizes_r), len(best.sizes_c), penalty))
+    table_r = _candidate_table(best, matcher, transpose=False) if tables else _NO_TABLE
+    rows = _from_candidates(cand, matcher, table_r)
+    if not columns:
+        return rows, None
+    table_c = _candidate_table(best, matcher, transpose=True) if tables else _NO_TABLE
+    return rows, _from_candidates(cand.transpose(), matcher, table_c)
+
+
+def _from_candidates(cand: Candidates, matcher: MatchingStrategy, table: np.ndarray) -> Directional:
+    match = matcher.match_candidates(cand)
+    return Directional(_mean(match.score), np.asarray(match.partner), np.asarray(match.score, dtype=float),
+                       table)
+
+
+def _candidate_table(best: BlockBest, matcher: MatchingStrategy, transpose: bool) -> np.ndarray:
+    table = np.zeros((len(best.sizes_r), len(best.sizes_c)))
+    for p in range(len(best.sizes_r)):
+        for q in range(len(best.sizes_c)):
+            block = best.block(p, q)
+            table[p, q] = _mean(matcher.match_candidates(block.transpose() if transpose else block).score)
+    return table.T if transpose else table
 
 
 def layer_table(scores: np.ndarray, sizes_a: Sequence[int], sizes_b: Sequence[int],
@@ -65,8 +147,18 @@ def layer_table(scores: np.ndarray, sizes_a: Sequence[int], sizes_b: Sequence[in
     for i in range(len(sizes_a)):
         for j in range(len(sizes_b)):
             block = scores[bounds_a[i]:bounds_a[i + 1], bounds_b[j]:bounds_b[j + 1]]
-            table[i, j] = matcher.match(block).score.mean()
+            table[i, j] = _mean(matcher.match(block).score)
     return table
+
+
+def layer_directions(table: np.ndarray, matcher: MatchingStrategy, penalty: str,
+                     absolute: bool) -> tuple[Directional, Directional]:
+    """A layer-level metric's network score: layers play the part of neurons, with their
+    index among the selected layers as depth. The tables are the metric's own."""
+    scores = similarity_scores(table, absolute)
+    scores /= divisor(*scores.shape, penalty)
+    ab, ba = _direction(scores, matcher, table), _direction(scores.T, matcher, table.T)
+    return ab, ba
 
 
 def neuron_depths(sizes: Sequence[int]) -> np.ndarray:

@@ -62,7 +62,7 @@ def test_bad_options(pm, probe):
         compare(mlp(0, [4]), mlp(1, [4]), probe, neurons="pixel", plugin_manager=pm)
     with pytest.raises(NeurocorrError, match="unknown depth penalty 'half'"):
         compare(mlp(0, [4]), mlp(1, [4]), probe, depth_penalty="half", plugin_manager=pm)
-    with pytest.raises(NeurocorrError, match="no matching named 'best'; available: max"):
+    with pytest.raises(NeurocorrError, match="no matching named 'best'; available: hungarian, max, mutual"):
         compare(mlp(0, [4]), mlp(1, [4]), probe, matching="best", plugin_manager=pm)
 
 

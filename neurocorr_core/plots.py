@@ -82,10 +82,26 @@ def table_of(result: Comparison, direction: str = "a_to_b") -> tuple[np.ndarray,
     raise NeurocorrError(f"direction must be 'a_to_b' or 'b_to_a', not {direction!r}")
 
 
+def metric_level(result: Comparison) -> str:
+    """``"layer"`` when the result's metric compares whole layers (its table holds the metric's
+    own values), else ``"neuron"`` (the table holds mean best-match scores)."""
+    level = result.config.get("level")
+    if isinstance(level, str):
+        return level
+    try:
+        from .plugins import get_plugin_manager
+
+        return str(get_plugin_manager().metric(str(result.config.get("metric"))).level)
+    except Exception:  # a metric that is not installed here: the common case
+        return "neuron"
+
+
 def _metric_label(result: Comparison) -> str:
     metric = result.config.get("metric", "similarity")
     matching = result.config.get("matching")
-    return f"{metric}, mean best match ({matching})" if matching else str(metric)
+    if metric_level(result) == "layer" or not matching:
+        return str(metric)
+    return f"{metric}, mean best match ({matching})"
 
 
 def draw_heatmap(ax: Axes, table: np.ndarray, rows: Sequence[str], cols: Sequence[str], *,

@@ -28,7 +28,8 @@ from .result import Comparison
 OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
 #: Top-level keys of ``Comparison.to_dict()`` the report shows in their own sections.
 _SHOWN = {"model_a", "model_b", "samples", "score", "layers_a", "layers_b", "layer_table",
-          "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "config", "versions"}
+          "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "config", "versions",
+          "matched_fraction", "standard_error", "significance"}
 #: Score entries shown as the three headline numbers; any other entry (an interval, a p-value,
 #: a standard error) is listed under them.
 _HEADLINE = ("a_to_b", "b_to_a", "symmetric")
@@ -156,7 +157,7 @@ def html_report(result: Comparison, title: str | None = None) -> str:
     data = result.to_dict()
     sections = [
         _section("Models", _models(result)),
-        _section("Scores", _scores(data["score"])),
+        _section("Scores", _scores(data)),
         _section("Heatmaps", _figures(result)),
         _section("Layers", _layers(result)),
         _section("Dead neurons", _dead(result)),
@@ -256,14 +257,45 @@ def _models(result: Comparison) -> str:
     return _table(["", "model", "provider", "layers", "neurons"], rows) + probe
 
 
-def _scores(score: Mapping[str, Any]) -> str:
+def _scores(data: Mapping[str, Any]) -> str:
+    """The network score per direction, with its standard error and matched share when the
+    result has them, then the significance record (bootstrap interval, permutation test)."""
+    score = data["score"]
+    error, matched = data.get("standard_error") or {}, data.get("matched_fraction") or {}
     labels = {"a_to_b": "A → B", "b_to_a": "B → A", "symmetric": "symmetric"}
-    rows = [[_td(labels[k]), _td(score[k], True)] for k in _HEADLINE if k in score]
-    headline = _table(["direction", "network score"], rows).replace("<table>", "<table class=\"headline\">", 1)
+    header = ["direction", "network score"]
+    header += ["standard error"] if error else []
+    header += ["matched share"] if matched else []
+    rows = []
+    for key in (k for k in _HEADLINE if k in score):
+        row = [_td(labels[key]), _td(score[key], True)]
+        row += [_td(error.get(key), True)] if error else []
+        row += [_td(matched.get(key), True)] if matched else []
+        rows.append(row)
+    parts = [_table(header, rows).replace("<table>", "<table class=\"headline\">", 1)]
     extra = {k: v for k, v in score.items() if k not in _HEADLINE}
-    if not extra:
-        return headline + "<p>No confidence interval was computed for this comparison.</p>"
-    return headline + "<p>Uncertainty and significance:</p>" + _mapping(extra)
+    if extra:
+        parts.append(_mapping(extra))
+    parts.append(_significance(data.get("significance")))
+    return "\n".join(parts)
+
+
+def _significance(sig: Mapping[str, Any] | None) -> str:
+    if not sig:
+        return "<p>No confidence interval or significance test was computed for this comparison.</p>"
+    lines = []
+    if sig.get("ci") is not None:
+        lo, hi = sig["ci"]
+        lines.append(f"{float(sig.get('confidence', 0.95)):.0%} bootstrap confidence interval of the "
+                     f"{_e(sig.get('statistic', 'symmetric'))} score: <strong>[{_num(lo)}, {_num(hi)}]</strong> "
+                     f"({_num(sig.get('bootstrap'))} resamples of the probe)")
+    if sig.get("permutations"):
+        lines.append(f"permutation test ({_num(sig['permutations'])} shuffles of the "
+                     f"{_e(sig.get('permuted', 'probe'))}): z = {_num(sig.get('z'))}, "
+                     f"p = {_num(sig.get('p_value'))}, null {_num(sig.get('null_mean'))} "
+                     f"± {_num(sig.get('null_std'))}")
+    body = "".join(f"<li>{line}</li>" for line in lines)
+    return f"<ul class=\"significance\">{body}</ul>" + _mapping(dict(sig), ("quantity", "value"))
 
 
 def _mapping(values: Mapping[str, Any], header: tuple[str, str] = ("key", "value")) -> str:
@@ -279,9 +311,12 @@ def _mapping(values: Mapping[str, Any], header: tuple[str, str] = ("key", "value
 def _figures(result: Comparison) -> str:
     from . import plots
 
+    if plots.metric_level(result) == "layer":
+        what = f"the {result.config.get('metric', 'layer')} similarity of A's layer i and B's layer j"
+    else:
+        what = "the mean best-match score of the neurons of A's layer i within B's layer j (no depth penalty)"
     parts = [_img(plots.to_bytes(plots.heatmap(result, "a_to_b")), "heatmap A to B",
-                  "A → B: cell (i, j) is the mean best-match score of the neurons of A's layer i "
-                  "within B's layer j (no depth penalty)."),
+                  f"A → B: cell (i, j) is {what}."),
              _img(plots.to_bytes(plots.heatmap(result, "b_to_a")), "heatmap B to A",
                   "B → A: the same from B's layers (rows) to A's layers (columns).")]
     per_neuron = neuron_scores(result)

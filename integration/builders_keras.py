@@ -12,11 +12,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
+import keras
+import numpy as np
+from keras import layers
 
-from reference import cnn_weights, mlp_weights  # noqa: E402
+from reference import cnn_weights, mlp_weights
 
 
 def _dense(w: np.ndarray, b: np.ndarray, name: str) -> layers.Dense:

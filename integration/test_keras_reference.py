@@ -7,11 +7,10 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("neurocorr_tensorflow")
 
-from builders_keras import build_cnn, build_mlp  # noqa: E402
-from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights  # noqa: E402
-
-from neurocorr_core import open_model  # noqa: E402
-from neurocorr_core.selection import select_layers  # noqa: E402
+from builders_keras import build_cnn, build_mlp
+from neurocorr_core import open_model
+from neurocorr_core.selection import select_layers
+from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
 
 
 def _reference(kind: str):

@@ -34,7 +34,9 @@ def fits(shape: tuple[int, ...], declared: Shape | None) -> bool:
     """True if a per-sample ``shape`` matches a declared per-sample shape (None: any size)."""
     if declared is None:
         return True
-    return len(shape) == len(declared) and all(d is None or d == s for s, d in zip(shape, declared, strict=True))
+    if len(shape) != len(declared):
+        return False
+    return all(d is None or d == s for s, d in zip(shape, declared, strict=True))
 
 
 def input_format(layout: str, sample: tuple[int, ...], declared: Shape | None, fallback: str) -> str:

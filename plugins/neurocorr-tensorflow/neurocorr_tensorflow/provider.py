@@ -12,9 +12,16 @@ import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
 
-from .keras_models import Feed, KerasEager, KerasGraph
-from .layout import LAST, channels_last, check_layout, describe_expected, fits, input_format, to_canonical, \
-    to_model
+from .keras_models import Feed, IsLast, KerasEager, KerasGraph
+from .layout import (
+    LAST,
+    channels_last,
+    check_layout,
+    describe_expected,
+    fits,
+    input_format,
+    to_model,
+)
 from .savedmodel import SavedModelGraph
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -27,7 +34,7 @@ class _Backend(Protocol):
     def op(self, name: str) -> str: ...
     def kind(self, name: str) -> str: ...
     def prepare(self, shape: tuple[int, ...]) -> None: ...
-    def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]: ...
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]: ...
 
 
 class TensorFlowProvider(ActivationProvider):
@@ -84,13 +91,16 @@ class TensorFlowProvider(ActivationProvider):
 
         x = self._to_model(np.asarray(batch))
         try:
-            raw = self.backend.run(x, names)
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as exc:
+            raw = self.backend.run(x, names, self._is_last)
+        except (ValueError, tf.errors.InvalidArgumentError) as exc:
             raise NeurocorrError(f"{self.label} rejected a probe batch of shape {tuple(batch.shape)} "
                                  f"(fed as {tuple(x.shape)}): {_first_line(exc)}. {self._expected()}"
                                  ) from None
-        return {name: to_canonical(out, self.backend.layer_format(name) or self._output_format)
-                for name, out in raw.items()}
+        return {name: np.ascontiguousarray(out, dtype=np.float32) for name, out in raw.items()}
+
+    def _is_last(self, name: str) -> bool:
+        """Whether a layer's output is channels-last: its own data format, else the input's."""
+        return (self.backend.layer_format(name) or self._output_format) == LAST
 
     def _to_model(self, batch: np.ndarray) -> np.ndarray:
         """The probe batch in the model's layout, checked against the model's input shape."""
@@ -168,7 +178,8 @@ def _load_keras(path: Path, trust_pickle: bool) -> Any:
 def _is_loaded_savedmodel(model: object) -> bool:
     import tensorflow as tf
 
-    return isinstance(model, tf.__internal__.tracking.AutoTrackable) and bool(getattr(model, "signatures", None))
+    trackable = isinstance(model, tf.__internal__.tracking.AutoTrackable)
+    return trackable and bool(getattr(model, "signatures", None))
 
 
 def _shape(shape: Sequence[int]) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import kind_of
 
-from .keras_models import multi_input_error
+from .keras_models import IsLast, multi_input_error
 from .layout import FIRST, LAST
 
 #: Ops that say what a scope is, strongest first (a conv scope also holds BiasAdd and Relu).
@@ -94,7 +94,8 @@ class SavedModelGraph:
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass
 
-    def run(self, x: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]:
+        """Outputs of ``names`` (all layers when None), channels-first."""
         import tensorflow as tf
 
         names = tuple(self.entries) if names is None else tuple(names)
@@ -104,11 +105,24 @@ class SavedModelGraph:
                                  f"{', '.join(self.entries)}")
         pruned = self._pruned.get(names)
         if pruned is None:
-            graph = self._wrapped.graph
-            fetches = [graph.get_tensor_by_name(self.entries[n].tensor) for n in names]
-            pruned = self._pruned[names] = self._wrapped.prune(self._input, fetches)
+            pruned = self._pruned[names] = self._prune(names, is_last)
         outs = pruned(tf.constant(x, dtype=self._input.dtype))
         return {n: o.numpy() for n, o in zip(names, outs, strict=True)}
+
+    def _prune(self, names: tuple[str, ...], is_last: IsLast) -> Any:
+        """A function from the input to the chosen tensors, channels moved first in the graph."""
+        import tensorflow as tf
+
+        graph = self._wrapped.graph
+        fetches = []
+        with graph.as_default():
+            for name in names:
+                tensor = graph.get_tensor_by_name(self.entries[name].tensor)
+                rank = tensor.shape.rank or 0
+                if is_last(name) and rank >= 3:
+                    tensor = tf.transpose(tensor, [0, rank - 1, *range(1, rank - 1)])
+                fetches.append(tensor)
+        return self._wrapped.prune(self._input, fetches)
 
 
 def _load(path: str | os.PathLike[str]) -> Any:

@@ -2,10 +2,10 @@
 
 import keras
 import numpy as np
-from neurocorr_tensorflow import TensorFlowProvider
-from tf_models import Subclassed, functional_cnn, image_probe, saved, sequential_mlp
 
 from neurocorr_core.testing import ProviderConformance
+from neurocorr_tensorflow import TensorFlowProvider
+from tf_models import Subclassed, functional_cnn, image_probe, saved, sequential_mlp
 
 
 class TestFunctional(ProviderConformance):

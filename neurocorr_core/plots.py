@@ -142,9 +142,10 @@ def heatmap(result: Comparison, direction: str = "a_to_b") -> Figure:
     table, rows, cols = table_of(result, direction)
     row_model, col_model = ((result.model_a, result.model_b) if direction == "a_to_b"
                             else (result.model_b, result.model_a))
+    arrow = "A → B" if direction == "a_to_b" else "B → A"
     fig = _figure(*_heatmap_size(len(rows), len(cols)))
     draw_heatmap(fig.add_subplot(), table, rows, cols,
-                 title=f"{short(row_model, 40)} → {short(col_model, 40)}",
+                 title=f"{arrow}: {short(row_model, 40)} → {short(col_model, 40)}",
                  row_label=f"layers of {short(row_model, 40)}", col_label=f"layers of {short(col_model, 40)}",
                  colorbar=_metric_label(result))
     return fig

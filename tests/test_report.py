@@ -1,0 +1,366 @@
+"""The HTML report, the CSV and the all-or-nothing writing of outputs; the report in a real browser."""
+
+import base64
+import contextlib
+import csv
+import dataclasses
+import html.parser
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurocorr_core import NeurocorrError, compare
+from neurocorr_core import report as rep
+from numpy_models import mlp
+
+pytest.importorskip("matplotlib", reason="the report's figures need matplotlib: pip install 'neurocorr-core[plots]'")
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def result(pm):
+    x = np.random.default_rng(0).normal(size=(120, 16)).astype(np.float32)
+    return compare(mlp(0, [12, 8], dead=3), mlp(1, [10, 10]), x, layers_a="*", layers_b="*",
+                   plugin_manager=pm)
+
+
+class Page(html.parser.HTMLParser):
+    """Collects what a self-contained page must not have and what it must."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str | None]] = []
+        self.external: list[tuple[str, str]] = []
+        self.scripts = 0
+        self.headings: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "script":
+            self.scripts += 1
+        for key in ("src", "href"):
+            value = attrs.get(key) or ""
+            if value and not value.startswith("data:") and not value.startswith("#"):
+                self.external.append((tag, value))
+        self._in_h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._in_h2:
+            self.headings.append(data)
+            self._in_h2 = False
+
+
+def parse(text: str) -> Page:
+    page = Page()
+    page.feed(text)
+    return page
+
+
+def test_report_is_self_contained_with_every_section(result):
+    text = rep.html_report(result)
+    page = parse(text)
+    assert page.headings == ["Models", "Scores", "Heatmaps", "Layers", "Dead neurons", "Configuration",
+                             "Plugin versions"]
+    assert page.external == [] and page.scripts == 0 and "http" not in text
+    assert len(page.images) == 2
+    for img in page.images:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
+        assert img["alt"].startswith("heatmap")
+
+
+def test_report_shows_scores_config_dead_neurons_and_versions(result):
+    text = rep.html_report(result)
+    for value in (result.score.a_to_b, result.score.b_to_a, result.score.symmetric):
+        assert f"{value:.4f}" in text
+    assert "No confidence interval or significance test was computed" in text
+    assert "<th>depth_penalty</th><td>paper</td>" in text
+    assert "<th>pearson</th>" in text and result.versions["pearson"] in text
+    dead = {lr.info.name: lr.dead for lr in result.layers_a}
+    assert dead["act0"] == 3  # mlp(..., dead=3): the first ReLU layer has three dead units
+    assert '<tr class="dead"><td>A</td><td><code>act0</code></td><td class="num">3</td>' in text
+    total = sum(lr.dead for lr in (*result.layers_a, *result.layers_b))
+    assert total >= 3 and f"{total} neuron(s) were constant over the probe" in text
+
+
+def test_report_shows_the_confidence_interval_and_permutation_test(pm):
+    x = np.random.default_rng(0).normal(size=(120, 16)).astype(np.float32)
+    res = compare(mlp(0, [12, 8]), mlp(1, [10]), x, permutations=19, bootstrap=25, plugin_manager=pm)
+    sig = res.significance
+    text = rep.html_report(res)
+    assert f"95% bootstrap confidence interval of the symmetric score: <strong>[{sig.ci[0]:.4f}, " \
+           f"{sig.ci[1]:.4f}]</strong> (25 resamples of the probe)" in text
+    assert f"z = {sig.z:.4f}, p = {sig.p_value:.4f}" in text and "19 shuffles" in text
+
+
+def test_report_shows_the_standard_error_of_a_sampled_comparison(pm):
+    x = np.random.default_rng(0).normal(size=(120, 16)).astype(np.float32)
+    res = compare(mlp(0, [40, 40]), mlp(1, [40, 40]), x, sample_neurons=0.5, plugin_manager=pm)
+    assert res.standard_error is not None
+    text = rep.html_report(res)
+    assert "<th>standard error</th>" in text and f"{res.standard_error['a_to_b']:.4f}" in text
+
+
+def test_values_are_escaped(result):
+    hostile = dataclasses.replace(result, model_a="<script>alert(1)</script>.onnx")
+    text = rep.html_report(hostile)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;.onnx" in text
+
+
+def test_unknown_result_fields_are_shown_not_dropped(result):
+    class Grown(type(result)):
+        def to_dict(self):
+            return {**super().to_dict(), "atlas": {"reference": "net1", "predicted_accuracy": 0.93}}
+
+    text = rep.html_report(Grown(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}))
+    assert "<h2>Further results</h2>" in text and "predicted_accuracy" in text and "0.9300" in text
+
+
+def test_csv_rows_equal_the_result(result):
+    rows = list(csv.DictReader(io.StringIO(rep.csv_text([result]))))
+    assert list(rows[0]) == list(rep.CSV_COLUMNS)
+    network = {r["side"]: float(r["score"]) for r in rows if r["scope"] == "network"}
+    assert network == pytest.approx(result.score.to_dict())
+    layers = [r for r in rows if r["scope"] == "layer"]
+    assert len(layers) == len(result.layers_a) + len(result.layers_b)
+    for row, lr in zip(layers, [*result.layers_a, *result.layers_b], strict=True):
+        assert (row["layer"], int(row["neurons"]), int(row["dead"])) == (lr.info.name, lr.neurons, lr.dead)
+        assert float(row["score"]) == pytest.approx(lr.score)
+        assert row["metric"] == "pearson"
+
+
+def test_write_report_is_atomic(result, tmp_path, monkeypatch):
+    path = tmp_path / "report.html"
+    rep.write_report(result, path)
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed half-way")
+
+    monkeypatch.setattr("neurocorr_core.plots.heatmap", broken)
+    with pytest.raises(RuntimeError, match="half-way"):
+        rep.write_report(result, tmp_path / "second.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_outputs_are_all_or_nothing(result, tmp_path, monkeypatch):
+    outputs = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv", "report": tmp_path / "r.html",
+               "heatmap": tmp_path / "h.svg"}
+    files = rep.render_outputs(result, outputs)
+    assert json.loads(files[outputs["json"]])["score"]["symmetric"] == pytest.approx(result.score.symmetric)
+    assert files[outputs["heatmap"]].startswith(b"<?xml")
+    real = rep.write_bytes_atomic
+
+    def fail_on_report(path, data):
+        if path.suffix == ".html":
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(rep, "write_bytes_atomic", fail_on_report)
+    with pytest.raises(OSError, match="No space left"):
+        rep.write_all(files)
+    assert list(tmp_path.iterdir()) == [], "the files written before the failure are removed"
+    monkeypatch.setattr(rep, "write_bytes_atomic", real)
+    rep.write_all(files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.svg", "r.csv", "r.html", "r.json"]
+
+
+def test_check_writable_names_the_problem(tmp_path):
+    with pytest.raises(NeurocorrError, match=r"the folder .*nowhere does not exist; create it"):
+        rep.check_writable(tmp_path / "nowhere" / "r.html", "--report")
+    with pytest.raises(NeurocorrError, match=r"\(--report\): it is a folder; give a file name"):
+        rep.check_writable(tmp_path, "--report")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NeurocorrError, match="does not exist"):
+        rep.check_writable(tmp_path / "file" / "r.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_unknown_output_kind_and_heatmap_format(result, tmp_path):
+    with pytest.raises(NeurocorrError, match="unknown output 'pdf'; choose from json, csv, report, heatmap"):
+        rep.render_outputs(result, {"pdf": tmp_path / "r.pdf"})
+    with pytest.raises(NeurocorrError, match=r"name the file .png or .svg"):
+        rep.render_outputs(result, {"heatmap": tmp_path / "h.jpg"})
+
+
+# -- the report in a real browser -----------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium: apt-get install -y chromium")
+
+
+class Browser:
+    """Headless chromium driven over the DevTools protocol on a pipe (fds 3 and 4), no network."""
+
+    def __init__(self, profile: Path) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+        hi_r, hi_w = _high_fd(to_chrome_r), _high_fd(from_chrome_w)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+
+        def child_fds():  # the protocol pipe must be fds 3 (commands) and 4 (replies)
+            os.dup2(hi_r, 3)
+            os.dup2(hi_w, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+             "--remote-debugging-pipe", f"--user-data-dir={profile}", "--window-size=1280,1800",
+             "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4), preexec_fn=child_fds)
+        os.close(hi_r)
+        os.close(hi_w)
+        self._next = 0
+        self._buffer = b""
+        self.events: list[dict] = []
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._read()
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float = 30) -> dict:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for event in self.events:
+                if event.get("method") == method:
+                    self.events.remove(event)
+                    return event
+            self.events.append(self._read())
+        raise TimeoutError(method)
+
+    def _read(self) -> dict:
+        while b"\0" not in self._buffer:
+            chunk = os.read(self._from_chrome, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send("Browser.close")
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+def _high_fd(fd: int) -> int:
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+
+
+def open_in_browser(path: Path) -> dict:
+    """Load ``path``; return the console/log problems, the state of every image and a screenshot."""
+    with tempfile.TemporaryDirectory() as profile:
+        browser = Browser(Path(profile))
+        try:
+            target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                browser.send(f"{domain}.enable", session)
+            browser.send("Page.navigate", session, url=path.resolve().as_uri())
+            browser.wait_for("Page.loadEventFired")
+            images = browser.send("Runtime.evaluate", session, returnByValue=True, expression="""
+                [...document.images].map(i => ({complete: i.complete, natural: i.naturalWidth,
+                    shown: i.getBoundingClientRect().width, alt: i.alt,
+                    visible: getComputedStyle(i).visibility === 'visible' && i.offsetParent !== null}))
+            """)["result"]["value"]
+            metrics = browser.send("Page.getLayoutMetrics", session)["cssContentSize"]
+            shot = browser.send("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
+                                clip={"x": 0, "y": 0, "width": 1280, "height": metrics["height"], "scale": 1})
+            time.sleep(0.2)  # late console messages
+            browser.send("Runtime.evaluate", session, expression="1")
+        finally:
+            browser.close()
+    problems = [e for e in browser.events if _is_problem(e)]
+    return {"problems": problems, "images": images, "screenshot": base64.b64decode(shot["data"])}
+
+
+def _is_problem(event: dict) -> bool:
+    method, params = event.get("method"), event.get("params", {})
+    if method == "Runtime.exceptionThrown":
+        return True
+    if method == "Runtime.consoleAPICalled":
+        return params.get("type") in ("error", "warning", "assert")
+    if method == "Log.entryAdded":
+        return params.get("entry", {}).get("level") in ("error", "warning")
+    return False
+
+
+def colourful_pixels(png: bytes) -> tuple[int, float]:
+    """(number of strongly coloured pixels, share of non-white pixels) of a screenshot."""
+    import matplotlib.image
+
+    rgb = matplotlib.image.imread(io.BytesIO(png))[..., :3]
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    return int((saturation > 0.25).sum()), float((rgb.min(axis=2) < 0.95).mean())
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_report_renders_in_chromium_with_visible_heatmaps_and_no_console_errors(result, tmp_path):
+    path = rep.write_report(result, tmp_path / "report.html")
+    seen = open_in_browser(path)
+    assert seen["problems"] == [], seen["problems"]
+    assert len(seen["images"]) == 2
+    for img in seen["images"]:
+        assert img["complete"] and img["natural"] > 300 and img["shown"] > 300 and img["visible"], img
+    (tmp_path / "screenshot.png").write_bytes(seen["screenshot"])
+    coloured, inked = colourful_pixels(seen["screenshot"])
+    assert coloured > 50_000, f"only {coloured} coloured pixels: the heatmaps are not visible"
+    assert inked > 0.05, "the page looks blank"
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_the_browser_check_catches_a_broken_page(result, tmp_path):
+    """The same checks on a page with a console error, a script error and a broken image fail."""
+    text = rep.html_report(result)
+    broken = text.replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1).replace(
+        "</body>", "<script>console.error('boom'); undefinedFunction();</script></body>")
+    plain = tmp_path / "plain.html"
+    plain.write_text(text.split("<section>\n<h2>Heatmaps")[0] + "</body></html>")
+    (tmp_path / "broken.html").write_text(broken)
+    seen = open_in_browser(tmp_path / "broken.html")
+    kinds = {e["method"] for e in seen["problems"]}
+    assert {"Runtime.consoleAPICalled", "Runtime.exceptionThrown"} <= kinds
+    assert seen["images"][0]["natural"] == 0, "the corrupted image must not load"
+    coloured, inked = colourful_pixels(open_in_browser(plain)["screenshot"])
+    assert coloured < 50_000 and inked > 0.0, "a page without heatmaps has few coloured pixels"

@@ -1,5 +1,6 @@
 """The Keras builders reproduce the numpy reference through the tensorflow provider, so a Keras
-model and its PyTorch twin give the same neurons in the same (channels-first) order."""
+model and its PyTorch twin give the same neurons in the same (channels-first) order: as an
+in-memory model, as a ``.keras`` file and as a SavedModel directory."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,9 @@ pytest.importorskip("neurocorr_tensorflow")
 
 from builders_keras import build_cnn, build_mlp
 from neurocorr_core import open_model
+from neurocorr_core.cli import main
 from neurocorr_core.selection import select_layers
-from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
+from reference import cnn_forward, cnn_probe, cnn_weights, conv2d, mlp_forward, mlp_probe, mlp_weights
 
 
 def _reference(kind: str):
@@ -19,10 +21,23 @@ def _reference(kind: str):
     return build_cnn(), cnn_probe(), cnn_forward(cnn_weights(), cnn_probe())
 
 
+def _saved(model, form: str, folder):
+    if form == "object":
+        return model
+    if form == "keras":
+        path = folder / f"{model.name}.keras"
+        model.save(path)
+        return path
+    path = folder / f"{model.name}_savedmodel"
+    model.export(path, verbose=False)
+    return path
+
+
+@pytest.mark.parametrize("form", ["object", "keras", "savedmodel"])
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-def test_keras_matches_numpy_reference(kind):
+def test_keras_matches_numpy_reference(kind, form, tmp_path):
     model, probe, ref = _reference(kind)
-    prov = open_model(model)
+    prov = open_model(_saved(model, form, tmp_path))
     assert prov.name == "tensorflow"
     layers = select_layers(prov.layers(probe[:2]), "kind:activation", kind)
     out = next(prov.activations([probe], [la.name for la in layers]))
@@ -35,10 +50,25 @@ def test_keras_matches_numpy_reference(kind):
 def test_keras_cnn_conv_outputs_are_channels_first():
     """A pre-activation conv output equals the numpy conv, channel for channel (not just after
     the ReLU, which could hide a sign or layout slip in dead units)."""
-    from reference import conv2d
-
     model, probe, w = build_cnn(), cnn_probe(), cnn_weights()
-    prov = open_model(model)
-    out = next(prov.activations([probe], ["conv1"]))["conv1"]
+    out = next(open_model(model).activations([probe], ["conv1"]))["conv1"]
     np.testing.assert_allclose(out, conv2d(probe.astype(np.float64), w["conv1.w"], w["conv1.b"]),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_cli_compares_a_torch_model_with_its_keras_twin(tmp_path, capsys):
+    """From the command line alone; with seed-0 weights some ReLUs are dead on the probe, and a
+    dead neuron scores 0, so the score is the share of live neurons (from numpy)."""
+    pytest.importorskip("neurocorr_torch")
+    x = cnn_probe(seed=3)
+    np.save(tmp_path / "probe.npy", x)
+    code = main(["compare", "builders_torch:build_cnn", "builders_keras:build_cnn",
+                 "--probe", str(tmp_path / "probe.npy"), "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    line = next(row for row in text.splitlines() if row.startswith("score A->B"))
+    scores = [float(word) for word in line.split() if word[0].isdigit()]
+    channels = [o.reshape(len(x), o.shape[1], -1).mean(axis=2) for o in cnn_forward(cnn_weights(), x)]
+    live = np.concatenate([c.std(axis=0) > 1e-9 for c in channels])
+    assert len(scores) == 3, line
+    np.testing.assert_allclose(scores, live.mean(), atol=1e-4, err_msg=line)

@@ -234,7 +234,7 @@ class _Checker:
                                 f"'neurocorr compare': {option.help})")
         for key in _PROBE_KEYS:
             if isinstance(values.get(key), str):
-                values[key] = self.probe(values[key])
+                values[key] = self.probe(f"compare.{key}", values[key])
         self.plugin_names("metric", "metrics" if "metric" not in table else "metric", metrics)
         if isinstance(values.get("matching"), str):
             self.plugin_names("matching", "matching", [values["matching"]])
@@ -293,11 +293,16 @@ class _Checker:
                 raise self.fail(key, f"{value!r} is not valid: {exc}") from None
         return value
 
-    def probe(self, value: str) -> str:
-        name = value.partition(":")[0]
-        if name in datasets.BUILTIN and not (self.source.parent / value).exists():
+    def probe(self, key: str, value: str) -> str:
+        """A built-in data set name stays as it is; anything else is a file next to the config."""
+        path = self.source.parent / value
+        if value.partition(":")[0] in datasets.BUILTIN and not path.exists():
             return value
-        return str(self.source.parent / value)
+        if not path.exists():
+            raise self.fail(key, f"{value!r} is neither a built-in data set ({', '.join(datasets.BUILTIN)}) "
+                            f"nor a file: {str(path)!r} does not exist (relative paths are relative to "
+                            f"the folder of {self.source.name})")
+        return str(path)
 
     def outputs(self, table: Mapping[str, Any], overrides: Mapping[str, str | None],
                 metrics: Sequence[str]) -> dict[str, dict[str, Path]]:

@@ -70,6 +70,7 @@ class KerasGraph:
             raise multi_input_error(label, [(getattr(t, "name", "?"), tuple(t.shape)) for t in inputs])
 
     def _inputs(self) -> list[Any] | None:
+        # model.inputs, not model.input: a Sequential model built from data has only the former
         try:
             return list(self.model.inputs)
         except AttributeError:  # a Sequential model without an Input that was never built

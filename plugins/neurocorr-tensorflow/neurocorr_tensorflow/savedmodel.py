@@ -106,8 +106,20 @@ class SavedModelGraph:
         pruned = self._pruned.get(names)
         if pruned is None:
             pruned = self._pruned[names] = self._prune(names, is_last)
-        outs = pruned(tf.constant(x, dtype=self._input.dtype))
+        outs = pruned(tf.constant(self._cast(x), dtype=self._input.dtype))
         return {n: o.numpy() for n, o in zip(names, outs, strict=True)}
+
+    def _cast(self, x: np.ndarray) -> np.ndarray:
+        """The probe in the signature's dtype; integer inputs (token ids, uint8 pixels) only
+        from integral values, since a cast would silently truncate 0.5 to 0."""
+        dtype = self._input.dtype
+        if dtype.is_floating or not np.issubdtype(x.dtype, np.floating):
+            return x
+        if not np.array_equal(x, np.round(x)):
+            raise NeurocorrError(f"{self.label} takes {dtype.name} inputs, but the probe holds "
+                                 "fractional values; give a probe of integral values (e.g. pixels "
+                                 "0..255), or export the model with a float input")
+        return x.astype(dtype.as_numpy_dtype)
 
     def _prune(self, names: tuple[str, ...], is_last: IsLast) -> Any:
         """A function from the input to the chosen tensors, channels moved first in the graph."""

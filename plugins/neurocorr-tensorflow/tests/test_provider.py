@@ -265,3 +265,14 @@ def test_tensorflow_missing_makes_the_plugin_unavailable_with_a_hint(monkeypatch
     info = {i.name: i for i in PluginManager().plugins()}["tensorflow"]
     assert info.status == "unavailable"
     assert "tensorflow is not installed" in info.reason and "pip install tensorflow-cpu" in info.reason
+
+
+def test_savedmodel_with_integer_input_refuses_fractional_probes(tmp_path):
+    inputs = keras.Input((4,), dtype="int32")
+    x = layers.Dense(2, name="fc")(layers.Lambda(lambda t: keras.ops.cast(t, "float32"), name="cast")(inputs))
+    path = tmp_path / "int_input"
+    keras.Model(inputs, x).export(path, verbose=False)
+    prov = TensorFlowProvider(path)
+    with pytest.raises(NeurocorrError, match="takes int32 inputs, but the probe holds fractional values"):
+        prov.layers(np.full((2, 4), 0.5, np.float32))
+    assert [la.name for la in prov.layers(np.ones((2, 4), np.float32))][-1].startswith("fc")

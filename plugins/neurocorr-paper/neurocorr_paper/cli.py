@@ -66,6 +66,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
     _set_threads(args.threads)
+    _check_plugins()
     if args.experiment == "mnist-family":
         return _mnist_family(args)
     return _efficientnet(args)
@@ -78,6 +79,16 @@ def _set_threads(threads: int | None) -> int:
         raise NeurocorrError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads or default_threads())
     return torch.get_num_threads()
+
+
+def _check_plugins() -> None:
+    """The plugins every experiment uses, checked before minutes of training."""
+    from neurocorr_core import get_plugin_manager
+
+    pm = get_plugin_manager()
+    pm.provider("torch")
+    pm.metric("pearson")
+    pm.matching("max")
 
 
 def default_threads() -> int:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurocorr_core import compare, get_plugin_manager
+from neurocorr_core import Comparison, compare, get_plugin_manager
 
 from . import figures
 from .attack import transfer_attack
@@ -95,16 +95,14 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
     for m in mlps:
         bar.set_postfix_str(f"seed {seed}: {m.name} vs CNN")
         for tag, n in (("paper", settings.paper_probe), ("large", settings.large_probe)):
-            res = compare(m.model, cnn.model, x_test[:n], neurons="position", layers_a=m.layers,
-                          layers_b=cnn.layers, depth_penalty="paper")
+            res = network_score(m, cnn, x_test[:n])
             records[m.name].update({f"score_{tag}": res.score.a_to_b, f"sym_{tag}": res.score.symmetric,
                                     f"dead_{tag}": sum(lr.dead for lr in res.layers_a)})
         bar.update()
     pairs = []
     for a, b in itertools.combinations(mlps, 2):
         bar.set_postfix_str(f"seed {seed}: {a.name} vs {b.name}")
-        res = compare(a.model, b.model, x_test, neurons="position", layers_a=a.layers, layers_b=b.layers,
-                      depth_penalty="paper")
+        res = network_score(a, b, x_test)
         pairs.append({"seed": seed, "pair": f"{a.name}-{b.name}", "a_to_b": res.score.a_to_b,
                       "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
         bar.update()
@@ -123,6 +121,14 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
         records[m.name]["attacked"] = float((m.predict(x_adv) == labels).mean())
         records[m.name]["surrogate_accuracy"] = surrogate.accuracy
     return list(records.values()), pairs
+
+
+def network_score(a: TrainedModel, b: TrainedModel, images: np.ndarray) -> Comparison:
+    """The paper's network score of ``a`` against ``b`` over ``images``: Pearson |r| between
+    every neuron pair (conv outputs in position view: one neuron per channel and position),
+    best match per neuron, divided by (layer-depth difference + 1), constant neurons 0."""
+    return compare(a.model, b.model, images, neurons="position", layers_a=a.layers, layers_b=b.layers,
+                   depth_penalty="paper")
 
 
 def summarise(result: Run) -> dict[str, Any]:

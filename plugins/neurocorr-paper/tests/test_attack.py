@@ -1,0 +1,71 @@
+"""FGSM against the closed-form gradient of a linear softmax classifier."""
+
+import numpy as np
+import torch
+from neurocorr_paper.attack import fgsm, transfer_attack
+from torch import nn
+
+
+def linear_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+
+def reference_step(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+    """d CE / d x = W^T (softmax(W x + b) - onehot(y)), in float64 numpy."""
+    lin = model[1]
+    w, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    logits = flat @ w.T + b
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    grad = p @ w
+    return np.clip(flat + eps * np.sign(grad), 0.0, 1.0).reshape(x.shape)
+
+
+def data(n: int = 40, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    return (torch.from_numpy(rng.uniform(0, 1, (n, 1, 4, 4)).astype(np.float32)),
+            torch.from_numpy(rng.integers(0, 3, n)))
+
+
+def test_fgsm_matches_closed_form_gradient_sign():
+    model = linear_model()
+    x, y = data()
+    got = fgsm(model, x, y, eps=0.05, batch_size=7).numpy()  # odd batch: batching must not matter
+    want = reference_step(model, x.numpy(), y.numpy(), 0.05)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert got.min() >= 0.0 and got.max() <= 1.0
+    assert not np.allclose(got, x.numpy())
+
+
+def test_rounds_without_refit_are_repeated_steps():
+    model = linear_model()
+    x, y = data()
+    before = [p.detach().clone() for p in model.parameters()]
+    got = transfer_attack(model, x, y, rounds=3, eps=0.02, refit_epochs=0, lr=0.01).numpy()
+    want = x.numpy()
+    for _ in range(3):
+        want = reference_step(model, want, y.numpy(), 0.02).astype(np.float32)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # no projection to an eps-ball, as in the paper: pixels may move by up to rounds * eps
+    assert np.abs(got - x.numpy()).max() <= 3 * 0.02 + 1e-6
+    assert np.abs(got - x.numpy()).max() > 0.02 + 1e-6
+
+
+def test_refit_trains_the_surrogate_and_reports_rounds():
+    model = linear_model()
+    x, y = data()
+    before = [p.detach().clone() for p in model.parameters()]
+    seen = []
+    transfer_attack(model, x, y, rounds=2, eps=0.02, refit_epochs=1, lr=0.05, on_round=seen.append)
+    assert seen == [0, 1]
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_zero_rounds_is_identity():
+    model = linear_model()
+    x, y = data()
+    assert torch.equal(transfer_attack(model, x, y, rounds=0, eps=0.1, refit_epochs=1, lr=0.1), x)

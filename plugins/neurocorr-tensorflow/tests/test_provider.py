@@ -103,6 +103,9 @@ def test_one_sub_model_and_one_forward_pass_per_batch():
     outs = list(prov.activations([x[:3], x[3:6], x[6:]], names))
     assert calls == [3, 3, 3], "one forward pass of the sub-model per batch, over all layers"
     assert all(set(out) == set(names) for out in outs)
+    prov.close()
+    assert prov.backend._subs == {}
+    np.testing.assert_array_equal(next(prov.activations([x[:3]], names))["fc"], outs[0]["fc"])
 
 
 def test_nested_model_is_one_layer():

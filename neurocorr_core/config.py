@@ -168,7 +168,7 @@ def _read(source: Path) -> dict[str, Any]:
 class _Checker:
     """Validation with messages of the form '<file>: <key>: <what is wrong>; <what is allowed>'."""
 
-    def __init__(self, source: Path, options: dict[str, Option], pm: PluginManager | None) -> None:
+    def __init__(self, source: Path, options: dict[str, Option], pm: PluginManager) -> None:
         self.source = source
         self.pm = pm
         self.options = options
@@ -243,8 +243,6 @@ class _Checker:
     def plugin_names(self, role: str, key: str, names: Sequence[str]) -> None:
         """Metric and matching names are chosen among installed plugins: check them up front,
         so that a typo in the second metric does not cost the first comparison."""
-        if self.pm is None:
-            return
         known = self.pm.names(role)
         for name in names:
             if name not in known:

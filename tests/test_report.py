@@ -364,3 +364,15 @@ def test_the_browser_check_catches_a_broken_page(result, tmp_path):
     assert seen["images"][0]["natural"] == 0, "the corrupted image must not load"
     coloured, inked = colourful_pixels(open_in_browser(plain)["screenshot"])
     assert coloured < 50_000 and inked > 0.0, "a page without heatmaps has few coloured pixels"
+
+
+def test_per_neuron_histogram_when_the_result_carries_neuron_scores(result):
+    class WithNeuronScores(type(result)):
+        neuron_scores_a = np.linspace(0, 1, 40)
+        neuron_scores_b = np.linspace(0.2, 0.9, 40)
+
+    rich = WithNeuronScores(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
+    assert set(rep.neuron_scores(rich)) == {"A → B", "B → A"} and rep.neuron_scores(result) is None
+    page = parse(rep.html_report(rich))
+    assert [img["alt"] for img in page.images] == ["heatmap A to B", "heatmap B to A",
+                                                   "histogram of per-neuron scores"]

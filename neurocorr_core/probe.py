@@ -43,11 +43,12 @@ class Probe:
         return Probe(self.data[:n], f"{self.name}[:{n}]", labels)
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Contiguous float32 batches, in order; a NaN or Inf is an error naming the batch."""
+        """Contiguous, writable float32 batches (copies, also of a read-only memory map), in
+        order; a NaN or Inf is an error naming the samples."""
         if batch_size < 1:
             raise NeurocorrError(f"batch size must be at least 1, got {batch_size}")
         for start in range(0, len(self), batch_size):
-            batch = np.ascontiguousarray(self.data[start:start + batch_size], dtype=np.float32)
+            batch = np.array(self.data[start:start + batch_size], dtype=np.float32, order="C")
             if not np.isfinite(batch).all():
                 bad = int((~np.isfinite(batch)).sum())
                 raise NeurocorrError(f"probe {self.name!r} holds {bad} NaN/Inf values in samples "

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
-
 from neurocorr_core import compare, open_model
 from neurocorr_core.selection import select_layers
+from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
 
 # Building and exporting the eight models takes about 30 s (TensorFlow, JAX and jax2onnx start-up).
 pytestmark = pytest.mark.slow

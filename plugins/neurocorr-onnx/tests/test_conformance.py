@@ -4,10 +4,10 @@ import tempfile
 from pathlib import Path
 
 import onnx
-from neurocorr_onnx import OnnxProvider
-from onnx_test_models import nchw_cnn, nhwc_cnn, probe, weights
 
 from neurocorr_core.testing import ProviderConformance
+from neurocorr_onnx import OnnxProvider
+from onnx_test_models import nchw_cnn, nhwc_cnn, probe, weights
 
 
 class TestOnnxFile(ProviderConformance):

@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from neurocorr_onnx import OnnxProvider
-from onnx_test_models import forward, nchw_cnn, probe, weights
 
 from neurocorr_core import NeurocorrError, PluginManager, open_model
+from neurocorr_onnx import OnnxProvider
+from onnx_test_models import forward, nchw_cnn, probe, weights
 
 
 def save(model, path):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from neurocorr_onnx import OnnxProvider
 from neurocorr_onnx.graph import Node, _inside, channel_axis, layouts, nodes_in_order, short_names
 from onnx_test_models import forward, nchw_cnn, probe, weights

@@ -15,9 +15,9 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tf2onnx")
 
 import onnx  # noqa: E402
-from neurocorr_onnx import OnnxProvider  # noqa: E402
 
 from neurocorr_core.selection import select_layers  # noqa: E402
+from neurocorr_onnx import OnnxProvider  # noqa: E402
 
 pytestmark = pytest.mark.slow  # TensorFlow's start-up and two exports: 10-20 s
 

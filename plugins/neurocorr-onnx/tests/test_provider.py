@@ -3,6 +3,8 @@
 import numpy as np
 import onnx
 import pytest
+
+from neurocorr_core import NeurocorrError, open_model
 from neurocorr_onnx import OnnxModel, OnnxProvider
 from onnx_test_models import (
     clip_model,
@@ -14,8 +16,6 @@ from onnx_test_models import (
     two_input_model,
     weights,
 )
-
-from neurocorr_core import NeurocorrError, open_model
 
 
 def save(model, path):

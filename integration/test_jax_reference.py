@@ -7,11 +7,10 @@ import pytest
 pytest.importorskip("jax")
 pytest.importorskip("flax")
 
-import builders_jax  # noqa: E402
-from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights  # noqa: E402
-
-from neurocorr_core import open_model  # noqa: E402
-from neurocorr_core.selection import select_layers  # noqa: E402
+import builders_jax
+from neurocorr_core import open_model
+from neurocorr_core.selection import select_layers
+from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
 
 VARIANTS = ["nnx", "linen", "fn"]
 

@@ -87,6 +87,7 @@ def adapter_for(model: object, call_kwargs: Mapping[str, Any]) -> Adapter:
         if call_kwargs:
             raise NeurocorrError("call_kwargs applies to Flax modules only; for a plain function, "
                                  "bind the arguments yourself (functools.partial)")
+        assert callable(model)
         return FunctionAdapter(model)
     raise NeurocorrError(f"the jax provider cannot load an object of type {type(model).__module__}."
                          f"{type(model).__qualname__}; it supports {SUPPORTED}")
@@ -126,6 +127,11 @@ def _calls(name: str, op: str, values: object, batch: int) -> Iterator[Captured]
 
 def _is_method(cls: type, key: object) -> bool:
     return isinstance(key, str) and callable(getattr(cls, key, None))
+
+
+def _module_op(module: object, function: type) -> str:
+    """A module's op: its class name, or for a wrapped bare function the function's name."""
+    return function_name(getattr(module, "fn", None)) if isinstance(module, function) else type(module).__name__
 
 
 def _describe(path: tuple[Any, ...], ops: Mapping[tuple[Any, ...], str],
@@ -175,8 +181,7 @@ class NnxAdapter(Adapter):
         self.ops: dict[tuple[Any, ...], str] = {}
         for path, module in nnx.iter_modules(copy):
             self.types[tuple(path)] = type(module)
-            self.ops[tuple(path)] = (function_name(module.fn) if isinstance(module, function)
-                                     else type(module).__name__)
+            self.ops[tuple(path)] = _module_op(module, function)
         self.graphdef, self.params = nnx.split(copy)
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
@@ -241,7 +246,7 @@ class LinenAdapter(Adapter):
         def record(module: Any, method: str) -> bool:
             path = tuple(module.path)
             types[path] = type(module)
-            ops[path] = function_name(module.fn) if isinstance(module, function) else type(module).__name__
+            ops[path] = _module_op(module, function)
             return True
 
         _, state = self.module.apply(params, x, capture_intermediates=record,

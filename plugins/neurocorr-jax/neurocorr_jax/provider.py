@@ -122,14 +122,15 @@ class JaxProvider(ActivationProvider):
             except Exception as exc:  # jax/flax raise many types for a shape they reject
                 raise NeurocorrError(self._rejected(x.shape, [(self.channels_last, exc)])) from exc
             host = jax.device_get(outs)
-            yield {name: np.asarray(arr) for name, arr in zip(names, host, strict=True)}
+            yield {name: _channels_first(np.asarray(arr), self.channels_last)
+                   for name, arr in zip(names, host, strict=True)}
 
     # -- tracing and compiling ----------------------------------------------------------------
     def _runner(self, channels_last: bool, names: tuple[str, ...] | None,
                 meta: list[tuple[str, str]] | None = None) -> Callable[[Any, Any], list[Any]]:
-        """A pure ``(params, x_nchw) -> [arrays]``: the requested layers, float32 and
-        channels-first, or (``names`` None) every capture in the model's own layout, with
-        the (name, op) of each written into ``meta``."""
+        """A pure ``(params, x_nchw) -> [arrays]``: the requested layers as float32, or
+        (``names`` None) every capture, with the (name, op) of each written into ``meta``.
+        Outputs stay in the model's layout; :meth:`activations` makes them channels-first."""
         import jax.numpy as jnp
 
         adapter = self.adapter
@@ -147,7 +148,7 @@ class JaxProvider(ActivationProvider):
             if missing:
                 raise NeurocorrError(f"layers {missing} of {self.label} produced no output on a batch of "
                                      f"shape {tuple(x.shape)}; choose layers listed by 'neurocorr layers'")
-            return [_channels_first(by_name[n].astype(jnp.float32), channels_last) for n in names]
+            return [by_name[n].astype(jnp.float32) for n in names]
 
         return run
 
@@ -157,7 +158,7 @@ class JaxProvider(ActivationProvider):
 
         from .adapters import ProtocolError
 
-        failures: list[tuple[bool, BaseException]] = []
+        failures: list[tuple[bool | None, BaseException]] = []
         for channels_last in self._candidates(x.ndim):
             meta: list[tuple[str, str]] = []
             try:
@@ -209,10 +210,10 @@ def _as_input(batch: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 
-def _channels_first(value: Any, channels_last: bool) -> Any:
-    import jax.numpy as jnp
-
-    return jnp.transpose(value, (0, 3, 1, 2)) if channels_last and value.ndim == 4 else value
+def _channels_first(value: np.ndarray, channels_last: bool | None) -> np.ndarray:
+    """NHWC -> NCHW as a strided view: no copy (XLA's transpose on CPU cost a third of the
+    forward pass); whoever needs another memory order pays for it once, in numpy."""
+    return value.transpose(0, 3, 1, 2) if channels_last and value.ndim == 4 else value
 
 
 def _forward_order(closed: Any, meta: list[tuple[str, str]]) -> list[int]:

@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import linen
-from jax_models import fn_mlp, image_probe, linen_mlp, nnx_cnn, nnx_mlp, vector_probe
-from neurocorr_jax import JaxProvider
 
+from jax_models import fn_mlp, image_probe, linen_mlp, nnx_cnn, nnx_mlp, vector_probe
 from neurocorr_core import NeurocorrError, PluginManager, open_model
+from neurocorr_jax import JaxProvider
 
 
 def test_unsupported_object_says_what_is_supported():

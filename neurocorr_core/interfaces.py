@@ -92,6 +92,13 @@ class ActivationProvider(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook for providers holding resources
         """Release what the provider holds (sessions, hooks)."""
 
+    def fingerprint(self) -> str | None:
+        """A digest of what decides the model's outputs (weights, graph), the activation cache's
+        model key; optional. None (the default): the core hashes a model file's bytes or a
+        ``module:callable`` reference and its module's source itself, and does not cache an
+        in-memory model (see :mod:`neurocorr_core.cache`)."""
+        return None
+
 
 class Metric(ABC):
     """A streaming similarity between the neurons of model A and model B.

@@ -17,6 +17,7 @@ from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
 from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison, write_atomic
+from .sampling import parse_amount
 from .score import PENALTIES
 from .views import VIEWS
 
@@ -66,6 +67,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
     p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--constant-neurons", choices=["zero", "error"],
+                   help="constant (dead) neurons: score 0 (zero) or stop (error); default: the "
+                        "matching's own (hungarian: error)")
+    p.add_argument("--top-k", type=int, help="hungarian in tiles: candidates kept per neuron (default 16)")
+    big = p.add_argument_group("large networks (docs/matching.md, docs/significance.md)")
+    big.add_argument("--sample-neurons", type=_amount, metavar="AMOUNT",
+                     help="estimate the score from a sample of each layer's neurons: a fraction (0.1) "
+                          "or a count (100); reports its standard error (matching max only)")
+    big.add_argument("--sample-probe", type=_amount, metavar="AMOUNT",
+                     help="use a seeded sample of the probe: a fraction (0.5) or a count (1000)")
+    big.add_argument("--memory-budget", metavar="SIZE",
+                     help="e.g. 4GB: compute the similarity in tiles when the full matrix does not fit")
+    big.add_argument("--seed", type=int, default=0, help="seed of every sampling, permutation and bootstrap")
+    sig = p.add_argument_group("significance (docs/significance.md)")
+    sig.add_argument("--permutations", type=int, default=0, metavar="N",
+                     help="permutation null with N shuffles of B's probe order: z and p-value")
+    sig.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                     help="bootstrap confidence interval from N resamples of the probe")
+    sig.add_argument("--confidence", type=float, default=0.95, help="level of the interval (default 0.95)")
     _model_options(p, "-a")
     _model_options(p, "-b")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
@@ -97,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
                    "or ~/.cache/neurocorr/mnist)")
     p.set_defaults(run=_data)
     return parser
+
+
+def _amount(text: str) -> float | int:
+    try:
+        return parse_amount(text)
+    except NeurocorrError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _model_options(p: argparse.ArgumentParser, suffix: str) -> None:
@@ -165,6 +192,11 @@ def _comparison(args: argparse.Namespace) -> Comparison:
         provider_a=args.provider_a, provider_b=args.provider_b,
         options_a={"trust_pickle": True} if args.trust_pickle_a else None,
         options_b={"trust_pickle": True} if args.trust_pickle_b else None,
+        constant_neurons=args.constant_neurons,
+        matching_options={"top_k": args.top_k} if args.top_k is not None else None,
+        sample_neurons=args.sample_neurons, sample_probe=args.sample_probe,
+        memory_budget=args.memory_budget, seed=args.seed,
+        permutations=args.permutations, bootstrap=args.bootstrap, confidence=args.confidence,
         progress=not args.quiet,
     )
 
@@ -201,11 +233,41 @@ def summary(result: Comparison) -> str:
              f"probe: {result.config.get('probe')} ({result.samples} samples), "
              f"metric {result.config.get('metric')}, matching {result.config.get('matching')}, "
              f"neurons {result.config.get('neurons')}, depth penalty {result.config.get('depth_penalty')}",
-             f"score A->B {s.a_to_b:.4f}   B->A {s.b_to_a:.4f}   symmetric {s.symmetric:.4f}", ""]
+             f"score A->B {s.a_to_b:.4f}   B->A {s.b_to_a:.4f}   symmetric {s.symmetric:.4f}"]
+    lines += [*_extras(result), ""]
     for tag, layers in (("A", result.layers_a), ("B", result.layers_b)):
         lines.append(f"{tag} layer{'':<25} neurons  dead  best-match score")
         lines += [f"  {lr.info.name:<29} {lr.neurons:>7} {lr.dead:>5}  {lr.score:.4f}" for lr in layers]
     return "\n".join(lines)
+
+
+def _extras(result: Comparison) -> list[str]:
+    """Standard error, matched fraction, significance and tiles, when the result has them."""
+    lines = []
+    if result.standard_error:
+        se = result.standard_error
+        sampling = result.config.get("sampling", {})
+        lines.append(f"standard error (sampled neurons: {sampling.get('sampled_a')} of A, "
+                     f"{sampling.get('sampled_b')} of B)  A->B {se['a_to_b']:.4f}   B->A {se['b_to_a']:.4f}   "
+                     f"symmetric {se['symmetric']:.4f}")
+    matched = result.matched_fraction
+    if matched and min(matched.values()) < 1:
+        lines.append(f"matched fraction  A->B {matched['a_to_b']:.3f}   B->A {matched['b_to_a']:.3f}")
+    sig = result.significance
+    if sig is not None and sig.permutations:
+        z = "n/a" if sig.z is None or not np.isfinite(sig.z) else f"{sig.z:.2f}"
+        lines.append(f"permutation null ({sig.permutations} shuffles of B's probe order): mean "
+                     f"{sig.null_mean:.4f}, z {z}, p {sig.p_value:.4g}")
+    if sig is not None and sig.ci is not None:
+        basic = sig.ci_basic or sig.ci
+        lines.append(f"bootstrap {sig.confidence:.0%} interval ({sig.bootstrap} resamples): percentile "
+                     f"[{sig.ci[0]:.4f}, {sig.ci[1]:.4f}], basic [{basic[0]:.4f}, {basic[1]:.4f}], "
+                     f"bias {sig.bootstrap_bias or 0:+.4f}")
+    tiles = result.config.get("tiles")
+    if tiles:
+        count = sum(t["count"] for t in tiles.values())
+        lines.append(f"computed in {count} tiles under the memory budget {result.config.get('memory_budget')} bytes")
+    return lines
 
 
 def _check_writable(path: Path) -> None:

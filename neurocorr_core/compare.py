@@ -17,12 +17,11 @@ from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison, LayerResult, Score
-from .sampling import (Amount, check_amount, rng_for, sample_indices, sample_neurons, sampled_sizes,
-                       stratified_mean)
+from .sampling import Amount, check_amount, rng_for, sample_indices, sample_neurons, sampled_sizes, stratified_mean
 from .score import Directional, check_penalty, full_directions, layer_directions, tiled_directions
 from .selection import Selector, select_layers
 from .significance import assess, check_options
-from .tiles import TilePlan, human, parse_budget, plan_tiles, reduce_tiles, untiled_bytes
+from .tiles import TilePlan, human, parse_budget, plan_tiles, reduce_tiles, tile_minimum, too_small, untiled_bytes
 from .views import apply_view, check_view, neuron_count
 
 
@@ -304,6 +303,11 @@ class Plan:
                                  f"full matrix; {fixes}, or use max, mutual or hungarian")
         fixed = stored + sum(self.metric_cls.tiled_state_bytes(p.sizes_r, p.sizes_c, self.samples)
                              for p in self.parts)
+        least = max(tile_minimum(p.sizes_r, p.sizes_c, k=self.matcher.candidates, samples=self.samples,
+                                 fixed=fixed, columns=p.both) for p in self.parts)
+        if least > budget:  # say the smaller of what tiles and the full matrix need
+            what = f"comparing {shape} neurons over {self.samples} samples"
+            raise too_small(budget, min(least, full), what + (" in tiles" if least < full else ""))
         for part in self.parts:
             part.tiles = plan_tiles(part.sizes_r, part.sizes_c, k=self.matcher.candidates,
                                     samples=self.samples, fixed=fixed, budget=budget, columns=part.both)

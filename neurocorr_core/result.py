@@ -58,8 +58,11 @@ class Significance:
     Permutation null: B's probe order shuffled ``permutations`` times, the score recomputed
     each time; ``z = (score - null_mean) / null_std`` and the one-sided
     ``p = (1 + #{null >= score}) / (permutations + 1)``. Bootstrap: the probe samples drawn
-    with replacement ``bootstrap`` times; ``ci`` is the percentile interval at ``confidence``.
-    Fields of a part that was not run are None.
+    with replacement ``bootstrap`` times; ``ci`` is the percentile interval at ``confidence``,
+    ``ci_basic`` the basic (reverse percentile) interval ``[2 s - q_high, 2 s - q_low]``, and
+    ``bootstrap_bias`` the mean replicate minus the score (a best match is inflated by the
+    repeated samples of a resample; when the bias is not small beside ``bootstrap_std``,
+    prefer ``ci_basic`` or a larger probe). Fields of a part that was not run are None.
     """
 
     seed: int
@@ -72,14 +75,20 @@ class Significance:
     confidence: float = 0.95
     ci: tuple[float, float] | None = None
     bootstrap_std: float | None = None
+    bootstrap_bias: float | None = None
+    ci_basic: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"statistic": "symmetric", "seed": self.seed, "permutations": self.permutations,
                 "permuted": "probe order of model B", "null_mean": _finite(self.null_mean),
                 "null_std": _finite(self.null_std), "z": _finite(self.z), "p_value": _finite(self.p_value),
                 "bootstrap": self.bootstrap, "confidence": self.confidence,
-                "ci": None if self.ci is None else [_finite(self.ci[0]), _finite(self.ci[1])],
-                "bootstrap_std": _finite(self.bootstrap_std)}
+                "ci": _pair(self.ci), "ci_basic": _pair(self.ci_basic),
+                "bootstrap_std": _finite(self.bootstrap_std), "bootstrap_bias": _finite(self.bootstrap_bias)}
+
+
+def _pair(ci: tuple[float, float] | None) -> list[float | None] | None:
+    return None if ci is None else [_finite(ci[0]), _finite(ci[1])]
 
 
 @dataclass(frozen=True)

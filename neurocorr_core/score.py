@@ -156,9 +156,8 @@ def layer_directions(table: np.ndarray, matcher: MatchingStrategy, penalty: str,
     """A layer-level metric's network score: layers play the part of neurons, with their
     index among the selected layers as depth. The tables are the metric's own."""
     scores = similarity_scores(table, absolute)
-    scores /= divisor(*scores.shape, penalty)
-    ab, ba = _direction(scores, matcher, table), _direction(scores.T, matcher, table.T)
-    return ab, ba
+    scores /= divisor(scores.shape[0], scores.shape[1], penalty)
+    return _direction(scores, matcher, table), _direction(scores.T, matcher, table.T)
 
 
 def neuron_depths(sizes: Sequence[int]) -> np.ndarray:

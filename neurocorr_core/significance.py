@@ -9,7 +9,8 @@ score from scratch for every replicate, so they hold for every metric and matchi
   p-value ``(1 + #{null >= observed}) / (permutations + 1)`` (never 0: the observed order
   counts as one of the orders).
 - bootstrap: probe samples drawn with replacement (the same draw for both models); the
-  percentile interval of the replicate scores at ``confidence``.
+  percentile interval of the replicate scores at ``confidence``, the basic interval, the
+  replicates' standard deviation and their bias (mean replicate minus the observed score).
 
 Both are seeded (:func:`neurocorr_core.sampling.rng_for`) and reproducible.
 """
@@ -70,7 +71,8 @@ def assess(observed: float, score: ScoreFn, x: np.ndarray, y: np.ndarray, *, per
     if bootstrap:
         reps = bootstrap_scores(score, x, y, bootstrap, seed)
         tail = (1 - confidence) / 2
-        low, high = np.quantile(reps, [tail, 1 - tail])
-        fields.update(ci=(float(low), float(high)), bootstrap_std=float(reps.std(ddof=1)))
+        low, high = (float(q) for q in np.quantile(reps, [tail, 1 - tail]))
+        fields.update(ci=(low, high), ci_basic=(2 * observed - high, 2 * observed - low),
+                      bootstrap_std=float(reps.std(ddof=1)), bootstrap_bias=float(reps.mean() - observed))
     return Significance(seed=seed, permutations=permutations, bootstrap=bootstrap,
                         confidence=confidence, **fields)  # type: ignore[arg-type]

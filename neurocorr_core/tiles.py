@@ -10,6 +10,7 @@ of layers, so the penalised best matches are found among these per-layer bests e
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,11 +48,15 @@ def parse_budget(budget: int | float | str | None) -> int | None:
     return int(value)
 
 
-def human(n: float) -> str:
-    """``1536000000`` -> ``'1.54 GB'``."""
+def human(n: float, up: bool = False) -> str:
+    """``1536000000`` -> ``'1.54 GB'`` (three digits; rounded up with ``up``, for minimums)."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
-            return f"{n / size:.3g} {unit}"
+            value = n / size
+            if up:
+                step = 10.0 ** (math.floor(math.log10(value)) - 2)
+                value = math.ceil(value / step - 1e-9) * step
+            return f"{value:.3g} {unit}"
     return f"{int(n)} B"
 
 
@@ -80,34 +85,50 @@ def element_bytes(k: int) -> int:
 
 
 def reducer_bytes(sizes_r: Sequence[int], sizes_c: Sequence[int], k: int, columns: bool = True) -> int:
-    """The per-layer best state (value float64 + index int64 per entry), the candidates built
-    from it (x3, with sorting), and for ``k > 1`` the merge's working copies."""
+    """The per-layer best state (value float64 + index int64 per entry: 16 bytes) and, once
+    the tiles are done, the candidates built from it with their sorting and the matcher's
+    sparse graph (measured at about 110 bytes per entry with tracemalloc)."""
     entries = sum(sizes_r) * len(sizes_c) + (sum(sizes_c) * len(sizes_r) if columns else 0)
-    return entries * k * 16 * (4 if k > 1 else 3)
+    return entries * k * (16 + 128)
+
+
+def _tile_cost(k: int, samples: int, tr: int, tc: int) -> int:
+    """Bytes of one tr x tc tile and of the metric's standardised blocks for it."""
+    return element_bytes(k) * tr * tc + 16 * samples * (tr + tc)
+
+
+def tile_minimum(sizes_r: Sequence[int], sizes_c: Sequence[int], *, k: int, samples: int, fixed: int,
+                 columns: bool = True) -> int:
+    """The least budget that tiles can work in: ``fixed`` bytes, the per-neuron best state
+    and one ``MIN_EDGE`` x ``MIN_EDGE`` tile (or smaller layers' own size)."""
+    least_r, least_c = min(max(sizes_r, default=0), MIN_EDGE), min(max(sizes_c, default=0), MIN_EDGE)
+    return fixed + reducer_bytes(sizes_r, sizes_c, k, columns) + _tile_cost(k, samples, least_r, least_c)
+
+
+def too_small(budget: int, minimum: int, what: str) -> NeurocorrError:
+    """The error for a budget below ``minimum``, which says the minimum and the ways out."""
+    return NeurocorrError(
+        f"memory budget {human(budget)} ({budget} bytes) is too small for even one tile: {what} needs at "
+        f"least {minimum} bytes. Raise memory_budget (--memory-budget) to at least "
+        f"{human(minimum, up=True)}, or sample neurons (sample_neurons) or probe samples (sample_probe)")
 
 
 def plan_tiles(sizes_r: Sequence[int], sizes_c: Sequence[int], *, k: int, samples: int,
                fixed: int, budget: int, columns: bool = True) -> TilePlan:
-    """The largest square-ish tiles that fit ``budget`` after ``fixed`` bytes; an error that
-    says the minimum when not even a ``MIN_EDGE`` tile fits."""
+    """The largest square-ish tiles that fit ``budget`` after ``fixed`` bytes and the
+    per-neuron best state; an error that says the minimum when not even a ``MIN_EDGE`` tile fits."""
+    minimum = tile_minimum(sizes_r, sizes_c, k=k, samples=samples, fixed=fixed, columns=columns)
+    if minimum > budget:
+        raise too_small(budget, minimum, f"comparing {sum(sizes_r)} x {sum(sizes_c)} neurons over "
+                                         f"{samples} samples in tiles")
     fixed += reducer_bytes(sizes_r, sizes_c, k, columns)
     max_r, max_c = max(sizes_r, default=0), max(sizes_c, default=0)
-    per = element_bytes(k)
 
-    def cost(tr: int, tc: int) -> int:  # the tile and the metric's standardised blocks
-        return per * tr * tc + 16 * samples * (tr + tc)
+    def cost(tr: int, tc: int) -> int:
+        return _tile_cost(k, samples, tr, tc)
 
-    least_r, least_c = min(max_r, MIN_EDGE), min(max_c, MIN_EDGE)
-    minimum = fixed + cost(least_r, least_c)
-    if minimum > budget:
-        raise NeurocorrError(
-            f"memory budget {human(budget)} is too small for even one tile: comparing "
-            f"{sum(sizes_r)} x {sum(sizes_c)} neurons over {samples} samples needs at least "
-            f"{human(minimum)} ({human(fixed)} of per-neuron state, {human(minimum - fixed)} for one "
-            f"{least_r} x {least_c} tile). Raise memory_budget (--memory-budget) to at least "
-            f"{human(minimum)}, or sample neurons (sample_neurons) or probe samples (sample_probe)")
     free = budget - fixed
-    edge = max(least_r, least_c, 1)
+    edge = max(min(max_r, MIN_EDGE), min(max_c, MIN_EDGE), 1)
     while cost(min(edge * 2, max_r), min(edge * 2, max_c)) <= free and (edge < max_r or edge < max_c):
         edge *= 2
     tr, tc = min(edge, max_r), min(edge, max_c)

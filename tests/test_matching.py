@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy_models import mlp
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
 from neurocorr_core import Metric, NeurocorrError, compare, hookimpl
 from neurocorr_core.interfaces import Candidates
 from neurocorr_core.matching import HungarianMatching, MaxMatching, MutualMatching
+from numpy_models import mlp
 
 
 def brute_force_assignment(scores):

@@ -38,7 +38,7 @@ class Pearson(Metric):
     @classmethod
     def tiled_state_bytes(cls, sizes_a: Sequence[int], sizes_b: Sequence[int], samples: int) -> int:
         n = sum(sizes_a) + sum(sizes_b)
-        return 4 * samples * n + 16 * n + 16 * samples * min(n, _CHUNK)
+        return 4 * samples * n + 16 * n + 8 * samples * min(n, _CHUNK)
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         if self.moments is not None:

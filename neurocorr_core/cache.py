@@ -1,0 +1,361 @@
+"""An on-disk cache of neuron activations, so a model runs over a probe once.
+
+An entry holds one layer's neurons over one probe (shard), as float32 (samples, neurons) in a
+neuron view. It is content-addressed: its key is the SHA-256 of the model fingerprint (file
+bytes, or a ``module:callable`` reference and its module's source, plus the provider and its
+options; see :func:`model_fingerprint`), the layer name, the neuron view and the probe
+fingerprint (the SHA-256 of the samples' float32 bytes and shape). Change any of those and the
+key changes, so a stale entry is never found; nothing needs invalidating.
+
+Each entry is one file, written to a temporary name and renamed (atomic), holding a JSON header
+with the SHA-256 of its payload: a truncated or altered entry fails the check, is deleted and
+recomputed, never used. The cache keeps at most ``limit`` bytes: after a write the least
+recently used entries (a hit refreshes an entry's time) are deleted until it fits.
+
+Folder: ``$NEUROCORR_CACHE_DIR`` or ``~/.cache/neurocorr/activations``; size limit:
+``$NEUROCORR_CACHE_LIMIT`` (e.g. ``20GB``) or 10 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import NeurocorrError
+from .models import is_reference
+from .tiles import human, parse_budget
+
+DIR_ENV = "NEUROCORR_CACHE_DIR"
+LIMIT_ENV = "NEUROCORR_CACHE_LIMIT"
+DEFAULT_LIMIT = 10 * 10**9
+_MAGIC = b"NCACT1\n"
+_SUFFIX = ".act"
+_HEADER = struct.Struct("<Q")  # header length in bytes
+_CHUNK = 1 << 20
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get(DIR_ENV) or Path.home() / ".cache" / "neurocorr" / "activations")
+
+
+def default_limit() -> int:
+    text = os.environ.get(LIMIT_ENV)
+    if not text:
+        return DEFAULT_LIMIT
+    try:
+        value = parse_budget(text)
+    except NeurocorrError:
+        raise NeurocorrError(f"{LIMIT_ENV}={text!r} is not a size; write e.g. 20GB or 500MB") from None
+    assert value is not None
+    return value
+
+
+# -- fingerprints ---------------------------------------------------------------------------------
+def _hash_file(digest: Any, path: Path) -> None:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+
+
+def _hash_path(digest: Any, path: Path) -> None:
+    """A file's bytes; a folder's (a SavedModel) relative names and bytes, in sorted order."""
+    if path.is_file():
+        _hash_file(digest, path)
+        return
+    for sub in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(sub.relative_to(path).as_posix().encode() + b"\0")
+        _hash_file(digest, sub)
+
+
+def model_fingerprint(spec: object, provider: str, options: Mapping[str, Any] | None = None,
+                      own: str | None = None) -> str | None:
+    """A hex digest that changes when the model's outputs could, or None (not cacheable).
+
+    ``own``: the provider's :meth:`~neurocorr_core.ActivationProvider.fingerprint`, used when
+    given. Otherwise a file or folder path is hashed byte by byte; a ``module:callable``
+    reference by its text and the source of its module (so the builder must be deterministic,
+    e.g. seeded); an in-memory object has no fingerprint (None). The provider name and its
+    options are part of the digest.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([provider, sorted((k, repr(v)) for k, v in (options or {}).items())]).encode())
+    if own is not None:
+        digest.update(b"provider:" + own.encode())
+    elif is_reference(spec):
+        assert isinstance(spec, str)
+        digest.update(b"reference:" + spec.encode())
+        module = spec.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None or not found.origin or not Path(found.origin).is_file():
+            return None  # a module we cannot read: no honest fingerprint
+        _hash_file(digest, Path(found.origin))
+    elif isinstance(spec, (str, os.PathLike)) and Path(spec).exists():
+        digest.update(b"file:")
+        _hash_path(digest, Path(spec))
+    else:
+        return None
+    return digest.hexdigest()
+
+
+def probe_fingerprint(data: np.ndarray) -> str:
+    """SHA-256 of a probe's (or shard's) shape and float32 bytes."""
+    array = np.ascontiguousarray(data, dtype=np.float32)
+    digest = hashlib.sha256(json.dumps(list(array.shape)).encode())
+    digest.update(memoryview(array.reshape(-1)).cast("B"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EntryKey:
+    """What an entry's content depends on (fingerprints are hex digests)."""
+
+    model: str
+    layer: str
+    view: str
+    probe: str
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps([self.model, self.layer, self.view, self.probe]).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cached layer, as ``neurocorr cache ls`` lists it (``used``: seconds since the epoch)."""
+
+    key: str
+    path: Path
+    size: int
+    used: float
+    meta: dict[str, Any]
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0
+    writes: int = 0
+    evicted: int = 0
+
+
+@dataclass
+class ActivationCache:
+    """The cache folder ``root`` (created on first write), holding at most ``limit`` bytes."""
+
+    root: Path = field(default_factory=default_dir)
+    limit: int = field(default_factory=default_limit)
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).expanduser()
+        if self.limit <= 0:
+            raise NeurocorrError(f"the cache size limit must be positive, got {self.limit} bytes")
+
+    def __getstate__(self) -> dict[str, Any]:  # travels to workers without the local counters
+        return {"root": self.root, "limit": self.limit, "stats": CacheStats()}
+
+    def path(self, key: EntryKey) -> Path:
+        digest = key.digest()
+        return self.root / digest[:2] / f"{digest}{_SUFFIX}"
+
+    def get(self, key: EntryKey) -> np.ndarray | None:
+        """The cached array, or None when absent or corrupt (a corrupt entry is deleted)."""
+        path = self.path(key)
+        try:
+            array = _read(path, key.digest())
+        except FileNotFoundError:
+            self.stats.misses += 1
+            return None
+        except _Corrupt:
+            self.stats.corrupt += 1
+            self.stats.misses += 1
+            path.unlink(missing_ok=True)
+            return None
+        self.stats.hits += 1
+        try:
+            os.utime(path)  # least recently used = oldest time
+        except OSError:
+            pass
+        return array
+
+    def put(self, key: EntryKey, array: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
+        """Store ``array`` (samples, neurons) atomically, then evict down to the limit."""
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        payload = memoryview(array.reshape(-1)).cast("B")
+        if len(payload) > self.limit:
+            return  # larger than the whole cache: not worth evicting everything for
+        header = json.dumps({"key": key.digest(), "shape": list(array.shape), "dtype": "float32",
+                             "sha256": hashlib.sha256(payload).hexdigest(),
+                             "meta": {**(meta or {}), "layer": key.layer, "view": key.view}}).encode()
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_MAGIC + _HEADER.pack(len(header)) + header)
+                f.write(payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.stats.writes += 1
+        self.evict(keep=path)
+
+    def entries(self) -> list[Entry]:
+        """Every entry, least recently used first (unreadable headers show an empty ``meta``)."""
+        found = []
+        for path in self._files():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append(Entry(path.stem, path, stat.st_size, stat.st_mtime, _meta(path)))
+        return sorted(found, key=lambda e: e.used)
+
+    def size(self) -> int:
+        return sum(_size(p) for p in self._files())
+
+    def evict(self, keep: Path | None = None) -> int:
+        """Delete least recently used entries until the cache holds at most ``limit`` bytes."""
+        files = []
+        for path in self._files():
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in files)
+        removed = 0
+        for _, size, path in sorted(files, key=lambda f: f[0]):
+            if total <= self.limit:
+                break
+            if path == keep:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        self.stats.evicted += removed
+        return removed
+
+    def clear(self) -> int:
+        """Delete every entry (and stray temporary files); the number of entries deleted."""
+        count = 0
+        for path in self._files():
+            path.unlink(missing_ok=True)
+            count += 1
+        if self.root.is_dir():
+            for tmp in self.root.glob("*/.*.tmp"):
+                tmp.unlink(missing_ok=True)
+            for sub in self.root.iterdir():
+                if sub.is_dir() and not any(sub.iterdir()):
+                    sub.rmdir()
+        return count
+
+    def _files(self) -> Iterator[Path]:
+        if self.root.is_dir():
+            yield from self.root.glob(f"*/*{_SUFFIX}")
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _read(path: Path, digest: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        head = f.read(len(_MAGIC) + _HEADER.size)
+        if len(head) != len(_MAGIC) + _HEADER.size or not head.startswith(_MAGIC):
+            raise _Corrupt
+        (length,) = _HEADER.unpack(head[len(_MAGIC):])
+        try:
+            header = json.loads(f.read(length))
+            shape = tuple(int(s) for s in header["shape"])
+            expected = header["sha256"]
+            ok = header["key"] == digest and header["dtype"] == "float32"
+        except (ValueError, KeyError, TypeError):
+            raise _Corrupt from None
+        buffer = bytearray(f.read())
+    if not ok or len(buffer) != 4 * int(np.prod(shape)) or hashlib.sha256(buffer).hexdigest() != expected:
+        raise _Corrupt
+    return np.frombuffer(buffer, dtype=np.float32).reshape(shape)
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_MAGIC) + _HEADER.size)
+            (length,) = _HEADER.unpack(head[len(_MAGIC):])
+            header = json.loads(f.read(length))
+        return {**header.get("meta", {}), "shape": header.get("shape")}
+    except (OSError, ValueError, KeyError, struct.error):
+        return {}
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def open_cache(cache: ActivationCache | str | os.PathLike[str] | bool | None,
+               limit: int | str | None = None) -> ActivationCache | None:
+    """``cache`` as given by a user: None/False (no cache), True (the default folder), a folder,
+    or an :class:`ActivationCache`; ``limit``: bytes or ``"20GB"`` (default: the environment's)."""
+    if cache is None or cache is False:
+        return None
+    if isinstance(cache, ActivationCache):
+        return cache
+    size = parse_budget(limit) if limit is not None else default_limit()
+    assert size is not None
+    root = default_dir() if cache is True else Path(cache)
+    if root.exists() and not root.is_dir():
+        raise NeurocorrError(f"cache folder {root} is a file; give a folder (--cache-dir)")
+    return ActivationCache(root, size)
+
+
+# -- command line: neurocorr cache ls|clear ----------------------------------------------------------
+def add_command(sub: Any) -> None:
+    """Add ``neurocorr cache ls|clear`` to the CLI's subparsers."""
+    p = sub.add_parser("cache", help="list or clear the activation cache")
+    p.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: delete them all")
+    p.add_argument("--cache-dir", help=f"cache folder (default ${DIR_ENV} or ~/.cache/neurocorr/activations)")
+    p.add_argument("--json", action="store_true", help="ls: print JSON")
+    p.set_defaults(run=_cache_command)
+
+
+def _cache_command(args: argparse.Namespace) -> int:
+    cache = open_cache(args.cache_dir or True)
+    assert cache is not None
+    if args.action == "clear":
+        print(f"removed {cache.clear()} entries from {cache.root}")
+        return 0
+    entries = cache.entries()
+    if args.json:
+        print(json.dumps([{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries], indent=2))
+        return 0
+    total = sum(e.size for e in entries)
+    print(f"{cache.root}: {len(entries)} entries, {human(total)} of {human(cache.limit)} "
+          f"(least recently used first)")
+    if entries:
+        print(f"{'key':<12} {'size':>9} {'last used':<19} {'shape':<14} {'view':<8} layer / model / probe")
+    for e in entries:
+        used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
+        shape = "x".join(str(s) for s in e.meta.get("shape") or []) or "?"
+        print(f"{e.key[:12]:<12} {human(e.size):>9} {used:<19} {shape:<14} {e.meta.get('view', '?'):<8} "
+              f"{e.meta.get('layer', '?')} / {e.meta.get('model', '?')} / {e.meta.get('probe', '?')}")
+    return 0

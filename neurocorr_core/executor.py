@@ -1,0 +1,431 @@
+"""Executors: where the shard tasks of a comparison or a grid run (in this process, or on Dask).
+
+The probe is split into contiguous shards. For every shard, one task per model extracts its
+neurons (:func:`extract`: a forward pass, or the activation cache), one task per pair of
+models feeds that pair's metrics with them (:func:`accumulate`), and a pair's shard metrics
+are folded together in shard order (:func:`merge`, the metrics' exact ``merge``). A model's
+neurons are extracted once per shard however many pairs use them. The driver finishes every
+pair (matching, network score) as its merged metrics arrive.
+
+``local`` runs those tasks one after another in this process; ``dask`` submits them to a
+``dask.distributed`` cluster (an existing scheduler, or a LocalCluster it starts on
+127.0.0.1). Both run the same functions in the same merge order, so their results agree to
+rounding. On Dask, models travel as file paths or ``module:callable`` references (workers
+must be able to read the files or import the modules), never as objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
+
+import numpy as np
+
+from .cache import ActivationCache, EntryKey, model_fingerprint, probe_fingerprint
+from .errors import NeurocorrError
+from .interfaces import ActivationProvider, LayerInfo, Metric
+from .models import describe, resolve_model
+from .probe import Probe
+from .views import apply_view
+
+EXECUTORS = ("local", "dask")
+#: Seconds to wait for a Dask scheduler (connecting, or starting a LocalCluster).
+CONNECT_TIMEOUT = 10.0
+
+
+# -- executors ------------------------------------------------------------------------------------
+class Executor(ABC):
+    """Runs tasks: ``submit(fn, *args)`` returns a handle; handles given as arguments of a later
+    task stand for their results. Use as a context manager (``close`` releases a cluster)."""
+
+    name: ClassVar[str]
+    #: Tasks run in other processes: models must travel as paths or references.
+    remote: ClassVar[bool] = False
+
+    def put(self, value: Any) -> Any:
+        """A handle for data many tasks read (sent to the cluster once)."""
+        return value
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)``; handles among ``args`` are replaced by their results."""
+
+    @abstractmethod
+    def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
+        """``(tag, result)`` for every ``{tag: handle}`` as each finishes; a failed task raises."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release the cluster (if this executor started one) and the connection."""
+
+    def describe(self) -> str:
+        return self.name
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Done:
+    value: Any
+
+
+class LocalExecutor(Executor):
+    """Every task runs at once, in this process, in submission order."""
+
+    name = "local"
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return _Done(fn(*(a.value if isinstance(a, _Done) else a for a in args)))
+
+    def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
+        for tag, handle in handles.items():
+            yield tag, handle.value
+
+
+class DaskExecutor(Executor):
+    """Tasks on a ``dask.distributed`` cluster: the scheduler at ``scheduler`` (e.g.
+    ``tcp://127.0.0.1:8786``), or a LocalCluster of ``workers`` single-threaded worker
+    processes on 127.0.0.1 (default 2) that :meth:`close` shuts down."""
+
+    name = "dask"
+    remote = True
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 timeout: float = CONNECT_TIMEOUT) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise NeurocorrError("the dask executor needs dask.distributed; install it with: "
+                                 "pip install 'neurocorr-core[dask]' (or pip install 'dask[distributed]')") from None
+        self.cluster: Any = None
+        self.scheduler = scheduler
+        if scheduler:
+            if workers is not None:
+                raise NeurocorrError("--workers starts a local cluster; with --scheduler the cluster's own "
+                                     "workers run the tasks: give one of them, not both")
+            try:
+                self.client = Client(scheduler, timeout=timeout, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise NeurocorrError(
+                    f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}). "
+                    "Start one ('dask scheduler --host 127.0.0.1', then 'dask worker ADDRESS'), check the "
+                    "address, or leave out --scheduler to start a local cluster") from None
+        else:
+            count = 2 if workers is None else workers
+            self.cluster = LocalCluster(n_workers=count, threads_per_worker=1, host="127.0.0.1",
+                                        dashboard_address=None, processes=True)
+            self.client = Client(self.cluster, timeout=timeout, set_as_default=False)
+
+    def put(self, value: Any) -> Any:
+        return self.client.scatter(value)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
+        from distributed import as_completed
+
+        tags = {future.key: tag for tag, future in handles.items()}
+        for future, result in as_completed(list(handles.values()), loop=self.client.loop,
+                                              with_results=True):
+            yield tags[future.key], result
+
+    def describe(self) -> str:
+        where = self.scheduler or "a local cluster on 127.0.0.1"
+        return f"dask ({where}, {len(self.client.scheduler_info().get('workers', {}))} workers)"
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def get_executor(executor: str | Executor | None = None, *, scheduler: str | None = None,
+                 workers: int | None = None, timeout: float = CONNECT_TIMEOUT) -> Executor:
+    """An executor by name (``local``, ``dask``); an :class:`Executor` is returned as it is."""
+    if isinstance(executor, Executor):
+        return executor
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise NeurocorrError(f"workers must be a whole number of at least 1, got {workers!r}")
+    name = executor or ("dask" if scheduler or workers else "local")
+    if name == "local":
+        if scheduler or workers:
+            raise NeurocorrError("--scheduler and --workers belong to the dask executor; add --executor dask")
+        return LocalExecutor()
+    if name == "dask":
+        return DaskExecutor(scheduler, workers, timeout)
+    raise NeurocorrError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+# -- what travels to the workers -----------------------------------------------------------------------
+@dataclass
+class ModelSource:
+    """How a task opens a model: ``spec`` (a path, a ``module:callable`` reference, or, for the
+    local executor only, an object), the provider class and its options; ``fingerprint``: the
+    activation cache's model key (None: not cached)."""
+
+    label: str
+    spec: object
+    provider: type[ActivationProvider]
+    options: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+    @property
+    def travels(self) -> bool:
+        return isinstance(self.spec, (str, os.PathLike))
+
+    def open(self) -> ActivationProvider:
+        return self.provider(resolve_model(self.spec), **self.options)
+
+
+def model_source(spec: object, provider: ActivationProvider, options: Mapping[str, Any] | None = None) -> ModelSource:
+    """The :class:`ModelSource` of a model opened as ``provider`` (absolute path for a file)."""
+    if isinstance(spec, (str, os.PathLike)) and os.path.exists(spec):
+        spec = os.path.abspath(spec)
+    own = provider.fingerprint() if hasattr(provider, "fingerprint") else None
+    fingerprint = model_fingerprint(spec, provider.name, options, own)
+    return ModelSource(describe(spec), spec, type(provider), dict(options or {}), fingerprint)
+
+
+def check_travels(sources: Iterable[ModelSource], executor: Executor) -> None:
+    """On a remote executor, every model must be a path or a reference."""
+    if not executor.remote:
+        return
+    for source in sources:
+        if not source.travels:
+            raise NeurocorrError(
+                f"the {executor.name} executor sends models to its workers as file paths or 'module:callable' "
+                f"references, but got an in-memory {type(source.spec).__module__}.{type(source.spec).__qualname__}; "
+                "save the model to a file (e.g. torch.jit.save, model.save) or pass a reference to a function "
+                "that builds it, or use executor='local'")
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """One model's neurons over one probe: its selected layers (forward order), in ``view``."""
+
+    source: ModelSource
+    layers: tuple[LayerInfo, ...]
+    view: str
+    probe: Probe
+
+
+@dataclass
+class MetricPlan:
+    """What a worker needs to build a pair's metrics (the fields :class:`compare.Accumulator`
+    reads from a plan): the metric class and options, the plan's parts and the sample count."""
+
+    metric_cls: type[Metric]
+    metric_options: dict[str, Any]
+    parts: list[Any]
+    samples: int
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Samples ``start:stop`` of a probe, with their fingerprint (the cache's probe key)."""
+
+    index: int
+    start: int
+    stop: int
+    fingerprint: str
+    name: str
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous ranges covering ``range(n)``, sizes differing by at most one."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise NeurocorrError(f"shards must be a whole number of at least 1, got {shards!r}")
+    if shards > n // 2:
+        raise NeurocorrError(f"{shards} shards of a {n}-sample probe leave shards of fewer than 2 samples; "
+                             f"use at most {max(1, n // 2)} shards")
+    edges = np.linspace(0, n, shards + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+# -- the tasks (module-level functions, so they pickle by name) ----------------------------------------
+def extract(source: ModelSource, layers: tuple[LayerInfo, ...], view: str, shard: Shard, data: np.ndarray,
+            batch_size: int, cache: ActivationCache | None) -> np.ndarray:
+    """The model's neurons over one shard: float32 (samples, sum of the layers' neurons), the
+    layers' views side by side; each layer from the cache when it holds it, else from one
+    forward pass over the shard for all missing layers (then stored)."""
+    keys = {layer.name: EntryKey(source.fingerprint, layer.name, view, shard.fingerprint)
+            for layer in layers} if cache is not None and source.fingerprint else {}
+    found: dict[str, np.ndarray] = {}
+    for name, key in keys.items():
+        array = cache.get(key) if cache is not None else None
+        if array is not None and array.shape[0] == shard.stop - shard.start:
+            found[name] = array
+    missing = [layer for layer in layers if layer.name not in found]
+    if missing:
+        found.update(_forward(source, missing, view, data, batch_size, shard.name))
+        for layer in missing:
+            if cache is not None and layer.name in keys:
+                cache.put(keys[layer.name], found[layer.name],
+                          {"model": source.label, "probe": shard.name, "samples": shard.stop - shard.start})
+    return np.concatenate([found[layer.name] for layer in layers], axis=1)
+
+
+def _forward(source: ModelSource, layers: Sequence[LayerInfo], view: str, data: np.ndarray,
+             batch_size: int, probe_name: str) -> dict[str, np.ndarray]:
+    provider = source.open()
+    chunks: dict[str, list[np.ndarray]] = {layer.name: [] for layer in layers}
+    try:
+        for outputs in provider.activations(Probe(data, probe_name).batches(batch_size), list(chunks)):
+            for layer in layers:
+                out = outputs[layer.name]
+                bad = out.size - int(np.isfinite(out).sum())
+                if bad:  # the same message as compare() gives
+                    raise NeurocorrError(f"layer {layer.name!r} of {source.label} produced {bad} NaN/Inf "
+                                         "values on this probe; check the model's weights and the "
+                                         "probe's value range, or leave the layer out")
+                chunks[layer.name].append(apply_view(out, view).astype(np.float32, copy=False))
+    finally:
+        provider.close()
+    return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def accumulate(plan: MetricPlan, x: np.ndarray, y: np.ndarray, batch_size: int) -> list[Metric]:
+    """A pair's metrics over one shard, fed in batches of ``batch_size`` as compare() does."""
+    from .compare import Accumulator  # compare imports this module: import at call time
+
+    acc = Accumulator(cast(Any, plan))
+    for start in range(0, len(x), batch_size):
+        acc.update(x[start:start + batch_size], y[start:start + batch_size])
+    return acc.metrics
+
+
+def merge(first: list[Metric], other: list[Metric], copy_first: bool) -> list[Metric]:
+    """``first`` with ``other`` folded in (exact merge); ``copy_first`` leaves ``first`` as it
+    was (a remote task's input may be read again)."""
+    out = copy.deepcopy(first) if copy_first else first
+    for mine, theirs in zip(out, other, strict=True):
+        mine.merge(theirs)
+    return out
+
+
+# -- the schedule ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairJob:
+    """A pair to compare: the keys of its two extractions and its metric plan."""
+
+    a: str
+    b: str
+    plan: MetricPlan
+
+
+def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: Mapping[Any, PairJob], *,
+              shards: int = 1, batch_size: int = 256,
+              cache: ActivationCache | None = None) -> Iterator[tuple[Any, list[Metric]]]:
+    """Every pair's metrics merged over all shards, as ``(tag, metrics)`` in completion order.
+
+    The extractions a pair names must cover probes of one length. Tasks are submitted shard by
+    shard (so the local executor holds one shard's neurons at a time); a pair's shard metrics
+    are merged in shard order whatever the executor.
+    """
+    if not pairs:
+        return
+    check_travels((extractions[k].source for job in pairs.values() for k in (job.a, job.b)), executor)
+    used = sorted({k for job in pairs.values() for k in (job.a, job.b)})
+    lengths = {len(extractions[k].probe) for k in used}
+    if len(lengths) != 1:
+        raise NeurocorrError(f"the probes of one run differ in length: {sorted(lengths)}; give every model "
+                             "the same samples")
+    bounds = shard_bounds(lengths.pop(), shards)
+    shard_cache: dict[tuple[int, int], tuple[Shard, Any]] = {}
+    merged: dict[Any, Any] = {}
+    for index, (start, stop) in enumerate(bounds):
+        done: dict[str, Any] = {}
+        for key in used:
+            ex = extractions[key]
+            if (id(ex.probe), index) not in shard_cache:
+                data = np.ascontiguousarray(ex.probe.data[start:stop], dtype=np.float32)
+                shard = Shard(index, start, stop, probe_fingerprint(data), f"{ex.probe.name}[{start}:{stop}]")
+                shard_cache[(id(ex.probe), index)] = (shard, executor.put(data))
+            shard, data_handle = shard_cache[(id(ex.probe), index)]
+            done[key] = executor.submit(extract, ex.source, ex.layers, ex.view, shard, data_handle,
+                                        batch_size, cache)
+        for tag, job in pairs.items():
+            part = executor.submit(accumulate, job.plan, done[job.a], done[job.b], batch_size)
+            merged[tag] = part if index == 0 else executor.submit(merge, merged[tag], part, executor.remote)
+        shard_cache = {k: v for k, v in shard_cache.items() if k[1] != index}  # free this shard's data
+        del done
+    yield from executor.as_completed(merged)
+
+
+# -- options shared by compare, grid and predict ---------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser, cache_default: bool = False) -> None:
+    """The executor, shard and cache options of a command (docs/scale-out.md)."""
+    g = p.add_argument_group("scale out (docs/scale-out.md)")
+    g.add_argument("--executor", choices=EXECUTORS, help="where tasks run: local (default) or dask")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: the scheduler to use, e.g. tcp://127.0.0.1:8786 (default: start a local cluster)")
+    g.add_argument("--workers", type=int, metavar="N", help="dask: worker processes of the local cluster (default 2)")
+    g.add_argument("--shards", type=int, metavar="N",
+                   help="split the probe into N shards (default: 1 locally, one per worker on dask)")
+    g.add_argument("--cache-dir", metavar="DIR",
+                   help="activation cache folder" + (" (default $NEUROCORR_CACHE_DIR or ~/.cache/neurocorr/"
+                                                     "activations)" if cache_default else " (default: no cache)"))
+    if cache_default:
+        g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+
+
+def options_from(args: argparse.Namespace, cache_default: bool = False) -> dict[str, Any]:
+    """compare()/grid() keywords from the parsed options of :func:`add_arguments`."""
+    cache: Any = args.cache_dir
+    if cache_default and not cache:
+        cache = not getattr(args, "no_cache", False)
+    return {"executor": args.executor, "scheduler": args.scheduler, "workers": args.workers,
+            "shards": args.shards, "cache": cache}
+
+
+def default_shards(executor: Executor, shards: int | None, samples: int) -> int:
+    """One shard locally; on Dask one per worker (at most one per two samples)."""
+    if shards is not None:
+        return shards
+    if not executor.remote:
+        return 1
+    client = getattr(executor, "client", None)
+    workers = len(client.scheduler_info().get("workers", {})) if client is not None else 1
+    return max(1, min(workers or 1, samples // 2))
+
+
+# -- compare() on an executor ----------------------------------------------------------------------------
+def wanted(executor: str | Executor | None, scheduler: str | None, workers: int | None, shards: int | None,
+           cache: Any) -> bool:
+    """True when compare() should run its plan through :func:`sharded_metrics`."""
+    return any(v is not None and v is not False for v in (executor, scheduler, workers, shards, cache))
+
+
+def sharded_metrics(plan: Any, sources: tuple[ModelSource, ModelSource], probes: tuple[Probe, Probe], view: str,
+                    batch_size: int, *, executor: str | Executor | None = None, scheduler: str | None = None,
+                    workers: int | None = None, shards: int | None = None,
+                    cache: Any = None) -> tuple[list[Metric], dict[str, Any]]:
+    """compare()'s plan (``plan.a``/``plan.b`` sides, ``plan.parts``) run shard by shard on an
+    executor: the merged metrics, and what ran (executor, shards, cache hits) for the config."""
+    from .cache import open_cache
+
+    store = open_cache(cache)
+    job = PairJob("a", "b", MetricPlan(plan.metric_cls, plan.metric_options, plan.parts, plan.samples))
+    extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), view, probes[0]),
+                   "b": Extraction(sources[1], tuple(plan.b.layers), view, probes[1])}
+    ex = get_executor(executor, scheduler=scheduler, workers=workers)
+    try:
+        check_travels(sources, ex)
+        count = default_shards(ex, shards, len(probes[0]))
+        ((_, metrics),) = list(run_pairs(ex, extractions, {"ab": job}, shards=count, batch_size=batch_size,
+                                         cache=store))
+        what = ex.describe()
+    finally:
+        if ex is not executor:
+            ex.close()
+    return metrics, {"executor": what, "shards": count, "cache": None if store is None else str(store.root)}

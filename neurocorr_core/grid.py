@@ -1,0 +1,258 @@
+"""Many-model grids: N models compared pairwise over one probe, as an N x N score matrix.
+
+Every model is opened once in this process to list its layers (a 2-sample forward pass) and
+fingerprint it; the comparisons themselves run on an executor (docs/scale-out.md): each model's
+neurons are extracted once per probe shard and shared by all its pairs, and each pair is handed
+back (``on_pair``) as soon as its merged metrics are finished, so a caller can store it before
+the next one arrives (the atlas commits each pair: an interrupted grid resumes from there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .cache import open_cache, probe_fingerprint
+from .compare import Plan, Side, _constant_policy, _metric_options, _result, open_model
+from .errors import NeurocorrError
+from .executor import Executor, Extraction, MetricPlan, ModelSource, PairJob, default_shards, get_executor, \
+    model_source, run_pairs
+from .models import describe
+from .plugins import PluginManager, get_plugin_manager
+from .probe import Probe, load_probe
+from .result import Comparison
+from .score import check_penalty
+from .selection import Selector, select_layers
+from .views import check_view, neuron_count
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The options every comparison of a grid shares (those of ``compare``; the layers are per
+    model). Two grids with equal :meth:`key` on the same probe give the same scores."""
+
+    metric: str = "pearson"
+    matching: str = "max"
+    neurons: str = "channel"
+    depth_penalty: str = "paper"
+    absolute: bool = True
+    constant_neurons: str | None = None
+    metric_options: Mapping[str, Any] = field(default_factory=dict)
+    matching_options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 256
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options that decide the scores (not the batch size)."""
+        return {"metric": self.metric, "matching": self.matching, "neurons": self.neurons,
+                "depth_penalty": self.depth_penalty, "absolute": self.absolute,
+                "constant_neurons": self.constant_neurons, "metric_options": dict(self.metric_options),
+                "matching_options": dict(self.matching_options)}
+
+    def key(self, probe: Probe) -> str:
+        """A digest of these options and the probe's samples: the atlas's configuration key."""
+        text = json.dumps({**self.to_dict(), "probe": probe_fingerprint(probe.data)}, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class GridModel:
+    """A model of a grid: its unique ``name``, the model (path, ``module:callable``, or an object
+    for the local executor), its layer selector, and optionally its provider and options."""
+
+    name: str
+    model: object
+    layers: Selector = None
+    provider: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GridResult:
+    """``scores[i, j]``: the network score of model i towards model j (NaN: not compared in this
+    call, e.g. the diagonal or pairs skipped because they were done); ``comparisons``: the
+    comparisons run, by pair of names; ``computed``: those pairs in completion order."""
+
+    names: list[str]
+    scores: np.ndarray
+    comparisons: dict[tuple[str, str], Comparison]
+    computed: list[tuple[str, str]]
+    executor: str
+    shards: int
+    seconds: float
+
+    @property
+    def symmetric(self) -> np.ndarray:
+        return (self.scores + self.scores.T) / 2
+
+
+def check_names(models: Sequence[GridModel]) -> None:
+    seen: set[str] = set()
+    for m in models:
+        if not m.name or not isinstance(m.name, str):
+            raise NeurocorrError(f"every grid model needs a name; got {m.name!r} for {describe(m.model)}")
+        if m.name in seen:
+            raise NeurocorrError(f"the model name {m.name!r} is given twice; give every model its own name "
+                                 "(--name)")
+        seen.add(m.name)
+
+
+def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray | Probe, *,
+         config: GridConfig | None = None, pairs: Iterable[tuple[str, str]] | None = None,
+         skip: Iterable[tuple[str, str]] = (), executor: str | Executor | None = None,
+         scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
+         cache: Any = None, on_pair: Callable[[str, str, Comparison], None] | None = None,
+         fingerprints: Mapping[str, str | None] | None = None,
+         plugin_manager: PluginManager | None = None) -> GridResult:
+    """Compare every pair of ``models`` (default: each unordered pair once, in the given order)
+    over ``probe`` and return the score matrix.
+
+    ``pairs``: only these (name, name) pairs; ``skip``: pairs already done (in either order),
+    not recomputed and not opened. ``executor``/``scheduler``/``workers``/``shards``: where and
+    in how many probe shards (default: ``local``, 1 shard; ``dask``: one shard per worker).
+    ``cache``: an activation cache folder (or True for the default one). ``on_pair(a, b,
+    comparison)`` is called in this process as each pair finishes. ``fingerprints``: the
+    expected model fingerprints by name (the atlas's), checked before any comparison.
+    """
+    start = time.perf_counter()
+    config = config or GridConfig()
+    check_names(models)
+    check_view(config.neurons)
+    check_penalty(config.depth_penalty)
+    probe = load_probe(probe)
+    if len(probe) < 2:
+        raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation needs at least 2")
+    names = [m.name for m in models]
+    todo = _pairs(names, pairs, skip)
+    pm = plugin_manager or get_plugin_manager()
+    metric_cls = pm.metric(config.metric)
+    matcher = pm.matching(config.matching)(**dict(config.matching_options))
+    constant = _constant_policy(config.constant_neurons, matcher)
+    store = open_cache(cache)
+    scores = np.full((len(models), len(models)), np.nan)
+    result = GridResult(names, scores, {}, [], "local", 1, 0.0)
+    if not todo:
+        result.seconds = time.perf_counter() - start
+        return result
+    ex = get_executor(executor, scheduler=scheduler, workers=workers)  # fails fast on a bad scheduler
+    try:
+        needed = {n for pair in todo for n in pair}
+        by_name = {m.name: m for m in models}
+        sides = {n: _open(by_name[n], probe, config.neurons, pm) for n in names if n in needed}
+        _check_fingerprints(sides, fingerprints)
+        plans = {pair: _plan(metric_cls, config, matcher, constant, sides[pair[0]][0], sides[pair[1]][0],
+                             len(probe)) for pair in todo}
+        extractions = {n: Extraction(src, tuple(side.layers), config.neurons, probe)
+                       for n, (side, src) in sides.items()}
+        jobs = {pair: PairJob(pair[0], pair[1], MetricPlan(plan.metric_cls, plan.metric_options, plan.parts,
+                                                           plan.samples))
+                for pair, plan in plans.items()}
+        count = default_shards(ex, shards, len(probe))
+        result.executor, result.shards = ex.describe(), count
+        run = {**config.to_dict(), "probe": probe.name, "batch_size": config.batch_size,
+               "executor": ex.name, "shards": count}
+        index = {n: i for i, n in enumerate(names)}
+        for pair, metrics in run_pairs(ex, extractions, jobs, shards=count, batch_size=config.batch_size,
+                                       cache=store):
+            plan = plans[pair]
+            outcome = plan.finish(SimpleNamespace(metrics=metrics))  # type: ignore[arg-type]
+            comparison = _result(plan, outcome, len(probe), {**run, "layers_a": by_name[pair[0]].layers,
+                                                             "layers_b": by_name[pair[1]].layers}, None, pm)
+            i, j = index[pair[0]], index[pair[1]]
+            scores[i, j], scores[j, i] = comparison.score.a_to_b, comparison.score.b_to_a
+            result.comparisons[pair] = comparison
+            result.computed.append(pair)
+            if on_pair is not None:
+                on_pair(pair[0], pair[1], comparison)
+    finally:
+        if ex is not executor:
+            ex.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _pairs(names: list[str], pairs: Iterable[tuple[str, str]] | None,
+           skip: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    done = {frozenset(p) for p in skip}
+    if pairs is None:
+        chosen = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    else:
+        chosen = [tuple(p) for p in pairs]  # type: ignore[misc]
+        for a, b in chosen:
+            for n in (a, b):
+                if n not in names:
+                    raise NeurocorrError(f"pair ({a!r}, {b!r}) names {n!r}, which is not among the grid's "
+                                         f"models: {', '.join(names)}")
+            if a == b:
+                raise NeurocorrError(f"pair ({a!r}, {b!r}) compares a model with itself; name two models")
+    return [p for p in dict.fromkeys(chosen) if frozenset(p) not in done]
+
+
+def _open(model: GridModel, probe: Probe, view: str, pm: PluginManager) -> tuple[Side, ModelSource]:
+    """The model's selected layers (one 2-sample forward pass here) and how tasks open it."""
+    options = dict(model.options)
+    provider = open_model(model.model, provider=model.provider, pm=pm, **options)
+    try:
+        layers = select_layers(provider.layers(next(probe.head(2).batches(2))), model.layers, model.name)
+        source = model_source(model.model, provider, options)
+    finally:
+        provider.close()
+    source.label = model.name
+    return Side(model.name, provider, layers, [neuron_count(layer.shape, view) for layer in layers]), source
+
+
+def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
+                        expected: Mapping[str, str | None] | None) -> None:
+    for name, (_, source) in sides.items():
+        want = (expected or {}).get(name)
+        if want and source.fingerprint and want != source.fingerprint:
+            raise NeurocorrError(
+                f"model {name!r} ({source.label if source.label != name else describe(source.spec)}) has changed "
+                "since it was added to the atlas (its fingerprint differs), so its stored comparisons and "
+                f"measurements may not describe it; remove and re-add it: neurocorr atlas rm {name}, then "
+                "neurocorr atlas add ... with its new measurements")
+
+
+def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: Side, b: Side, samples: int) -> Plan:
+    plan = Plan(metric_cls, _metric_options(metric_cls, dict(config.metric_options), None), matcher, a, b,
+                config.depth_penalty, config.absolute, constant, samples)
+    plan.sample(None, 0)
+    return plan
+
+
+# -- command line: the compare options a grid shares --------------------------------------------------
+def add_config_arguments(p: Any) -> None:
+    """The probe and compare options of ``grid`` and ``predict`` (their layers are per model)."""
+    from .score import PENALTIES
+    from .views import VIEWS
+
+    p.add_argument("--probe", required=True,
+                   help="built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file")
+    p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
+    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
+    p.add_argument("--matching", default="max", help="matching strategy (default max)")
+    p.add_argument("--neurons", choices=VIEWS, default="channel",
+                   help="channel: spatial mean per channel; position: every C*H*W element")
+    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
+    p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
+    p.add_argument("--constant-neurons", choices=["zero", "error"], help="constant (dead) neurons: score 0 or stop")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def config_from(args: Any) -> tuple[GridConfig, Probe]:
+    """The :class:`GridConfig` and probe of parsed :func:`add_config_arguments` options."""
+    if args.batch_size < 1:
+        raise NeurocorrError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.probe_limit is not None and args.probe_limit < 2:
+        raise NeurocorrError(f"--probe-limit must be at least 2, got {args.probe_limit}")
+    probe = load_probe(args.probe, limit=args.probe_limit)
+    return GridConfig(metric=args.metric, matching=args.matching, neurons=args.neurons,
+                      depth_penalty=args.depth_penalty, absolute=not args.signed,
+                      constant_neurons=args.constant_neurons, batch_size=args.batch_size), probe

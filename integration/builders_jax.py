@@ -151,3 +151,16 @@ def build_cnn_fn(seed: int = 0) -> JaxFunction:
                      "dense1": dense1, "relu3": relu3, "dense2": out}
 
     return cnn
+
+
+# -- for exporters ----------------------------------------------------------------------------
+def jax_forward(model: object) -> Callable[[jax.Array], jax.Array]:
+    """The plain forward ``x -> output`` of any builder's result (for jax2onnx and friends).
+    The input layout is the model's own: NHWC for the nnx/linen CNNs, NCHW for ``build_cnn_fn``."""
+    if isinstance(model, nnx.Module):
+        return model
+    if isinstance(model, tuple):
+        module, variables = model
+        return functools.partial(module.apply, variables)
+    assert callable(model)
+    return lambda x: model(x)[0]

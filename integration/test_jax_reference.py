@@ -50,3 +50,14 @@ def test_cnn_conv_outputs_are_channels_first(variant):
     out = next(prov.activations([probe], [conv.name]))[conv.name]
     np.testing.assert_allclose(out, conv2d(probe.astype(np.float64), w["conv1.w"], w["conv1.b"]),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_plain_forward_for_exporters_gives_the_reference_logits(variant):
+    """``jax_forward`` (what an ONNX exporter traces) computes the reference network's output."""
+    w = cnn_weights()
+    probe = cnn_probe()
+    x = probe if variant == "fn" else probe.transpose(0, 2, 3, 1)  # the nnx/linen CNNs take NHWC
+    out = builders_jax.jax_forward(getattr(builders_jax, f"build_cnn_{variant}")())(x)
+    expected = cnn_forward(w, probe)[2] @ w["fc2.w"].T + w["fc2.b"]
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)

@@ -122,6 +122,8 @@ class OnnxProvider(ActivationProvider):
             kind = "activation" if tensor in self._activations else kind_of(op)
             info = LayerInfo(names[tensor], shape, depth, kind, op)
             self._layers[info.name] = _Layer(tensor, info, axis)
+        # Each session holds its own copy of the weights: drop the one that exposes every tensor.
+        self._sessions.pop(tuple(sorted(set(self.candidates))), None)
         return [layer.info for layer in self._layers.values()]
 
     def activations(self, batches: Iterable[np.ndarray],

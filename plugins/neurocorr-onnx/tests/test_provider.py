@@ -125,7 +125,9 @@ def test_one_session_run_per_batch_and_session_cached(monkeypatch):
     outs = list(prov.activations([x[:4], x[4:8], x[8:]], wanted))
     assert len(outs) == 3 and len(calls) == 3
     assert all(set(c) == set(wanted) for c in calls)
-    assert len(prov._sessions) == 2  # the discovery session and the one for these layers
+    assert list(prov._sessions) == [tuple(sorted(wanted))]  # the discovery session is released
+    list(prov.activations([x], wanted))
+    assert len(calls) == 4  # the same session again
 
 
 def test_fixed_batch_size_model_runs_in_chunks():

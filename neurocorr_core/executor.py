@@ -343,6 +343,7 @@ def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
     bounds = shard_bounds(lengths.pop(), shards)
     shard_cache: dict[tuple[int, int], tuple[Shard, Any]] = {}
     merged: dict[Any, Any] = {}
+    last = len(bounds) - 1
     for index, (start, stop) in enumerate(bounds):
         done: dict[str, Any] = {}
         for key in used:
@@ -357,6 +358,8 @@ def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
         for tag, job in pairs.items():
             part = executor.submit(accumulate, job.plan, done[job.a], done[job.b], batch_size)
             merged[tag] = part if index == 0 else executor.submit(merge, merged[tag], part, executor.remote)
+            if index == last and not executor.remote:  # finished now: hand it back before the next pair runs
+                yield from executor.as_completed({tag: merged.pop(tag)})
         shard_cache = {k: v for k, v in shard_cache.items() if k[1] != index}  # free this shard's data
         del done
     yield from executor.as_completed(merged)

@@ -8,6 +8,8 @@ feeds two samples).
 
 from __future__ import annotations
 
+import numpy as np
+
 from numpy_models import NumpyNet, cnn, mlp
 
 BUILT: list[NumpyNet] = []
@@ -44,3 +46,14 @@ def cnn_a() -> NumpyNet:
 
 def cnn_b() -> NumpyNet:
     return _keep(cnn(1))
+
+
+
+def _nan_on_big_batches(x: np.ndarray) -> np.ndarray:
+    first = x.reshape(len(x), -1)[:, :3]
+    return first if len(x) <= 2 else np.full_like(first, np.nan)
+
+
+def nan_on_big_batches() -> NumpyNet:
+    """Finite on the 2-sample layer listing, NaN on real batches: a failure inside a task."""
+    return _keep(NumpyNet([("act", "ReLU", _nan_on_big_batches)], (1, 8, 8)))

@@ -1,10 +1,15 @@
 """The paper's transfer attack: FGSM from a surrogate CNN, several rounds, surrogate refit.
 
 Each round moves every image by ``eps`` in the direction of the sign of the surrogate's
-loss gradient, clips pixels to [0, 1] (there is no projection back to an eps-ball, as in
-the paper, so after 10 rounds of 10/255 a pixel may have moved by up to 100/255), then
-trains the surrogate further on the adversarial images with their true labels, so the
-next round attacks a surrogate that has adapted to the previous one.
+loss gradient and clips pixels to [0, 1] (there is no projection back to an eps-ball, as in
+the paper, so after 10 rounds of 10/255 a pixel may have moved by up to 100/255). Then the
+surrogate is refit on that round's adversarial images with their true labels, so the next
+round attacks a surrogate that has seen the previous one's images:
+
+- ``fresh`` (default): a newly initialised surrogate trained from scratch on the adversarial
+  set, which is what a skorch ``fit`` call (the paper's code uses skorch) does;
+- ``continue``: the same surrogate trained further (a ``partial_fit``);
+- ``none``: no refit, plain iterated FGSM from the first surrogate.
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from neurocorr_torch.demo import fit
 from torch import nn
+
+from neurocorr_core import NeurocorrError
+from neurocorr_torch.demo import fit
+
+REFITS = ("fresh", "continue", "none")
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
@@ -36,19 +45,29 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
 
 
 def transfer_attack(surrogate: nn.Module, x: torch.Tensor, y: torch.Tensor, *, rounds: int, eps: float,
-                    refit_epochs: int, lr: float, batch_size: int = 128, seed: int = 0,
+                    refit: str = "fresh", refit_epochs: int = 1, lr: float = 0.002, batch_size: int = 128,
+                    seed: int = 0, build: Callable[[], nn.Module] | None = None,
                     on_round: Callable[[int], None] | None = None) -> torch.Tensor:
-    """The adversarial set after ``rounds`` FGSM rounds, each followed by ``refit_epochs``
-    epochs of Adam (learning rate ``lr``) on that round's adversarial images.
-
-    ``surrogate`` is modified in place (it is refit). Returns images shaped like ``x``.
+    """The adversarial set after ``rounds`` FGSM rounds, each followed by a refit of the
+    surrogate (see the module text): ``refit_epochs`` epochs of Adam at learning rate ``lr``
+    on that round's adversarial images. ``build()`` makes a new surrogate (``fresh``; seeded
+    with ``seed + round``). ``surrogate`` itself is trained further only by ``continue``.
+    Returns images shaped like ``x``.
     """
-    x_adv = x.clone()
+    if refit not in REFITS:
+        raise NeurocorrError(f"unknown refit {refit!r}; choose one of {', '.join(REFITS)}")
+    if refit == "fresh" and build is None:
+        raise NeurocorrError("refit 'fresh' needs build(), a function that makes a new surrogate")
+    x_adv, model = x.clone(), surrogate
     for r in range(rounds):
-        x_adv = fgsm(surrogate, x_adv, y, eps)
-        if refit_epochs:
-            fit(surrogate, x_adv, y, epochs=refit_epochs, optimiser="adam", lr=lr,
-                batch_size=batch_size, seed=seed + r)
+        x_adv = fgsm(model, x_adv, y, eps)
+        if refit != "none" and r < rounds - 1:  # the last refit would never be used
+            if refit == "fresh":
+                assert build is not None
+                torch.manual_seed(seed + r)
+                model = build()
+            fit(model, x_adv, y, epochs=refit_epochs, optimiser="adam", lr=lr, batch_size=batch_size,
+                seed=seed + r)
         if on_round is not None:
             on_round(r)
     return x_adv

@@ -7,12 +7,14 @@ The core CLI hands everything after ``reproduce`` to :func:`main`; errors are ra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Sequence
 from typing import NoReturn
 
 from neurocorr_core import NeurocorrError
 
+from .attack import REFITS
 from .settings import DATASETS
 
 PROG = "neurocorr reproduce"
@@ -43,12 +45,16 @@ def parser() -> argparse.ArgumentParser:
                    help="fewer epochs, fewer training images and attack rounds (a smoke run, < 2 min)")
     m.add_argument("--out", help="output folder (default neurocorr-reproduce/mnist-family-DATASET)")
     m.add_argument("--mlp-framework", default="torch", help="framework that trains the MLPs (default torch)")
+    m.add_argument("--refit", choices=REFITS, help="how the attack's surrogate is refit on each round's "
+                   "adversarial images: fresh (new surrogate trained from scratch, as skorch's fit; "
+                   "default), continue (trained further), none (plain iterated FGSM)")
     _common(m)
 
     e = sub.add_parser("efficientnet", help="EfficientNet-Lite0/1/2 (ImageNet) and a random Lite0: "
                        "partial-layer score matrix", description="Compare EfficientNet-Lite0, -Lite1, "
                        "-Lite2 (ImageNet weights) and a randomly initialised Lite0 on real photos.")
-    e.add_argument("--images", type=int, default=300, help="probe images: 4 photos + seeded crops (default 300)")
+    e.add_argument("--images", type=int, default=300,
+                   help="probe images: 4 photos + seeded crops (default 300)")
     e.add_argument("--resolution", type=int, default=224, help="common input side in pixels (default 224)")
     e.add_argument("--sample", type=int, default=1000,
                    help="neurons in the seeded-sample matrix, drawn from the late block (default 1000)")
@@ -116,6 +122,8 @@ def _mnist_family(args: argparse.Namespace) -> int:
         raise NeurocorrError(f"--mlp-framework {args.mlp_framework!r} is not available; "
                              f"choose one of {', '.join(MLP_TRAINERS)}")
     settings = settings_for(args.dataset, args.quick)
+    if args.refit:
+        settings = dataclasses.replace(settings, refit=args.refit)
     load_split(args.dataset, settings)  # missing data fails now, with the install hint
     folder = prepare_folder(args.out or f"neurocorr-reproduce/mnist-family-{args.dataset}")
     result = mnist_family.run(args.dataset, settings, list(range(args.seeds)),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from neurocorr_torch.demo import Split, split
 
 from neurocorr_core import NeurocorrError, load_probe
+from neurocorr_torch.demo import Split, split
 
 from .settings import DATASETS, Settings
 

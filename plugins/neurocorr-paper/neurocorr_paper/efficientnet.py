@@ -120,12 +120,18 @@ class LateBlock:
 class Pick(nn.Module):
     """(N, C, H, W) -> (N, k): the chosen neurons, indices into the C*H*W flattening."""
 
+    index: torch.Tensor
+
     def __init__(self, index: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("index", torch.as_tensor(index, dtype=torch.long))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h.flatten(1)[:, self.index]
+
+    @property
+    def count(self) -> int:
+        return int(self.index.numel())
 
 
 class Tap(nn.Module):
@@ -186,7 +192,7 @@ def run(images: int = 300, resolution: int = 224, sample: int = 1000, seed: int 
     try:
         for which in NEURON_SETS:
             taps = {n: Tap(features[n], neuron_index(tuple(shapes[n]), which, sample, seed)) for n in names}
-            result.neurons[which] = {n: int(t.neurons.index.numel()) for n, t in taps.items()}
+            result.neurons[which] = {n: t.neurons.count for n, t in taps.items()}
             sym = np.full((len(names), len(names)), math.nan)
             directed = np.full_like(sym, math.nan)
             for i, j in pairs:
@@ -234,7 +240,8 @@ def render(result: EffRun) -> dict[str, bytes | str]:
                              "a_to_b": d[i, j], "b_to_a": d[j, i]})
     document = {"experiment": "efficientnet", "models": result.names, "images": result.images,
                 "resolution": result.resolution, "sample": result.sample, "seed": result.seed,
-                "layer": "last MBConv block (_blocks[-1])", "shapes": result.shapes, "neurons": result.neurons,
+                "layer": "last MBConv block (_blocks[-1])", "shapes": result.shapes,
+                "neurons": result.neurons,
                 "dead": result.dead, "matrices": result.matrices, "directed": result.directed,
                 "affinity": {w: affinity(result, w) for w in NEURON_SETS}, "seconds": result.seconds,
                 "threads": result.threads, "versions": get_plugin_manager().versions(),

@@ -44,8 +44,7 @@ def scatter(panels: Sequence[Panel], suptitle: str) -> bytes:
         for k, model in enumerate(panel.x):
             xs, ys = np.asarray(panel.x[model]), np.asarray(panel.y[model])
             ax.scatter(xs, ys, s=14, alpha=0.35, color=colors[k % 10])
-            sd = (lambda v: float(v.std(ddof=1)) if len(v) > 1 else 0.0)
-            ax.errorbar(xs.mean(), ys.mean(), xerr=sd(xs), yerr=sd(ys), fmt="o", ms=7,
+            ax.errorbar(xs.mean(), ys.mean(), xerr=_sd(xs), yerr=_sd(ys), fmt="o", ms=7,
                         color=colors[k % 10], capsize=3, label=model)
             ax.annotate(model, (xs.mean(), ys.mean()), textcoords="offset points", xytext=(6, 5), fontsize=9)
         ax.set_title(panel.title, fontsize=10)
@@ -54,6 +53,10 @@ def scatter(panels: Sequence[Panel], suptitle: str) -> bytes:
         ax.grid(alpha=0.3)
     fig.suptitle(suptitle, fontsize=11)
     return _png(fig)
+
+
+def _sd(v: np.ndarray) -> float:
+    return float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
 def heatmaps(matrices: Sequence[np.ndarray], labels: Sequence[str], titles: Sequence[str],

@@ -27,7 +27,7 @@ from .data import load_split
 from .output import to_csv, to_json
 from .settings import MLP_SHAPES, PAPER, Settings
 from .summary import fmt, mean_sd, spearman, spread
-from .trainers import MLP_TRAINERS, TrainedModel, torch_cnn
+from .trainers import MLP_TRAINERS, TrainedModel, cnn_like, torch_cnn
 
 SEED_STRIDE = 1000  # seed s trains MLP k with s*1000+k, the CNN with +10, the surrogate with +20
 MODELS = [*MLP_SHAPES, "cnn"]
@@ -81,7 +81,10 @@ def run(dataset: str, settings: Settings, seeds: list[int], *, framework: str = 
 def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., TrainedModel],
               attack_n: int, bar: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     base = seed * SEED_STRIDE
-    tick = (lambda _epoch: bar.update())
+
+    def tick(_step: int) -> None:
+        bar.update()
+
     bar.set_postfix_str(f"seed {seed}: CNN")
     cnn = torch_cnn("cnn", data, settings, base + 10, on_epoch=tick)
     mlps = []
@@ -112,9 +115,9 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
     bar.set_postfix_str(f"seed {seed}: FGSM rounds")
     assert isinstance(surrogate.model, torch.nn.Module)
     x_adv = transfer_attack(surrogate.model, x_att, y_att, rounds=settings.attack_rounds,
-                            eps=settings.attack_eps, refit_epochs=settings.refit_epochs,
+                            eps=settings.attack_eps, refit=settings.refit, refit_epochs=settings.refit_epochs,
                             lr=settings.cnn_lr, batch_size=settings.batch_size, seed=base + 30,
-                            on_round=tick).numpy()
+                            build=lambda: cnn_like(data, settings), on_round=tick).numpy()
     labels = y_att.numpy()
     for m in [*mlps, cnn]:
         records[m.name]["attack_clean"] = float((m.predict(x_att.numpy()) == labels).mean())
@@ -198,7 +201,8 @@ def render(result: Run, summary: dict[str, Any]) -> dict[str, bytes | str]:
     document = {
         "experiment": "mnist-family", "dataset": result.dataset, "seeds": result.seeds,
         "mlp_framework": result.framework, "settings": result.settings.to_dict(), "sizes": result.sizes,
-        "seconds": result.seconds, "threads": result.threads, **summary, "per_seed": result.records, "fc_pairs_per_seed": result.pairs,
+        "seconds": result.seconds, "threads": result.threads, **summary, "per_seed": result.records,
+        "fc_pairs_per_seed": result.pairs,
         "paper": PAPER.get(result.dataset, {}), "versions": get_plugin_manager().versions(),
         "torch": torch.__version__,
     }
@@ -232,7 +236,8 @@ def report(result: Run, summary: dict[str, Any]) -> str:
              f"score = FC->CNN network score (|r|, paper depth penalty, CNN conv blocks in position view) "
              f"on the first {s['paper_probe']} (paper) and {s['large_probe']} test images; "
              f"attack: {result.settings.attack_rounds} FGSM rounds of eps "
-             f"{result.settings.attack_eps * 255:.0f}/255 on {s['attack']} test images", ""]
+             f"{result.settings.attack_eps * 255:.0f}/255 on {s['attack']} test images, surrogate refit "
+             f"{result.settings.refit} for {result.settings.refit_epochs} epoch(s) per round", ""]
     head = (f"{'model':<6} {'test accuracy':>17} {'score (paper)':>17} {'score (large)':>17} "
             f"{'clean (attacked set)':>20} {'attacked':>17} | {'paper acc':>9} {'score':>6} {'attacked':>8}")
     lines += [head, "-" * len(head)]
@@ -245,10 +250,10 @@ def report(result: Run, summary: dict[str, Any]) -> str:
                      + " ".join(f"{'-' if math.isnan(p) else f'{p:.4f}':>{w}}"
                                 for p, w in zip(paper, (9, 6, 8), strict=True)))
     lines += ["", f"FC<->FC symmetric score on all {s['test']} test images:"]
-    lines += ["  " + "  ".join(f"{p['pair']} {fmt(p['symmetric_mean'], p['symmetric_sd'])}"
-                               + ("" if math.isnan(p["paper_symmetric"]) else f" (paper {p['paper_symmetric']:.4f})")
-                               for p in summary["fc_pairs"][i:i + 3])
-              for i in range(0, len(summary["fc_pairs"]), 3)]
+    cells = [f"{p['pair']} {fmt(p['symmetric_mean'], p['symmetric_sd'])}"
+             + ("" if math.isnan(p["paper_symmetric"]) else f" (paper {p['paper_symmetric']:.4f})")
+             for p in summary["fc_pairs"]]
+    lines += ["  " + "  ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
     lines += ["", "Spearman rho over the five MLPs, per seed (mean ± sd; positive/negative seeds):"]
     for r in summary["rank_correlations"]:
         lines.append(f"  {r['score']:<12} vs {r['against']:<9} {fmt(r['mean'], r['sd'], 2):>12}  "

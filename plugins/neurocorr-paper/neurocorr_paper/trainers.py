@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from neurocorr_torch.demo import CNN, Split, mlp, predict, train
 
 from .settings import CNN_LAYERS, Settings
@@ -55,11 +56,16 @@ def torch_cnn(name: str, data: Split, settings: Settings, seed: int,
     """The paper's CNN: (conv 3x3 -> maxpool 2 -> ReLU) x 2 (Dropout2d in the second), dense
     100, dense 10; Adam. Its neurons are the two conv blocks' outputs."""
     torch.manual_seed(seed)
-    channels, side = int(data.x_train.shape[1]), int(data.x_train.shape[-1])
-    net = CNN(channels=channels, side=side, padding=settings.padding)
+    net = cnn_like(data, settings)
     acc = train(net, data, epochs=settings.cnn_epochs, optimiser="adam", lr=settings.cnn_lr,
                 batch_size=settings.batch_size, seed=seed, on_epoch=on_epoch)
     return TrainedModel(name, net, CNN_LAYERS, torch_predictor(net), acc)
+
+
+def cnn_like(data: Split, settings: Settings) -> CNN:
+    """A newly initialised paper CNN for ``data``'s image size (uses torch's global RNG)."""
+    channels, side = int(data.x_train.shape[1]), int(data.x_train.shape[-1])
+    return CNN(channels=channels, side=side, padding=settings.padding)
 
 
 MLP_TRAINERS: dict[str, Callable[..., TrainedModel]] = {"torch": torch_mlp}

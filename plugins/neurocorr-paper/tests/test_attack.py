@@ -1,9 +1,12 @@
 """FGSM against the closed-form gradient of a linear softmax classifier."""
 
 import numpy as np
+import pytest
 import torch
-from neurocorr_paper.attack import fgsm, transfer_attack
 from torch import nn
+
+from neurocorr_core import NeurocorrError
+from neurocorr_paper.attack import fgsm, transfer_attack
 
 
 def linear_model(seed: int = 0) -> nn.Module:
@@ -44,7 +47,7 @@ def test_rounds_without_refit_are_repeated_steps():
     model = linear_model()
     x, y = data()
     before = [p.detach().clone() for p in model.parameters()]
-    got = transfer_attack(model, x, y, rounds=3, eps=0.02, refit_epochs=0, lr=0.01).numpy()
+    got = transfer_attack(model, x, y, rounds=3, eps=0.02, refit="none").numpy()
     want = x.numpy()
     for _ in range(3):
         want = reference_step(model, want, y.numpy(), 0.02).astype(np.float32)
@@ -55,17 +58,49 @@ def test_rounds_without_refit_are_repeated_steps():
     assert np.abs(got - x.numpy()).max() > 0.02 + 1e-6
 
 
-def test_refit_trains_the_surrogate_and_reports_rounds():
+def test_continue_refit_trains_the_surrogate_and_reports_rounds():
     model = linear_model()
     x, y = data()
     before = [p.detach().clone() for p in model.parameters()]
     seen = []
-    transfer_attack(model, x, y, rounds=2, eps=0.02, refit_epochs=1, lr=0.05, on_round=seen.append)
+    transfer_attack(model, x, y, rounds=2, eps=0.02, refit="continue", refit_epochs=1, lr=0.05,
+                    on_round=seen.append)
     assert seen == [0, 1]
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_fresh_refit_attacks_with_a_new_surrogate_fit_on_the_adversarial_set():
+    model = linear_model()
+    x, y = data()
+    built: list[nn.Module] = []
+
+    def build() -> nn.Module:
+        built.append(linear_model(seed=len(built) + 7))
+        return built[-1]
+
+    before = [p.detach().clone() for p in model.parameters()]
+    got = transfer_attack(model, x, y, rounds=3, eps=0.02, refit="fresh", refit_epochs=2, lr=0.05,
+                          build=build).numpy()
+    assert len(built) == 2  # after rounds 1 and 2; a refit after the last round would be unused
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    x1 = reference_step(model, x.numpy(), y.numpy(), 0.02).astype(np.float32)
+    x2 = reference_step(built[0], x1, y.numpy(), 0.02).astype(np.float32)
+    x3 = reference_step(built[1], x2, y.numpy(), 0.02)
+    np.testing.assert_allclose(got, x3, atol=1e-5)
+    # the new surrogates were trained (they differ from their seeded initialisation)
+    assert not torch.equal(built[0][1].weight, linear_model(seed=7)[1].weight)
+
+
+def test_refit_errors():
+    model = linear_model()
+    x, y = data()
+    with pytest.raises(NeurocorrError, match="unknown refit 'warm'; choose one of fresh, continue, none"):
+        transfer_attack(model, x, y, rounds=1, eps=0.1, refit="warm")
+    with pytest.raises(NeurocorrError, match="needs build"):
+        transfer_attack(model, x, y, rounds=1, eps=0.1, refit="fresh")
 
 
 def test_zero_rounds_is_identity():
     model = linear_model()
     x, y = data()
-    assert torch.equal(transfer_attack(model, x, y, rounds=0, eps=0.1, refit_epochs=1, lr=0.1), x)
+    assert torch.equal(transfer_attack(model, x, y, rounds=0, eps=0.1, refit="none"), x)

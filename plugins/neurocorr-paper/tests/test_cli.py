@@ -3,10 +3,10 @@
 import sys
 
 import pytest
-from neurocorr_paper import cli
 
 from neurocorr_core import NeurocorrError
 from neurocorr_core.cli import main as neurocorr
+from neurocorr_paper import cli
 
 
 def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

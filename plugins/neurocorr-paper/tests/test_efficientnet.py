@@ -10,9 +10,8 @@ import torch
 pytest.importorskip("efficientnet_lite_pytorch", reason="pip install efficientnet-lite-pytorch")
 pytest.importorskip("skimage", reason="pip install scikit-image")
 
-from neurocorr_paper import efficientnet as eff  # noqa: E402
-
-from neurocorr_core.cli import main as neurocorr  # noqa: E402
+from neurocorr_core.cli import main as neurocorr
+from neurocorr_paper import efficientnet as eff
 
 
 def test_photo_probe_is_normalised_seeded_and_starts_with_the_photos():

@@ -4,9 +4,9 @@ import json
 import math
 
 import pytest
-from neurocorr_paper.output import prepare_folder, to_csv, to_json, write_files
 
 from neurocorr_core import NeurocorrError
+from neurocorr_paper.output import prepare_folder, to_csv, to_json, write_files
 
 
 def test_write_files_writes_everything(tmp_path):

@@ -3,12 +3,12 @@
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from neurocorr_core import load_probe
 from neurocorr_paper.mnist_family import network_score
 from neurocorr_paper.settings import CNN_LAYERS
 from neurocorr_paper.trainers import TrainedModel, torch_predictor
 from neurocorr_torch.demo import CNN, mlp
-
-from neurocorr_core import load_probe
 
 
 def trained(name: str, module: torch.nn.Module, layers: str) -> TrainedModel:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from neurocorr_paper.summary import fmt, mean_sd, ranks, spearman, spread
 from scipy import stats
+
+from neurocorr_paper.summary import fmt, mean_sd, ranks, spearman, spread
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,14 +1,18 @@
 """Streaming first and second moments of two neuron sets, merged exactly across shards.
 
-Every batch is centred on its own mean in float64, cast to float32 for the GEMM (the
-expensive part) and its products are accumulated in float64. Batches and shards are
-combined with Chan et al.'s pairwise update, so neither large offsets nor many samples
-cost precision: ``E[x^2] - E[x]^2`` is never formed.
+Batches are gathered into chunks of at least ``chunk`` samples; each chunk is centred on its
+own mean, multiplied in float32 (one GEMM, the expensive part) and its products are added to
+float64 accumulators. Chunks and shards are combined with Chan et al.'s pairwise update, so
+neither large offsets nor many samples cost precision: ``E[x^2] - E[x]^2`` is never formed.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: Samples gathered before one GEMM: large enough that the float64 accumulation (one pass
+#: over n_x * n_y) is small beside the GEMM (2 * chunk * n_x * n_y flops).
+CHUNK = 4096
 
 
 class CoMoments:
@@ -16,16 +20,22 @@ class CoMoments:
 
     ``within=False`` keeps only the diagonals of the within-model blocks (enough for
     Pearson); ``within=True`` keeps the full ``xx`` and ``yy`` blocks (needed by linear CKA).
+    Reading any statistic first folds in the samples still gathered for the next chunk.
     """
 
-    def __init__(self, n_x: int, n_y: int, *, within: bool = False) -> None:
+    def __init__(self, n_x: int, n_y: int, *, within: bool = False, chunk: int = CHUNK) -> None:
         self.within = within
-        self.n = 0
-        self.mean_x = np.zeros(n_x)
-        self.mean_y = np.zeros(n_y)
-        self.xy = np.zeros((n_x, n_y))
-        self.xx = np.zeros((n_x, n_x)) if within else np.zeros(n_x)
-        self.yy = np.zeros((n_y, n_y)) if within else np.zeros(n_y)
+        self.chunk = chunk
+        self._n = 0
+        self._mean_x = np.zeros(n_x)
+        self._mean_y = np.zeros(n_y)
+        self._xy = np.zeros((n_x, n_y))
+        self._xx = np.zeros((n_x, n_x)) if within else np.zeros(n_x)
+        self._yy = np.zeros((n_y, n_y)) if within else np.zeros(n_y)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_rows = 0
+        # Running extremes decide "constant" exactly; a float64 sum of a repeated value need not.
+        self._range = [np.full(n, np.inf) for n in (n_x, n_y)] + [np.full(n, -np.inf) for n in (n_x, n_y)]
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         """Add a batch: ``x`` (batch, n_x), ``y`` (batch, n_y), same batch length."""
@@ -33,61 +43,160 @@ class CoMoments:
             raise ValueError(f"batch lengths differ: {x.shape[0]} vs {y.shape[0]}")
         if x.shape[0] == 0:
             return
-        batch = CoMoments(x.shape[1], y.shape[1], within=self.within)
-        batch.n = x.shape[0]
-        batch.mean_x, xc = _centre(x)
-        batch.mean_y, yc = _centre(y)
-        batch.xy = _gemm(xc, yc)
-        batch.xx = _gemm(xc, xc) if self.within else _sumsq(xc)
-        batch.yy = _gemm(yc, yc) if self.within else _sumsq(yc)
-        self.merge(batch)
+        self._pending.append((x, y))
+        self._pending_rows += x.shape[0]
+        lo_x, lo_y, hi_x, hi_y = self._range
+        np.minimum(lo_x, x.min(axis=0), out=lo_x)
+        np.minimum(lo_y, y.min(axis=0), out=lo_y)
+        np.maximum(hi_x, x.max(axis=0), out=hi_x)
+        np.maximum(hi_y, y.max(axis=0), out=hi_y)
+        if self._pending_rows >= self.chunk:
+            self._flush()
 
     def merge(self, other: CoMoments) -> None:
         """Fold in moments of other samples (Chan's formula)."""
-        if other.n == 0:
+        self._flush()
+        other._flush()
+        if other._n == 0:
             return
-        if self.n == 0:
-            self.__dict__.update({k: np.copy(v) if isinstance(v, np.ndarray) else v
-                                  for k, v in other.__dict__.items()})
+        n = self._n + other._n
+        w = self._n * other._n / n
+        dx = other._mean_x - self._mean_x
+        dy = other._mean_y - self._mean_y
+        self._xy += other._xy + w * np.outer(dx, dy)
+        self._xx += other._xx + w * (np.outer(dx, dx) if self.within else dx * dx)
+        self._yy += other._yy + w * (np.outer(dy, dy) if self.within else dy * dy)
+        self._mean_x += dx * (other._n / n)
+        self._mean_y += dy * (other._n / n)
+        self._n = n
+        for mine, theirs, pick in zip(self._range, other._range, (np.minimum, np.minimum, np.maximum, np.maximum),
+                                      strict=True):
+            pick(mine, theirs, out=mine)
+
+    def _flush(self) -> None:
+        if not self._pending:
             return
-        n = self.n + other.n
-        w = self.n * other.n / n
-        dx = other.mean_x - self.mean_x
-        dy = other.mean_y - self.mean_y
-        self.xy += other.xy + w * np.outer(dx, dy)
-        self.xx += other.xx + w * (np.outer(dx, dx) if self.within else dx * dx)
-        self.yy += other.yy + w * (np.outer(dy, dy) if self.within else dy * dy)
-        self.mean_x += dx * (other.n / n)
-        self.mean_y += dy * (other.n / n)
-        self.n = n
+        xs, ys = zip(*self._pending, strict=True)
+        self._pending, self._pending_rows = [], 0
+        self._add_chunk(np.concatenate(xs) if len(xs) > 1 else xs[0],
+                        np.concatenate(ys) if len(ys) > 1 else ys[0])
+
+    def _add_chunk(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Chan's merge of one chunk: ``C += C_chunk + w d_x d_y^T``.
+
+        The chunk is centred on shifts ``k`` (its float32-rounded mean, so float32 data are
+        subtracted exactly); with ``e = mean - k``, ``C_chunk = (x-k)^T (y-k) - nb e_x e_y^T``,
+        whose small outer product rides along as one extra row of the float32 GEMM. The merge
+        term ``w d d^T`` (``d``: gap to the running mean) is added in float64, in place, so a
+        run split into shards at chunk boundaries merges to the same numbers.
+        """
+        nb = x.shape[0]
+        n = self._n + nb
+        w = self._n * nb / n
+        mean_x, left, e_x = _shifted(x, 1)
+        mean_y, right, e_y = _shifted(y, 1)
+        d_x, d_y = mean_x - self._mean_x, mean_y - self._mean_y
+        left[nb], right[nb] = np.sqrt(nb) * e_x, -np.sqrt(nb) * e_y
+        self._xy += left.T @ right
+        _rank_one(self._xy, w, d_x, d_y)
+        if self.within:
+            self._xx += left.T @ left - 2 * nb * np.outer(e_x, e_x)
+            self._yy += right.T @ right - 2 * nb * np.outer(e_y, e_y)
+            _rank_one(self._xx, w, d_x, d_x)
+            _rank_one(self._yy, w, d_y, d_y)
+        else:
+            self._xx += _sumsq(left[:nb]) - nb * e_x * e_x + w * d_x * d_x
+            self._yy += _sumsq(right[:nb]) - nb * e_y * e_y + w * d_y * d_y
+        self._mean_x += d_x * (nb / n)
+        self._mean_y += d_y * (nb / n)
+        self._n = n
+
+    @property
+    def n(self) -> int:
+        self._flush()
+        return self._n
+
+    @property
+    def mean_x(self) -> np.ndarray:
+        self._flush()
+        return self._mean_x
+
+    @property
+    def mean_y(self) -> np.ndarray:
+        self._flush()
+        return self._mean_y
+
+    @property
+    def xy(self) -> np.ndarray:
+        """Centred cross co-moments (n_x, n_y), float64."""
+        self._flush()
+        return self._xy
+
+    @property
+    def xx(self) -> np.ndarray:
+        """Centred co-moments of x: (n_x, n_x) with ``within``, else the diagonal (n_x,)."""
+        self._flush()
+        return self._xx
+
+    @property
+    def yy(self) -> np.ndarray:
+        self._flush()
+        return self._yy
+
+    @property
+    def constant_x(self) -> np.ndarray:
+        """Neurons of x that took one value over every sample seen (dead)."""
+        return self._range[0] == self._range[2]
+
+    @property
+    def constant_y(self) -> np.ndarray:
+        return self._range[1] == self._range[3]
 
     @property
     def var_x(self) -> np.ndarray:
-        """Per-neuron sum of squared deviations of x (not divided by n)."""
-        return np.diagonal(self.xx) if self.within else self.xx
+        """Per-neuron sum of squared deviations of x (not divided by n); exactly 0 when constant."""
+        var = np.diagonal(self.xx).copy() if self.within else self.xx.copy()
+        var[self.constant_x] = 0.0
+        return var
 
     @property
     def var_y(self) -> np.ndarray:
-        return np.diagonal(self.yy) if self.within else self.yy
+        var = np.diagonal(self.yy).copy() if self.within else self.yy.copy()
+        var[self.constant_y] = 0.0
+        return var
 
     def correlation(self) -> np.ndarray:
         """Pearson r for every (x, y) neuron pair; NaN where either neuron is constant."""
-        sx, sy = np.sqrt(self.var_x), np.sqrt(self.var_y)
+        var_x, var_y = self.var_x, self.var_y
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = self.xy / np.outer(sx, sy)
-        r[self.var_x == 0, :] = np.nan
-        r[:, self.var_y == 0] = np.nan
+            r = self.xy / np.outer(np.sqrt(var_x), np.sqrt(var_y))
+        r[var_x == 0, :] = np.nan
+        r[:, var_y == 0] = np.nan
         return np.clip(r, -1.0, 1.0, out=r)
 
 
-def _centre(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The batch mean (float64) and the batch centred on it, as float32 for the GEMM."""
+def _shifted(a: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The chunk mean (float64); the chunk minus a shift ``k`` as float32 with ``extra`` spare
+    rows; and ``mean - k``. float32 data are shifted by their float32-rounded mean, so the
+    subtraction is exact for large offsets; other data are centred in float64 first."""
     mean = a.mean(axis=0, dtype=np.float64)
-    return mean, np.asarray(a - mean, dtype=np.float32)
+    out = np.empty((a.shape[0] + extra, a.shape[1]), dtype=np.float32)
+    if a.dtype == np.float32:
+        shift = mean.astype(np.float32)
+        np.subtract(a, shift, out=out[:a.shape[0]])
+        return mean, out, mean - shift
+    out[:a.shape[0]] = a - mean
+    return mean, out, np.zeros_like(mean)
 
 
-def _gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a.T @ b).astype(np.float64)
+def _rank_one(target: np.ndarray, alpha: float, u: np.ndarray, v: np.ndarray) -> None:
+    """``target += alpha * outer(u, v)`` in place, without an (n, m) temporary (BLAS dger)."""
+    if alpha == 0:
+        return
+    from scipy.linalg.blas import dger
+
+    # target is C-ordered: its transpose is the Fortran array dger updates in place
+    dger(alpha, v, u, a=target.T, overwrite_a=True)
 
 
 def _sumsq(a: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ def pearson_by_scipy(x, y):
                      for i in range(x.shape[1])])
 
 
-def streamed(x, y, batch, within=False):
-    m = CoMoments(x.shape[1], y.shape[1], within=within)
+def streamed(x, y, batch, within=False, chunk=4096):
+    m = CoMoments(x.shape[1], y.shape[1], within=within, chunk=chunk)
     for s in range(0, len(x), batch):
         m.update(x[s:s + batch], y[s:s + batch])
     return m
@@ -48,11 +48,12 @@ def test_large_offset_in_float32_activations():
 
 
 def test_shard_merge_equals_one_pass():
-    """Shards cut at batch boundaries see the same float32 products: merging is exact to 1e-9."""
+    """Shards cut at chunk boundaries see the same float32 products: merging is exact to 1e-9."""
     rng = np.random.default_rng(3)
     x, y = rng.normal(5, 2, size=(1000, 6)), rng.normal(-1, 3, size=(1000, 4))
-    whole = streamed(x, y, batch=100, within=True)
-    left, right = streamed(x[:400], y[:400], 100, True), streamed(x[400:], y[400:], 100, True)
+    whole = streamed(x, y, batch=100, within=True, chunk=100)
+    left = streamed(x[:400], y[:400], 100, True, chunk=100)
+    right = streamed(x[400:], y[400:], 100, True, chunk=100)
     left.merge(right)
     np.testing.assert_allclose(left.correlation(), whole.correlation(), atol=1e-9)
     np.testing.assert_allclose(left.xx, whole.xx, rtol=1e-9)
@@ -60,10 +61,10 @@ def test_shard_merge_equals_one_pass():
     assert left.n == whole.n == 1000
 
 
-def test_batching_changes_only_float32_rounding():
+def test_chunking_changes_only_float32_rounding():
     rng = np.random.default_rng(5)
     x, y = rng.normal(5, 2, size=(1000, 6)), rng.normal(-1, 3, size=(1000, 4))
-    a, b = streamed(x, y, batch=1000), streamed(x, y, batch=37)
+    a, b = streamed(x, y, batch=1000), streamed(x, y, batch=37, chunk=37)
     np.testing.assert_allclose(a.correlation(), b.correlation(), atol=1e-6)
     np.testing.assert_allclose(b.correlation(), pearson_by_scipy(x, y), atol=1e-6)
 

@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help=f"folder for the IDX files (default ${datasets.MNIST_ENV} "
                    "or ~/.cache/neurocorr/mnist)")
     p.set_defaults(run=_data)
+
+    from . import atlas, cache, predict  # scale-out and atlas commands (docs/scale-out.md, docs/atlas.md)
+
+    cache.add_command(sub)
+    atlas.add_commands(sub)
+    predict.add_command(sub)
     return parser
 
 

@@ -34,8 +34,10 @@ from .probe import Probe
 from .views import apply_view
 
 EXECUTORS = ("local", "dask")
-#: Seconds to wait for a Dask scheduler (connecting, or starting a LocalCluster).
+#: Seconds to wait for a Dask scheduler (connecting, or starting a LocalCluster); the
+#: environment variable overrides it.
 CONNECT_TIMEOUT = 10.0
+TIMEOUT_ENV = "NEUROCORR_DASK_TIMEOUT"
 
 
 # -- executors ------------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ class DaskExecutor(Executor):
     remote = True
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
-                 timeout: float = CONNECT_TIMEOUT) -> None:
+                 timeout: float | None = None) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -107,6 +109,7 @@ class DaskExecutor(Executor):
                                  "pip install 'neurocorr-core[dask]' (or pip install 'dask[distributed]')") from None
         self.cluster: Any = None
         self.scheduler = scheduler
+        timeout = connect_timeout() if timeout is None else timeout
         if scheduler:
             if workers is not None:
                 raise NeurocorrError("--workers starts a local cluster; with --scheduler the cluster's own "
@@ -149,8 +152,22 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
+def connect_timeout() -> float:
+    """Seconds to wait for a scheduler: ``$NEUROCORR_DASK_TIMEOUT`` or :data:`CONNECT_TIMEOUT`."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise NeurocorrError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds")
+    return value
+
+
 def get_executor(executor: str | Executor | None = None, *, scheduler: str | None = None,
-                 workers: int | None = None, timeout: float = CONNECT_TIMEOUT) -> Executor:
+                 workers: int | None = None, timeout: float | None = None) -> Executor:
     """An executor by name (``local``, ``dask``); an :class:`Executor` is returned as it is."""
     if isinstance(executor, Executor):
         return executor

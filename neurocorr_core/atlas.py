@@ -437,6 +437,7 @@ def _grid(args: Any) -> int:
     from .executor import options_from
     from .grid import config_from
 
+    run = options_from(args, True)  # checked before anything is opened
     config, probe = config_from(args)
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
     with Atlas(args.atlas) as atlas:
@@ -447,7 +448,7 @@ def _grid(args: Any) -> int:
             if not args.quiet:
                 print(f"  {a} vs {b}: {comparison.score.symmetric:.4f} (A->B {comparison.score.a_to_b:.4f}, "
                       f"B->A {comparison.score.b_to_a:.4f})", flush=True)
-        result = fill(atlas, probe, config=config, names=names, on_pair=show, **options_from(args, True))
+        result = fill(atlas, probe, config=config, names=names, on_pair=show, **run)
         models = [m.name for m in atlas.models() if names is None or m.name in names]
         matrix = atlas.symmetric(key, models)
     print(f"grid {key} on {probe.name} ({len(probe)} samples): {len(result.computed)} pair(s) computed "

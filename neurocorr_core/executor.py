@@ -166,21 +166,34 @@ def connect_timeout() -> float:
     return value
 
 
+def check_options(executor: str | Executor | None = None, scheduler: str | None = None,
+                  workers: int | None = None, shards: int | None = None) -> str:
+    """The executor's name, once its options are known to fit together (nothing is started)."""
+    if isinstance(executor, Executor):
+        name = executor.name
+    else:
+        name = executor or ("dask" if scheduler or workers else "local")
+    for label, value in (("workers", workers), ("shards", shards)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise NeurocorrError(f"{label} must be a whole number of at least 1, got {value!r}")
+    if name not in EXECUTORS:
+        raise NeurocorrError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    if name == "local" and (scheduler or workers):
+        raise NeurocorrError("--scheduler and --workers belong to the dask executor; add --executor dask")
+    if isinstance(executor, Executor) and (scheduler or workers):
+        raise NeurocorrError("give either a started executor or --scheduler/--workers, not both")
+    return name
+
+
 def get_executor(executor: str | Executor | None = None, *, scheduler: str | None = None,
                  workers: int | None = None, timeout: float | None = None) -> Executor:
     """An executor by name (``local``, ``dask``); an :class:`Executor` is returned as it is."""
+    name = check_options(executor, scheduler, workers)
     if isinstance(executor, Executor):
         return executor
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise NeurocorrError(f"workers must be a whole number of at least 1, got {workers!r}")
-    name = executor or ("dask" if scheduler or workers else "local")
-    if name == "local":
-        if scheduler or workers:
-            raise NeurocorrError("--scheduler and --workers belong to the dask executor; add --executor dask")
-        return LocalExecutor()
     if name == "dask":
         return DaskExecutor(scheduler, workers, timeout)
-    raise NeurocorrError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    return LocalExecutor()
 
 
 # -- what travels to the workers -----------------------------------------------------------------------
@@ -401,6 +414,7 @@ def add_arguments(p: argparse.ArgumentParser, cache_default: bool = False) -> No
 
 def options_from(args: argparse.Namespace, cache_default: bool = False) -> dict[str, Any]:
     """compare()/grid() keywords from the parsed options of :func:`add_arguments`."""
+    check_options(args.executor, args.scheduler, args.workers, args.shards)
     cache: Any = args.cache_dir
     if cache_default and not cache:
         cache = not getattr(args, "no_cache", False)

@@ -331,8 +331,8 @@ def _predict(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.leave_one_out):
         raise NeurocorrError("give the new model (neurocorr predict MODEL --atlas ... --probe ...) or "
                              "--leave-one-out, not both or neither")
-    config, probe = config_from(args)
     run = options_from(args, True)
+    config, probe = config_from(args)
     with Atlas(args.atlas) as atlas:
         if args.leave_one_out:
             loo = evaluate(atlas, probe, config=config, measures=args.measure, **run)

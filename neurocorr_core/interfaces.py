@@ -153,10 +153,11 @@ class Metric(ABC):
         raise NotImplementedError(f"metric {cls.name!r} cannot compute its similarity in tiles")
 
     def tile(self, rows: slice, cols: slice) -> np.ndarray:
-        """The similarity of A's neurons ``rows`` with B's neurons ``cols``, shape
-        (len(rows), len(cols)), float32 or float64. Entries of constant neurons may hold any
-        value (the core overwrites them with 0). The default slices :meth:`compute`."""
-        return self.compute()[rows, cols]
+        """The similarity of A's neurons ``rows`` with B's neurons ``cols``: a new array of
+        shape (len(rows), len(cols)), float32 or float64, that the core may overwrite. Entries
+        of constant neurons may hold any value (the core sets them to 0). The default copies a
+        slice of :meth:`compute`."""
+        return np.array(self.compute()[rows, cols])
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,9 @@ class MatchingStrategy(ABC):
     #: tiles: the core keeps each row's and column's ``candidates`` best and calls
     #: :meth:`match_candidates`. 0 means the strategy needs the full matrix.
     candidates: int = 0
+    #: True if the pairs are the same whichever model gives the rows (``mutual``,
+    #: ``hungarian``): the core then derives the second direction by inverting the first.
+    one_to_one: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

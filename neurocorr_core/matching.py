@@ -70,6 +70,7 @@ class MutualMatching(MatchingStrategy):
 
     name = "mutual"
     candidates = 1
+    one_to_one = True
 
     def match(self, scores: np.ndarray) -> Match:
         rows, cols = scores.shape
@@ -105,6 +106,7 @@ class HungarianMatching(MatchingStrategy):
 
     name = "hungarian"
     constant_neurons = "error"
+    one_to_one = True
 
     def __init__(self, *, top_k: int = 16, **options: Any) -> None:
         super().__init__(**options)

@@ -19,13 +19,15 @@ is the same formula at layer granularity::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 
 from .errors import NeurocorrError
-from .interfaces import Candidates, MatchingStrategy
+from .interfaces import Match, MatchingStrategy
 from .tiles import BlockBest
 
 PENALTIES = ("paper", "none")
@@ -105,38 +107,74 @@ def full_directions(sim: np.ndarray, sizes_r: Sequence[int], sizes_c: Sequence[i
     ``sim`` (n_rows, n_cols), NaN where undefined. One score copy; penalised in place.
     ``tables=False`` skips the layer tables (empty arrays)."""
     scores = similarity_scores(sim, absolute)
-    table_r = layer_table(scores, sizes_r, sizes_c, matcher) if tables else _NO_TABLE
-    table_c = layer_table(scores.T, sizes_c, sizes_r, matcher) if tables and columns else _NO_TABLE
+    br, bc = np.cumsum([0, *sizes_r]), np.cumsum([0, *sizes_c])
+    single = len(sizes_r) == 1 and len(sizes_c) == 1  # the table is the network score itself
+    table_r, table_c = _tables(lambda p, q: scores[br[p]:br[p + 1], bc[q]:bc[q + 1]], matcher.match,
+                               matcher, sizes_r, sizes_c, columns) if tables and not single else (_NO_TABLE,) * 2
     penalise_blocks(scores, sizes_r, sizes_c, penalty)
-    rows = _direction(scores, matcher, table_r)
-    return rows, (_direction(scores.T, matcher, table_c) if columns else None)
+    rows, cols = _pair(lambda: matcher.match(scores), lambda: matcher.match(scores.T), scores.shape[1],
+                       matcher, columns)
+    return _finish(rows, cols, table_r, table_c, tables and single)
 
 
 def tiled_directions(best: BlockBest, matcher: MatchingStrategy, penalty: str,
                      columns: bool = True, tables: bool = True) -> tuple[Directional, Directional | None]:
     """The same from the per-layer bests kept while walking the tiles."""
     cand = best.candidates(divisor(len(best.sizes_r), len(best.sizes_c), penalty))
-    table_r = _candidate_table(best, matcher, transpose=False) if tables else _NO_TABLE
-    rows = _from_candidates(cand, matcher, table_r)
+    table_r, table_c = _tables(best.block, matcher.match_candidates, matcher, best.sizes_r, best.sizes_c,
+                               columns) if tables else (_NO_TABLE,) * 2
+    rows, cols = _pair(lambda: matcher.match_candidates(cand), lambda: matcher.match_candidates(cand.transpose()),
+                       cand.shape[1], matcher, columns)
+    return _finish(rows, cols, table_r, table_c, False)
+
+
+def _pair(rows: Callable[[], Match], cols: Callable[[], Match], n_cols: int, matcher: MatchingStrategy,
+          columns: bool) -> tuple[Match, Match | None]:
+    """Both directions; a one-to-one strategy's second direction is its first, inverted."""
+    first = rows()
     if not columns:
-        return rows, None
-    table_c = _candidate_table(best, matcher, transpose=True) if tables else _NO_TABLE
-    return rows, _from_candidates(cand.transpose(), matcher, table_c)
+        return first, None
+    return first, (_inverse(first, n_cols) if matcher.one_to_one else cols())
 
 
-def _from_candidates(cand: Candidates, matcher: MatchingStrategy, table: np.ndarray) -> Directional:
-    match = matcher.match_candidates(cand)
-    return Directional(_mean(match.score), np.asarray(match.partner), np.asarray(match.score, dtype=float),
-                       table)
+def _inverse(match: Match, n_cols: int) -> Match:
+    partner, score = np.full(n_cols, -1, dtype=np.int64), np.zeros(n_cols)
+    has = np.flatnonzero(match.partner >= 0)
+    partner[match.partner[has]] = has
+    score[match.partner[has]] = match.score[has]
+    return Match(partner, score)
 
 
-def _candidate_table(best: BlockBest, matcher: MatchingStrategy, transpose: bool) -> np.ndarray:
-    table = np.zeros((len(best.sizes_r), len(best.sizes_c)))
-    for p in range(len(best.sizes_r)):
-        for q in range(len(best.sizes_c)):
-            block = best.block(p, q)
-            table[p, q] = _mean(matcher.match_candidates(block.transpose() if transpose else block).score)
-    return table.T if transpose else table
+def _tables(block: Callable[[int, int], Any], match: Callable[[Any], Match], matcher: MatchingStrategy,
+            sizes_r: Sequence[int], sizes_c: Sequence[int], columns: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Layer tables of both directions: the strategy within each pair of layers, no penalty."""
+    table_r = np.zeros((len(sizes_r), len(sizes_c)))
+    table_c = np.zeros((len(sizes_c), len(sizes_r))) if columns else _NO_TABLE
+    for p in range(len(sizes_r)):
+        for q in range(len(sizes_c)):
+            b = block(p, q)
+            rows, cols = _pair(partial(match, b), partial(_match_transposed, match, b), sizes_c[q], matcher,
+                               columns)
+            table_r[p, q] = _mean(rows.score)
+            if cols is not None:
+                table_c[q, p] = _mean(cols.score)
+    return table_r, table_c
+
+
+def _match_transposed(match: Callable[[Any], Match], block: Any) -> Match:
+    return match(block.transpose())
+
+
+def _finish(rows: Match, cols: Match | None, table_r: np.ndarray, table_c: np.ndarray,
+            single: bool) -> tuple[Directional, Directional | None]:
+    ab = _as_directional(rows, np.array([[_mean(rows.score)]]) if single else table_r)
+    if cols is None:
+        return ab, None
+    return ab, _as_directional(cols, np.array([[_mean(cols.score)]]) if single else table_c)
+
+
+def _as_directional(match: Match, table: np.ndarray) -> Directional:
+    return Directional(_mean(match.score), np.asarray(match.partner), np.asarray(match.score, dtype=float), table)
 
 
 def layer_table(scores: np.ndarray, sizes_a: Sequence[int], sizes_b: Sequence[int],

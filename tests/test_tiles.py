@@ -4,6 +4,7 @@ tracemalloc), and clear errors when the budget cannot work."""
 
 import tracemalloc
 from types import SimpleNamespace
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -210,3 +211,25 @@ def test_what_cannot_be_tiled_says_so(pm, wide):
     # a budget the full matrix fits needs no tiles, whatever the metric
     assert compare(net_a, net_b, probe, metric="untileable", memory_budget="1GB",
                    plugin_manager=pm).config["tiles"] is None
+
+
+class BudgetAware(Untileable):
+    name = "budget-aware"
+    seen: ClassVar[list] = []
+
+    def __init__(self, sizes_a, sizes_b, *, memory_budget=None, **options):
+        super().__init__(sizes_a, sizes_b, **options)
+        BudgetAware.seen.append(memory_budget)
+
+
+def test_the_budget_reaches_metrics_that_declare_it(pm, wide):
+    """Spearman spills to disk beyond a budget: a metric whose constructor names
+    ``memory_budget`` gets the comparison's budget, in bytes; others never see the keyword."""
+    pm.register(SimpleNamespace(neurocorr_similarity_metrics=hookimpl(lambda: [BudgetAware, Untileable])),
+                "budget-test")
+    net_a, net_b, probe = wide
+    compare(net_a, net_b, probe, metric="budget-aware", memory_budget="2GB", plugin_manager=pm)
+    compare(net_a, net_b, probe, metric="budget-aware", plugin_manager=pm)
+    assert BudgetAware.seen[-2:] == [2_000_000_000, None]
+    result = compare(net_a, net_b, probe, metric="untileable", memory_budget="2GB", plugin_manager=pm)
+    assert result.config["metric_options"] == {}

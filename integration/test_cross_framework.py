@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from neurocorr_core import compare, open_model
+from neurocorr_core import NeurocorrError, compare, get_plugin_manager, open_model
 from neurocorr_core.selection import select_layers
 from reference import cnn_forward, cnn_probe, cnn_weights, mlp_forward, mlp_probe, mlp_weights
 
@@ -111,6 +111,12 @@ def _build_all(net: str, folder: Any) -> dict[str, Any]:
             models[name] = str(export(models[source], folder / f"{net}-{name}.onnx"))
         except ImportError as exc:
             models[name] = Missing(f"{name} exporter unavailable: {exc}")
+    for name, model in models.items():  # a framework without its provider plugin is skipped too
+        if not isinstance(model, Missing):
+            try:
+                get_plugin_manager().provider_for(model)
+            except NeurocorrError as exc:
+                models[name] = Missing(f"no provider for the {name} model: {exc}")
     return models
 
 

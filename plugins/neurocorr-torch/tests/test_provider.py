@@ -130,3 +130,32 @@ def test_cli_layers():
     layers = json.loads(proc.stdout)
     assert [la["name"] for la in layers] == ["0", "1", "2", "3", "4", "5"]
     assert layers[2] == {"name": "2", "shape": [12], "depth": 2, "kind": "activation", "op": "ReLU"}
+
+
+class Shared(torch.nn.Module):
+    """One ReLU module called twice per forward, as EfficientNet does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.act = torch.nn.Linear(4, 3), torch.nn.Linear(3, 2), torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.fc2(self.act(self.fc1(x))))
+
+
+@pytest.mark.parametrize("scripted", [False, True])
+def test_every_call_of_a_reused_module_is_a_layer(tmp_path, scripted):
+    torch.manual_seed(0)
+    model = Shared()
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    if scripted:
+        torch.jit.script(model).save(tmp_path / "shared.pt")
+        prov = open_model(tmp_path / "shared.pt")
+    else:
+        prov = TorchProvider(model)
+    assert [(la.name, la.shape) for la in prov.layers(x) if la.kind == "activation"] == [("act", (3,)), ("act#1", (2,))]
+    out = next(prov.activations([x], ["act#1", "act"]))
+    with torch.no_grad():
+        first = torch.relu(model.fc1(torch.from_numpy(x)))
+        np.testing.assert_allclose(out["act"], first.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(out["act#1"], torch.relu(model.fc2(first)).numpy(), rtol=1e-6)

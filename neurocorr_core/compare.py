@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import NeurocorrError
+from .executor import check_sharding, sharded_accumulator
 from .interfaces import ActivationProvider, LayerInfo, MatchingStrategy, Metric
 from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
@@ -76,6 +77,11 @@ def compare(
     metric_options: dict[str, Any] | None = None,
     matching_options: dict[str, Any] | None = None,
     progress: bool = False,
+    executor: str | Any | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    shards: int | None = None,
+    cache: Any = None,
     plugin_manager: PluginManager | None = None,
 ) -> Comparison:
     """Compare two networks by their neurons' outputs over the same probe.
@@ -98,6 +104,9 @@ def compare(
     ``constant_neurons``: ``zero`` (score 0) or ``error``; default: the matching's own
     (``hungarian``: error). ``metric_options``/``matching_options``: keyword options of the
     metric and matching classes (e.g. ``{"top_k": 32}`` for tiled ``hungarian``).
+    Scale out (docs/scale-out.md): ``executor`` (``local`` or ``dask``, with ``scheduler`` an
+    address or ``workers`` for a local cluster) and ``shards`` split the probe into shards whose
+    statistics merge exactly; ``cache`` (a folder, or True) reuses activations from disk.
     Returns a :class:`Comparison` with the network score in both directions.
     """
     pm = plugin_manager or get_plugin_manager()
@@ -107,6 +116,7 @@ def compare(
     sample_neurons = check_amount(sample_neurons, "sample_neurons")
     sample_probe = check_amount(sample_probe, "sample_probe")
     budget = parse_budget(memory_budget)
+    sharded = check_sharding(executor, scheduler, workers, shards, cache, bool(permutations or bootstrap))
     probe, second = _probes(probe, probe_b, sample_probe, seed)
     metric_cls = pm.metric(metric)
     matcher = pm.matching(matching)(**(matching_options or {}))
@@ -124,15 +134,20 @@ def compare(
                     depth_penalty, absolute, constant, len(probe))
         plan.sample(sample_neurons, seed)
         plan.fit(budget, keep)
-        acc = plan.accumulator()
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        for x, y in _progress(_stream(a, b, probe, second, neurons, batch_size), progress,
-                              -(-len(probe) // batch_size)):
-            acc.update(x, y)
-            if keep:
-                xs.append(x)
-                ys.append(y)
+        if sharded:  # the same plan, shard by shard on an executor
+            acc, ran = sharded_accumulator(plan, ((model_a, options_a), (model_b, options_b)), (probe, second),
+                                           neurons, batch_size, executor=executor, scheduler=scheduler,
+                                           workers=workers, shards=shards, cache=cache)
+        else:
+            acc = plan.accumulator()
+            for x, y in _progress(_stream(a, b, probe, second, neurons, batch_size), progress,
+                                  -(-len(probe) // batch_size)):
+                acc.update(x, y)
+                if keep:
+                    xs.append(x)
+                    ys.append(y)
     finally:
         a.provider.close()
         b.provider.close()
@@ -160,6 +175,8 @@ def compare(
                            "sampled_b": None if plan.rows_b is None else len(plan.rows_b)},
               "significance": {"permutations": permutations, "bootstrap": bootstrap,
                                "confidence": confidence}}
+    if sharded:
+        config["executor"] = ran
     return _result(plan, outcome, len(probe), config, significance, pm)
 
 

@@ -434,21 +434,36 @@ def default_shards(executor: Executor, shards: int | None, samples: int) -> int:
 
 
 # -- compare() on an executor ----------------------------------------------------------------------------
-def wanted(executor: str | Executor | None, scheduler: str | None, workers: int | None, shards: int | None,
-           cache: Any) -> bool:
-    """True when compare() should run its plan through :func:`sharded_metrics`."""
-    return any(v is not None and v is not False for v in (executor, scheduler, workers, shards, cache))
+def check_sharding(executor: str | Executor | None, scheduler: str | None, workers: int | None,
+                   shards: int | None, cache: Any, significance: bool) -> bool:
+    """True when compare() should run its plan through :func:`sharded_metrics` (any of the
+    options given), once the options are known to fit together."""
+    if all(v is None or v is False for v in (executor, scheduler, workers, shards, cache)):
+        return False
+    check_options(executor, scheduler, workers, shards)
+    if significance:
+        raise NeurocorrError("the permutation null and the bootstrap resample all activations in one process, "
+                             "so they do not run on an executor or with shards or the cache; drop --executor, "
+                             "--shards and --cache-dir, or drop --permutations and --bootstrap")
+    return True
 
 
-def sharded_metrics(plan: Any, sources: tuple[ModelSource, ModelSource], probes: tuple[Probe, Probe], view: str,
-                    batch_size: int, *, executor: str | Executor | None = None, scheduler: str | None = None,
-                    workers: int | None = None, shards: int | None = None,
-                    cache: Any = None) -> tuple[list[Metric], dict[str, Any]]:
-    """compare()'s plan (``plan.a``/``plan.b`` sides, ``plan.parts``) run shard by shard on an
-    executor: the merged metrics, and what ran (executor, shards, cache hits) for the config."""
+def sharded_accumulator(plan: Any, models: tuple[tuple[object, Any], tuple[object, Any]],
+                        probes: tuple[Probe, Probe], view: str, batch_size: int, *,
+                        executor: str | Executor | None = None, scheduler: str | None = None,
+                        workers: int | None = None, shards: int | None = None,
+                        cache: Any = None) -> tuple[Any, dict[str, Any]]:
+    """compare()'s plan run shard by shard on an executor. ``models``: each side's model as the
+    user gave it and its provider options (``plan.a``/``plan.b`` hold the opened providers).
+    Returns what ``plan.finish`` reads (an object with the merged ``metrics``) and what ran
+    (executor, shards, cache folder) for the result's config."""
+    from types import SimpleNamespace
+
     from .cache import open_cache
 
     store = open_cache(cache)
+    sources = (model_source(models[0][0], plan.a.provider, models[0][1]),
+               model_source(models[1][0], plan.b.provider, models[1][1]))
     job = PairJob("a", "b", MetricPlan(plan.metric_cls, plan.metric_options, plan.parts, plan.samples))
     extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), view, probes[0]),
                    "b": Extraction(sources[1], tuple(plan.b.layers), view, probes[1])}
@@ -462,4 +477,5 @@ def sharded_metrics(plan: Any, sources: tuple[ModelSource, ModelSource], probes:
     finally:
         if ex is not executor:
             ex.close()
-    return metrics, {"executor": what, "shards": count, "cache": None if store is None else str(store.root)}
+    ran = {"executor": what, "shards": count, "cache": None if store is None else str(store.root)}
+    return SimpleNamespace(metrics=metrics), ran

@@ -116,7 +116,7 @@ def probe_fingerprint(data: np.ndarray) -> str:
     """SHA-256 of a probe's (or shard's) shape and float32 bytes."""
     array = np.ascontiguousarray(data, dtype=np.float32)
     digest = hashlib.sha256(json.dumps(list(array.shape)).encode())
-    digest.update(memoryview(array.reshape(-1)).cast("B"))
+    digest.update(array.reshape(-1).view(np.uint8).data)
     return digest.hexdigest()
 
 
@@ -196,7 +196,7 @@ class ActivationCache:
     def put(self, key: EntryKey, array: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
         """Store ``array`` (samples, neurons) atomically, then evict down to the limit."""
         array = np.ascontiguousarray(array, dtype=np.float32)
-        payload = memoryview(array.reshape(-1)).cast("B")
+        payload = array.reshape(-1).view(np.uint8).data
         if len(payload) > self.limit:
             return  # larger than the whole cache: not worth evicting everything for
         header = json.dumps({"key": key.digest(), "shape": list(array.shape), "dtype": "float32",

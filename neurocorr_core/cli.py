@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, datasets
+from . import config, datasets, executor
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .plugins import BLOCK_ENV, get_plugin_manager
@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(p, "-b")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
     _output_options(p)
+    executor.add_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_compare)
 
@@ -203,7 +204,7 @@ def _comparison(args: argparse.Namespace) -> Comparison:
         sample_neurons=args.sample_neurons, sample_probe=args.sample_probe,
         memory_budget=args.memory_budget, seed=args.seed,
         permutations=args.permutations, bootstrap=args.bootstrap, confidence=args.confidence,
-        progress=not args.quiet,
+        progress=not args.quiet, **executor.options_from(args),
     )
 
 

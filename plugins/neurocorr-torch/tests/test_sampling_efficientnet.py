@@ -3,10 +3,10 @@
 photos. At 10% of each layer's neurons the estimated network score falls within 0.01 of the
 score over all neurons, and within a few standard errors of it.
 
-The models run once (the torch provider, every activation layer, channel view); the
-comparisons then read the recorded activations through a small provider, so the full score
-(8,992 x 11,680 neurons, computed in tiles under a 1 GB budget) and the sampled estimates
-see exactly the same numbers.
+The models run once (the torch provider, every activation layer, channel view: 33 layers and
+19,200 neurons of Lite0, 43 layers and 24,576 neurons of Lite1); the comparisons then read the
+recorded activations through a small provider, so the full score (computed in tiles under a
+1 GB budget) and the sampled estimates see exactly the same numbers.
 """
 
 from __future__ import annotations
@@ -114,17 +114,18 @@ def test_ten_percent_of_neurons_estimates_the_full_score():
     small, large = crops([224, 240])
     lite0 = Recorded(*record("efficientnet-lite0", lite0_weights, 224, small))
     lite1 = Recorded(*record("efficientnet-lite1", lite1_weights, 240, large))
-    assert lite0.data.shape == (CROPS, 8992) and lite1.data.shape[1] > 10_000
+    sizes = [layer.shape[0] for layer in lite0.layers]
+    assert lite0.data.shape == (CROPS, sum(sizes)) and len(sizes) >= 17 and lite1.data.shape[1] > sum(sizes)
     pm = PluginManager()
     pm.register(SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers), "recorded")
     index = np.arange(CROPS, dtype=np.float32)[:, None]
     full = compare(lite0, lite1, index, memory_budget="1GB", plugin_manager=pm)
-    assert full.config["tiles"] is not None  # 8,992 x 11,680 pairs: tiles under 1 GB
+    assert full.config["tiles"] is not None  # 19,200 x 24,576 pairs do not fit 1 GB: tiles
     assert 0.2 < full.score.symmetric < 0.9  # a non-trivial score: related, not identical networks
-    for seed in range(3):
-        part = compare(lite0, lite1, index, sample_neurons=0.1, seed=seed, plugin_manager=pm)
+    for seed in range(2):
+        part = compare(lite0, lite1, index, sample_neurons=0.1, seed=seed, memory_budget="1GB", plugin_manager=pm)
         se = part.standard_error
-        assert part.config["sampling"]["sampled_a"] == pytest.approx(899, abs=17)  # 10%, per layer
+        assert part.config["sampling"]["sampled_a"] == sum(max(-(-n // 10), 2) for n in sizes)  # 10% per layer
         for side in ("a_to_b", "b_to_a"):
             estimate, truth = getattr(part.score, side), getattr(full.score, side)
             assert abs(estimate - truth) < 0.01, (seed, side, estimate, truth, se[side])

@@ -80,12 +80,38 @@ class _Done:
 
 
 class LocalExecutor(Executor):
-    """Every task runs at once, in this process, in submission order."""
+    """Every task runs at once, in this process, in submission order.
+
+    ``threads``: run each task with the BLAS and OpenMP thread pools limited to this many
+    threads (needs threadpoolctl). A float32 GEMM's rounding can depend on how many threads
+    share it, so ``threads=1`` reproduces, bit for bit, what a Dask worker (one thread) computes;
+    None (default) leaves the pools as they are (fastest).
+    """
 
     name = "local"
 
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+                raise NeurocorrError(f"threads must be a whole number of at least 1, got {threads!r}")
+            try:
+                import threadpoolctl  # noqa: F401
+            except ImportError:
+                raise NeurocorrError("limiting the local executor's threads needs threadpoolctl: "
+                                     "pip install threadpoolctl (or 'neurocorr-core[dask]')") from None
+
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return _Done(fn(*(a.value if isinstance(a, _Done) else a for a in args)))
+        values = [a.value if isinstance(a, _Done) else a for a in args]
+        if self.threads is None:
+            return _Done(fn(*values))
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=self.threads):
+            return _Done(fn(*values))
+
+    def describe(self) -> str:
+        return "local" if self.threads is None else f"local ({self.threads} BLAS thread{'s' * (self.threads > 1)})"
 
     def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
         for tag, handle in handles.items():
@@ -346,17 +372,28 @@ def merge(first: list[Metric], other: list[Metric], copy_first: bool) -> list[Me
 # -- the schedule ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairJob:
-    """A pair to compare: the keys of its two extractions and its metric plan."""
+    """A pair to compare: the keys of its two extractions and its metric plan; ``finish``: a
+    compare ``Plan`` without providers, to finish the pair where its metrics are (the task then
+    returns the plan's ``Outcome`` instead of the metrics, so only that travels back)."""
 
     a: str
     b: str
     plan: MetricPlan
+    finish: Any = None
+
+
+def finish_pair(plan: Any, metrics: list[Metric]) -> Any:
+    """The pair's outcome (matching, network score) from its merged metrics."""
+    from types import SimpleNamespace
+
+    return plan.finish(SimpleNamespace(metrics=metrics))
 
 
 def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: Mapping[Any, PairJob], *,
               shards: int = 1, batch_size: int = 256,
-              cache: ActivationCache | None = None) -> Iterator[tuple[Any, list[Metric]]]:
-    """Every pair's metrics merged over all shards, as ``(tag, metrics)`` in completion order.
+              cache: ActivationCache | None = None) -> Iterator[tuple[Any, Any]]:
+    """Every pair's metrics merged over all shards (or its outcome, for a job with ``finish``),
+    as ``(tag, result)`` in completion order.
 
     The extractions a pair names must cover probes of one length. Tasks are submitted shard by
     shard (so the local executor holds one shard's neurons at a time); a pair's shard metrics
@@ -388,6 +425,8 @@ def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
         for tag, job in pairs.items():
             part = executor.submit(accumulate, job.plan, done[job.a], done[job.b], batch_size)
             merged[tag] = part if index == 0 else executor.submit(merge, merged[tag], part, executor.remote)
+            if index == last and job.finish is not None:
+                merged[tag] = executor.submit(finish_pair, job.finish, merged[tag])
             if index == last and not executor.remote:  # finished now: hand it back before the next pair runs
                 yield from executor.as_completed({tag: merged.pop(tag)})
         shard_cache = {k: v for k, v in shard_cache.items() if k[1] != index}  # free this shard's data

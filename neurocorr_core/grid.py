@@ -14,8 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -152,17 +151,16 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
         extractions = {n: Extraction(src, tuple(side.layers), config.neurons, probe)
                        for n, (side, src) in sides.items()}
         jobs = {pair: PairJob(pair[0], pair[1], MetricPlan(plan.metric_cls, plan.metric_options, plan.parts,
-                                                           plan.samples))
+                                                           plan.samples), _portable(plan))
                 for pair, plan in plans.items()}
         count = default_shards(ex, shards, len(probe))
         result.executor, result.shards = ex.describe(), count
         run = {**config.to_dict(), "probe": probe.name, "batch_size": config.batch_size,
                "executor": ex.name, "shards": count}
         index = {n: i for i, n in enumerate(names)}
-        for pair, metrics in run_pairs(ex, extractions, jobs, shards=count, batch_size=config.batch_size,
-                                       cache=store):
+        for pair, outcome in run_pairs(ex, extractions, jobs, shards=count, batch_size=config.batch_size,
+                                       cache=store):  # each pair finished where its metrics are
             plan = plans[pair]
-            outcome = plan.finish(SimpleNamespace(metrics=metrics))  # type: ignore[arg-type]
             comparison = _result(plan, outcome, len(probe), {**run, "layers_a": by_name[pair[0]].layers,
                                                              "layers_b": by_name[pair[1]].layers}, None, pm)
             i, j = index[pair[0]], index[pair[1]]
@@ -218,6 +216,11 @@ def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
                 "since it was added to the atlas (its fingerprint differs), so its stored comparisons and "
                 f"measurements may not describe it; remove and re-add it: neurocorr atlas rm {name}, then "
                 "neurocorr atlas add ... with its new measurements")
+
+
+def _portable(plan: Plan) -> Plan:
+    """The plan without its (closed) providers, to travel to a worker that finishes the pair."""
+    return replace(plan, a=replace(plan.a, provider=None), b=replace(plan.b, provider=None))
 
 
 def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: Side, b: Side, samples: int) -> Plan:

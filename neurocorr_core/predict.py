@@ -13,7 +13,8 @@ the plain mean. Assumes models that behave alike (high score) perform alike.
 
 ``linear``: the seed paper's reading, a straight line. The anchor is the reference with the
 highest measured value; over the other references, ``y_j = a + b S[j, anchor]`` is fitted by
-least squares, and the new model gets ``a + b s_anchor``. Assumes quality rises (or falls)
+least squares, and the new model gets ``a + b s_anchor``, clipped to the range of the
+references' values (a line is no licence to extrapolate). Assumes quality rises (or falls)
 linearly with the score towards the best model.
 
 The interval comes from leave-one-out residuals r_j of the same estimator (the held-out
@@ -84,7 +85,8 @@ def fit_weighted(scores: np.ndarray, y: np.ndarray, names: Sequence[str] | None 
 
 
 def fit_linear(scores: np.ndarray, y: np.ndarray, names: Sequence[str] | None = None) -> Fitted:
-    """Least-squares line of quality on the score with the best reference (the anchor)."""
+    """Least-squares line of quality on the score with the best reference (the anchor), its
+    estimates clipped to ``[min y, max y]``."""
     anchor = int(np.argmax(y))
     others = np.array([j for j in range(len(y)) if j != anchor])
     x, t = scores[others, anchor], np.asarray(y, dtype=np.float64)[others]
@@ -93,8 +95,9 @@ def fit_linear(scores: np.ndarray, y: np.ndarray, names: Sequence[str] | None = 
     else:  # no spread in the score: the line is flat at the mean
         slope, intercept = 0.0, float(np.mean(t)) if len(t) else float(y[anchor])
     label = names[anchor] if names is not None else anchor
+    low, high = float(np.min(y)), float(np.max(y))
     return Fitted("linear", {"anchor": label, "slope": slope, "intercept": intercept},
-                  lambda s: intercept + slope * float(np.asarray(s)[anchor]))
+                  lambda s: min(high, max(low, intercept + slope * float(np.asarray(s)[anchor]))))
 
 
 FITTERS: dict[str, Callable[..., Fitted]] = {"weighted": fit_weighted, "linear": fit_linear}

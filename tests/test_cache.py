@@ -184,3 +184,14 @@ def test_a_corrupted_entry_is_recomputed_not_used(pm, probe, tmp_path):
     third = ActivationCache(tmp_path, 10**8)  # the entry was rewritten, whole: used again
     run(pm, probe, third)
     assert grid_models.passes() - before == 1 and third.stats.corrupt == 0 and third.stats.hits == 7
+
+
+def test_compare_reuses_the_cache(pm, probe, tmp_path):
+    from neurocorr_core import compare
+
+    before = grid_models.passes()
+    first = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, cache=tmp_path, plugin_manager=pm)
+    assert grid_models.passes() - before == 2 and first.config["executor"]["cache"] == str(tmp_path)
+    again = compare("grid_models:cnn_a", "grid_models:mlp_a", probe, cache=tmp_path, plugin_manager=pm)
+    assert grid_models.passes() - before == 2  # both models from the cache, in the other roles
+    assert (again.score.a_to_b, again.score.b_to_a) == (first.score.b_to_a, first.score.a_to_b)

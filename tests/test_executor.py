@@ -224,3 +224,50 @@ def test_dask_scheduler_and_worker_processes_equal_local(pm, probe, tmp_path):
     finally:
         for proc in reversed(procs):
             _stop(proc)
+
+
+# -- compare() on executors --------------------------------------------------------------------------------
+def test_compare_on_shards_equals_the_grid_and_records_what_ran(pm, probe):
+    result = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, shards=3, plugin_manager=pm)
+    assert result.config["executor"] == {"executor": "local", "shards": 3, "cache": None}
+    table = grid(models(["mlp_a", "cnn_a"]), probe, shards=3, plugin_manager=pm)
+    assert (result.score.a_to_b, result.score.b_to_a) == (table.scores[0, 1], table.scores[1, 0])
+    plain = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, plugin_manager=pm)
+    assert "executor" not in plain.config
+    assert result.score.symmetric == pytest.approx(plain.score.symmetric, abs=1e-6)
+
+
+def test_compare_on_dask_equals_local_on_the_same_shards(pm, probe, cluster):
+    local = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position", plugin_manager=pm)
+    dask = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
+                   executor=cluster, plugin_manager=pm)
+    assert dask.config["executor"]["executor"].startswith("dask")
+    assert dask.score.a_to_b == pytest.approx(local.score.a_to_b, abs=1e-9)
+    assert dask.score.b_to_a == pytest.approx(local.score.b_to_a, abs=1e-9)
+    np.testing.assert_allclose(dask.layer_table, local.layer_table, atol=1e-9, rtol=0)
+
+
+def test_significance_does_not_run_sharded(pm, probe):
+    with pytest.raises(NeurocorrError, match="do not run on an executor or with shards or the cache"):
+        compare("grid_models:mlp_a", "grid_models:mlp_b", probe, shards=2, permutations=9, plugin_manager=pm)
+
+
+@pytest.mark.slow
+def test_cli_compare_on_a_dask_local_cluster(pm, probe, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    from neurocorr_core import plugins
+    from neurocorr_core.cli import main
+
+    monkeypatch.setattr(plugins, "_default", pm)
+    monkeypatch.syspath_prepend(str(TESTS))
+    np.save(tmp_path / "probe.npy", probe)
+    args = ["compare", "grid_models:mlp_a", "grid_models:cnn_b", "--probe", str(tmp_path / "probe.npy"), "--quiet",
+            "--shards", "2"]
+    assert main([*args, "--executor", "dask", "--workers", "2", "--json", str(tmp_path / "d.json")]) == 0
+    assert main([*args, "--json", str(tmp_path / "l.json")]) == 0
+    dask, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dl")
+    assert dask["config"]["executor"]["executor"] == "dask (a local cluster on 127.0.0.1, 2 workers)"
+    assert dask["score"] == pytest.approx(local["score"], abs=1e-9)
+    capsys.readouterr()
+    assert main([*args, "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "belong to the dask executor; add --executor dask" in capsys.readouterr().err

@@ -67,7 +67,11 @@ def test_linear_is_scipy_linregress_on_the_best_reference():
     assert fitted.params["slope"] == pytest.approx(fit.slope) and fitted.params["intercept"] == pytest.approx(
         fit.intercept)
     new = rng.uniform(0.2, 0.9, 6)
-    assert fitted.predict(new) == pytest.approx(fit.intercept + fit.slope * new[anchor])
+    line = fit.intercept + fit.slope * new[anchor]
+    assert fitted.predict(new) == pytest.approx(min(max(line, y.min()), y.max()))  # no extrapolation
+    for far in (-50.0, 50.0):
+        new[anchor] = far
+        assert fitted.predict(new) in (pytest.approx(y.min()), pytest.approx(y.max()))
 
 
 def test_leave_one_out_refits_without_the_held_out_reference():
@@ -79,7 +83,8 @@ def test_leave_one_out_refits_without_the_held_out_reference():
         anchor = keep[int(np.argmax(y[keep]))]
         rest = [k for k in keep if k != anchor]
         fit = stats.linregress(s[rest, anchor], y[rest])
-        assert loo[j] == pytest.approx(fit.intercept + fit.slope * s[j, anchor])
+        line = fit.intercept + fit.slope * s[j, anchor]
+        assert loo[j] == pytest.approx(min(max(line, y[keep].min()), y[keep].max()))
     np.testing.assert_allclose(baseline_leave_one_out(y), [np.mean(np.delete(y, j)) for j in range(6)])
 
 

@@ -1,18 +1,82 @@
 """Streaming first and second moments of two neuron sets, merged exactly across shards.
 
-Batches are gathered into chunks of at least ``chunk`` samples; each chunk is centred on its
-own mean, multiplied in float32 (one GEMM, the expensive part) and its products are added to
-float64 accumulators. Chunks and shards are combined with Chan et al.'s pairwise update, so
-neither large offsets nor many samples cost precision: ``E[x^2] - E[x]^2`` is never formed.
+Samples are gathered into chunks of ``chunk`` rows (batches are split at chunk boundaries).
+While a chunk fills, each batch is shifted by a float32 centre ``k`` (the mean of the chunk's
+first batch) as it is copied into a preallocated float32 buffer, and its float64 sums of
+``x - k`` and ``(x - k)^2`` are taken in the same pass. A full chunk costs one float32 GEMM
+``(x-k)^T (y-k)`` (the expensive part, run by a :mod:`~neurocorr_core.backend`) added into a
+float64 accumulator, and nothing else of size n_x * n_y: the centring is exact algebra
+applied later, at once for many chunks (see :meth:`CoMoments._fold`). So neither large
+offsets nor many samples cost precision (``E[x^2] - E[x]^2`` is never formed), no float64
+GEMM and no (n, m) temporary are made, and a run split into shards at chunk boundaries
+merges to the same numbers.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-#: Samples gathered before one GEMM: large enough that the float64 accumulation (one pass
-#: over n_x * n_y) is small beside the GEMM (2 * chunk * n_x * n_y flops).
+from . import backend as backends
+
+#: Samples per GEMM. Adding a chunk's float32 product into float64 is one pass over
+#: n_x * n_y, against 2 * chunk * n_x * n_y flops of GEMM: a few percent at 4096. The float32
+#: rounding of a chunk's sums is relative to the chunk's own (centred) scale, so longer chunks
+#: gain no precision; they cost buffer memory (chunk * (n_x + n_y) * 4 bytes).
 CHUNK = 4096
+#: Chunks whose centring corrections wait before they are applied (one pass over n_x * n_y).
+MAX_PENDING = 64
+
+
+class _Gather:
+    """One side's part of the chunk being gathered: rows ``x - k`` (float32), with the
+    float64 sums of ``x - k`` and of its squares over those rows."""
+
+    #: Rows whose float32 sums are taken at once (then added in float64): at most 256, so
+    #: the float32 rounding stays near 3e-7 relative (measured), about 2 MB so the rows are
+    #: still in cache, and at least 64 so that narrow layers make few numpy calls.
+    @staticmethod
+    def block(width: int) -> int:
+        return max(64, min(256, (1 << 19) // max(width, 1)))
+
+    def __init__(self, width: int, rows: int) -> None:
+        self.buf = np.empty((rows, width), dtype=np.float32)
+        self.shift32 = np.zeros(width, dtype=np.float32)
+        self.shift = np.zeros(width)
+        self.sum = np.zeros(width)
+        self.sumsq = np.zeros(width)
+        self.tiny = np.zeros(width, dtype=bool)  # nonzero values whose squares underflowed
+        #: True once a batch that is not float32 came: constant neurons are then told by the
+        #: running min/max of the raw values, since the float64 shift need not be one of them.
+        self.raw = False
+
+    def reset(self) -> None:
+        self.sum[:] = 0.0
+        self.sumsq[:] = 0.0
+        self.tiny[:] = False
+
+    def add(self, a: np.ndarray, start: int) -> None:
+        """Put ``a`` (rows, width) at buffer row ``start`` (0 starts a new chunk)."""
+        if start == 0:  # the chunk's centre: its first batch's mean, rounded to float32
+            np.copyto(self.shift32, a.mean(axis=0, dtype=np.float64), casting="unsafe")
+            self.shift[:] = self.shift32
+        if a.dtype != np.float32:
+            dev = np.asarray(a, dtype=np.float64) - self.shift
+            self.buf[start:start + a.shape[0]] = dev
+            self.sum += dev.sum(axis=0)
+            self.sumsq += np.einsum("ij,ij->j", dev, dev)
+            return
+        step = self.block(a.shape[1])
+        for b0 in range(0, a.shape[0], step):
+            rows = self.buf[start + b0:start + min(a.shape[0], b0 + step)]
+            np.subtract(a[b0:b0 + step], self.shift32, out=rows)  # exact near the centre
+            self.sum += rows.sum(axis=0)
+            squares = np.einsum("ij,ij->j", rows, rows)
+            zero = squares == 0
+            if zero.any():  # float32 squares of tiny values can underflow: check those exactly
+                self.tiny[zero] |= (rows[:, zero] != 0).any(axis=0)
+            self.sumsq += squares
 
 
 class CoMoments:
@@ -20,21 +84,32 @@ class CoMoments:
 
     ``within=False`` keeps only the diagonals of the within-model blocks (enough for
     Pearson); ``within=True`` keeps the full ``xx`` and ``yy`` blocks (needed by linear CKA).
-    Reading any statistic first folds in the samples still gathered for the next chunk.
+    ``backend``: where the products run and the (n, m) accumulators live (a name such as
+    ``"numpy"`` or ``"torch:cuda"``; default: :func:`neurocorr_core.backend.resolve`).
+    Batches are copied on arrival, so a caller may reuse its buffers. Reading any statistic
+    first folds in the samples gathered for the next chunk.
     """
 
-    def __init__(self, n_x: int, n_y: int, *, within: bool = False, chunk: int = CHUNK) -> None:
+    def __init__(self, n_x: int, n_y: int, *, within: bool = False, chunk: int = CHUNK,
+                 backend: str | backends.Backend | None = None) -> None:
+        if int(chunk) < 1:
+            raise ValueError(f"chunk must be at least 1 sample, got {chunk}")
+        self.n_x, self.n_y = int(n_x), int(n_y)
         self.within = within
-        self.chunk = chunk
+        self.chunk = int(chunk)
+        self.backend = backends.resolve(backend)
         self._n = 0
         self._mean_x = np.zeros(n_x)
         self._mean_y = np.zeros(n_y)
-        self._xy = np.zeros((n_x, n_y))
-        self._xx = np.zeros((n_x, n_x)) if within else np.zeros(n_x)
-        self._yy = np.zeros((n_y, n_y)) if within else np.zeros(n_y)
-        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pending_rows = 0
-        # Running extremes decide "constant" exactly; a float64 sum of a repeated value need not.
+        # Raw sums of the chunks' shifted products; _groups holds, per chunk (or per block of
+        # samples already centred), what its centring correction needs: see _fold.
+        self._xy = self.backend.zeros(n_x, n_y)
+        self._xx: Any = self.backend.zeros(n_x, n_x) if within else np.zeros(n_x)
+        self._yy: Any = self.backend.zeros(n_y, n_y) if within else np.zeros(n_y)
+        self._groups: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._sides: tuple[_Gather, _Gather] | None = None  # made by the first batch
+        self._rows = 0  # samples gathered for the next chunk
+        # lo == hi exactly for a neuron that took one value over every sample seen
         self._range = [np.full(n, np.inf) for n in (n_x, n_y)] + [np.full(n, -np.inf) for n in (n_x, n_y)]
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -43,73 +118,140 @@ class CoMoments:
             raise ValueError(f"batch lengths differ: {x.shape[0]} vs {y.shape[0]}")
         if x.shape[0] == 0:
             return
-        self._pending.append((x, y))
-        self._pending_rows += x.shape[0]
-        lo_x, lo_y, hi_x, hi_y = self._range
-        np.minimum(lo_x, x.min(axis=0), out=lo_x)
-        np.minimum(lo_y, y.min(axis=0), out=lo_y)
-        np.maximum(hi_x, x.max(axis=0), out=hi_x)
-        np.maximum(hi_y, y.max(axis=0), out=hi_y)
-        if self._pending_rows >= self.chunk:
-            self._flush()
+        if self._sides is None:
+            self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
+        for i, (side, a) in enumerate(zip(self._sides, (x, y), strict=True)):
+            if a.dtype != np.float32:
+                if not side.raw:
+                    self._flush()  # the chunk so far is told constant by its float32 rule
+                    side.raw = True
+                np.minimum(self._range[i], a.min(axis=0), out=self._range[i])
+                np.maximum(self._range[i + 2], a.max(axis=0), out=self._range[i + 2])
+        done = 0
+        while done < x.shape[0]:
+            take = min(x.shape[0] - done, self.chunk - self._rows)
+            self._sides[0].add(x[done:done + take], self._rows)
+            self._sides[1].add(y[done:done + take], self._rows)
+            self._rows += take
+            done += take
+            if self._rows == self.chunk:
+                self._flush()
 
     def merge(self, other: CoMoments) -> None:
-        """Fold in moments of other samples (Chan's formula)."""
+        """Fold in moments of other samples (exact: Chan's formula)."""
         self._flush()
         other._flush()
+        picks = (np.minimum, np.minimum, np.maximum, np.maximum)
+        for mine, theirs, pick in zip(self._range, other._range, picks, strict=True):
+            pick(mine, theirs, out=mine)
         if other._n == 0:
             return
-        n = self._n + other._n
-        w = self._n * other._n / n
-        dx = other._mean_x - self._mean_x
-        dy = other._mean_y - self._mean_y
-        self._xy += other._xy + w * np.outer(dx, dy)
-        self._xx += other._xx + w * (np.outer(dx, dx) if self.within else dx * dx)
-        self._yy += other._yy + w * (np.outer(dy, dy) if self.within else dy * dy)
-        self._mean_x += dx * (other._n / n)
-        self._mean_y += dy * (other._n / n)
-        self._n = n
-        for mine, theirs, pick in zip(self._range, other._range, (np.minimum, np.minimum, np.maximum, np.maximum),
-                                      strict=True):
-            pick(mine, theirs, out=mine)
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        xs, ys = zip(*self._pending, strict=True)
-        self._pending, self._pending_rows = [], 0
-        self._add_chunk(np.concatenate(xs) if len(xs) > 1 else xs[0],
-                        np.concatenate(ys) if len(ys) > 1 else ys[0])
-
-    def _add_chunk(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Chan's merge of one chunk: ``C += C_chunk + w d_x d_y^T``.
-
-        The chunk is centred on shifts ``k`` (its float32-rounded mean, so float32 data are
-        subtracted exactly); with ``e = mean - k``, ``C_chunk = (x-k)^T (y-k) - nb e_x e_y^T``,
-        whose small outer product rides along as one extra row of the float32 GEMM. The merge
-        term ``w d d^T`` (``d``: gap to the running mean) is added in float64, in place, so a
-        run split into shards at chunk boundaries merges to the same numbers.
-        """
-        nb = x.shape[0]
-        n = self._n + nb
-        w = self._n * nb / n
-        mean_x, left, e_x = _shifted(x, 1)
-        mean_y, right, e_y = _shifted(y, 1)
-        d_x, d_y = mean_x - self._mean_x, mean_y - self._mean_y
-        left[nb], right[nb] = np.sqrt(nb) * e_x, -np.sqrt(nb) * e_y
-        self._xy += left.T @ right
-        _rank_one(self._xy, w, d_x, d_y)
+        none = (np.zeros((self.n_x, 0)), np.zeros((self.n_y, 0)))
+        self.backend.add(self._xy, other._xy, none[0], none[1])
         if self.within:
-            self._xx += left.T @ left - 2 * nb * np.outer(e_x, e_x)
-            self._yy += right.T @ right - 2 * nb * np.outer(e_y, e_y)
-            _rank_one(self._xx, w, d_x, d_x)
-            _rank_one(self._yy, w, d_y, d_y)
-        else:
-            self._xx += _sumsq(left[:nb]) - nb * e_x * e_x + w * d_x * d_x
-            self._yy += _sumsq(right[:nb]) - nb * e_y * e_y + w * d_y * d_y
+            self.backend.add(self._xx, other._xx, none[0], none[0])
+            self.backend.add(self._yy, other._yy, none[1], none[1])
+        self._groups += other._groups
+        self._combine(other._n, other._mean_x, other._mean_y, other._xx, other._yy)
+        if len(self._groups) > MAX_PENDING:
+            self._fold()
+
+    def _combine(self, nb: int, mean_x: np.ndarray, mean_y: np.ndarray, ss_x: Any, ss_y: Any) -> None:
+        """Running n and means (and the diagonal sums of squares) with ``nb`` more samples."""
+        n = self._n + nb
+        d_x, d_y = mean_x - self._mean_x, mean_y - self._mean_y
+        if not self.within:
+            w = self._n * nb / n
+            self._xx += ss_x + w * d_x * d_x
+            self._yy += ss_y + w * d_y * d_y
         self._mean_x += d_x * (nb / n)
         self._mean_y += d_y * (nb / n)
         self._n = n
+
+    def _flush(self) -> None:
+        """Add the gathered chunk's float32 products into the accumulators; remember the
+        chunk's count, means and ``e = mean - k`` for its centring correction (:meth:`_fold`)."""
+        nb = self._rows
+        if nb == 0 or self._sides is None:
+            return
+        gx, gy = self._sides
+        self._rows = 0
+        left, right = gx.buf[:nb], gy.buf[:nb]
+        self.backend.add_product(self._xy, left, right)
+        if self.within:
+            self.backend.add_product(self._xx, left, left)
+            self.backend.add_product(self._yy, right, right)
+        e_x, e_y = gx.sum / nb, gy.sum / nb
+        self._groups.append((nb, gx.shift + e_x, gy.shift + e_y, e_x, e_y))
+        self._combine(nb, gx.shift + e_x, gy.shift + e_y, gx.sumsq - nb * e_x * e_x,
+                      gy.sumsq - nb * e_y * e_y)
+        for i, side in enumerate((gx, gy)):
+            if not side.raw:
+                self._chunk_range(i, side)
+            side.reset()
+        if len(self._groups) > MAX_PENDING:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Apply the pending centring corrections, in float64, as one update of small rank.
+
+        A group g (a chunk, or samples already centred) holds n_g samples with means m_g
+        and shifted products ``S_g = sum (x-k_g)(y-k_g)^T``; with ``e_g = m_g - k_g`` and the
+        overall mean m, exact algebra (the law of total covariance) gives
+        ``C = sum_g [S_g - n_g e_g f_g^T + n_g (m_g - m)(m'_g - m')^T]``. The accumulator holds
+        ``sum_g S_g``; afterwards it holds C, and the groups collapse into one (e = 0).
+        """
+        self._flush()
+        groups = self._groups
+        if not groups or (len(groups) == 1 and not groups[0][3].any() and not groups[0][4].any()
+                          and groups[0][0] == self._n and np.array_equal(groups[0][1], self._mean_x)
+                          and np.array_equal(groups[0][2], self._mean_y)):
+            return
+        root = np.sqrt([g[0] for g in groups])
+        gap_x = np.column_stack([r * (g[1] - self._mean_x) for r, g in zip(root, groups, strict=True)])
+        gap_y = np.column_stack([r * (g[2] - self._mean_y) for r, g in zip(root, groups, strict=True)])
+        own_x = np.column_stack([r * g[3] for r, g in zip(root, groups, strict=True)])
+        own_y = np.column_stack([r * g[4] for r, g in zip(root, groups, strict=True)])
+        self.backend.add(self._xy, None, np.hstack([gap_x, own_x]), np.hstack([gap_y, -own_y]))
+        if self.within:
+            self.backend.add(self._xx, None, np.hstack([gap_x, own_x]), np.hstack([gap_x, -own_x]))
+            self.backend.add(self._yy, None, np.hstack([gap_y, own_y]), np.hstack([gap_y, -own_y]))
+        self._groups = [(self._n, self._mean_x.copy(), self._mean_y.copy(), np.zeros(self.n_x),
+                         np.zeros(self.n_y))]
+
+    def _chunk_range(self, i: int, side: _Gather) -> None:
+        """float32 rows: a neuron is constant over the chunk exactly when every ``x - k`` is
+        0 (float subtraction gives 0 only for equal values, and the sum of squares is 0 only if
+        all are: values whose squares underflow are flagged by :meth:`_Gather.add`), and then
+        its one value is ``k``."""
+        flat = (side.sumsq == 0) & ~side.tiny
+        lo, hi = self._range[i], self._range[i + 2]
+        np.minimum(lo, side.shift, out=lo, where=flat)
+        np.maximum(hi, side.shift, out=hi, where=flat)
+        lo[~flat], hi[~flat] = -np.inf, np.inf
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (Dask, deepcopy) without the chunk buffers, accumulators as numpy."""
+        self._fold()
+        state = dict(self.__dict__)
+        raw = (False, False) if self._sides is None else (self._sides[0].raw, self._sides[1].raw)
+        state.update(_sides=None, _raw=raw, backend=self.backend.name)
+        for key in ("_xy",) + (("_xx", "_yy") if self.within else ()):
+            state[key] = np.array(backends._host(state[key]))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        raw = state.pop("_raw")
+        name = state.pop("backend")
+        self.__dict__.update(state)
+        self.backend = backends.resolve(name)
+        for key in ("_xy",) + (("_xx", "_yy") if self.within else ()):
+            acc = self.backend.zeros(*state[key].shape)
+            self.backend.add(acc, state[key], np.zeros((acc.shape[0], 0)), np.zeros((acc.shape[1], 0)))
+            setattr(self, key, acc)
+        if any(raw):
+            self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
+            self._sides[0].raw, self._sides[1].raw = raw
 
     @property
     def n(self) -> int:
@@ -129,27 +271,29 @@ class CoMoments:
     @property
     def xy(self) -> np.ndarray:
         """Centred cross co-moments (n_x, n_y), float64."""
-        self._flush()
-        return self._xy
+        self._fold()
+        return self.backend.to_numpy(self._xy)
 
     @property
     def xx(self) -> np.ndarray:
         """Centred co-moments of x: (n_x, n_x) with ``within``, else the diagonal (n_x,)."""
-        self._flush()
-        return self._xx
+        self._fold()
+        return self.backend.to_numpy(self._xx) if self.within else self._xx
 
     @property
     def yy(self) -> np.ndarray:
-        self._flush()
-        return self._yy
+        self._fold()
+        return self.backend.to_numpy(self._yy) if self.within else self._yy
 
     @property
     def constant_x(self) -> np.ndarray:
         """Neurons of x that took one value over every sample seen (dead)."""
+        self._flush()
         return self._range[0] == self._range[2]
 
     @property
     def constant_y(self) -> np.ndarray:
+        self._flush()
         return self._range[1] == self._range[3]
 
     @property
@@ -166,41 +310,18 @@ class CoMoments:
         return var
 
     def correlation(self) -> np.ndarray:
-        """Pearson r for every (x, y) neuron pair; NaN where either neuron is constant."""
-        var_x, var_y = self.var_x, self.var_y
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = self.xy / np.outer(np.sqrt(var_x), np.sqrt(var_y))
-        r[var_x == 0, :] = np.nan
-        r[:, var_y == 0] = np.nan
-        return np.clip(r, -1.0, 1.0, out=r)
+        """Pearson r for every (x, y) neuron pair, a new float64 (n_x, n_y) array; NaN where
+        either neuron is constant. One pass over the accumulator, no other (n, m) temporary."""
+        self._fold()
+        r = self.backend.scaled(self._xy, _inverse_sqrt(self.var_x), _inverse_sqrt(self.var_y))
+        return np.clip(r, -1.0, 1.0, out=r)  # NaN stays NaN
 
 
-def _shifted(a: np.ndarray, extra: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The chunk mean (float64); the chunk minus a shift ``k`` as float32 with ``extra`` spare
-    rows; and ``mean - k``. float32 data are shifted by their float32-rounded mean, so the
-    subtraction is exact for large offsets; other data are centred in float64 first."""
-    mean = a.mean(axis=0, dtype=np.float64)
-    out = np.empty((a.shape[0] + extra, a.shape[1]), dtype=np.float32)
-    if a.dtype == np.float32:
-        shift = mean.astype(np.float32)
-        np.subtract(a, shift, out=out[:a.shape[0]])
-        return mean, out, mean - shift
-    out[:a.shape[0]] = a - mean
-    return mean, out, np.zeros_like(mean)
-
-
-def _rank_one(target: np.ndarray, alpha: float, u: np.ndarray, v: np.ndarray) -> None:
-    """``target += alpha * outer(u, v)`` in place, without an (n, m) temporary (BLAS dger)."""
-    if alpha == 0:
-        return
-    from scipy.linalg.blas import dger
-
-    # target is C-ordered: its transpose is the Fortran array dger updates in place
-    dger(alpha, v, u, a=target.T, overwrite_a=True)
-
-
-def _sumsq(a: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->j", a, a, dtype=np.float64)
+def _inverse_sqrt(var: np.ndarray) -> np.ndarray:
+    """1 / sqrt(var), NaN where var is 0 (a constant neuron), so its whole row is NaN."""
+    out = np.full(var.shape, np.nan)
+    np.divide(1.0, np.sqrt(var), out=out, where=var > 0)
+    return out
 
 
 def check_batch(x: np.ndarray, y: np.ndarray, n_x: int, n_y: int, metric: str) -> None:

@@ -26,6 +26,7 @@ def train(out: Path, dataset: str, seeds: int, quick: bool) -> list[dict[str, ob
     import json
 
     import torch
+
     from neurocorr_paper.attack import transfer_attack
     from neurocorr_paper.data import load_split
     from neurocorr_paper.mnist_family import SEED_STRIDE
@@ -51,7 +52,8 @@ def train(out: Path, dataset: str, seeds: int, quick: bool) -> list[dict[str, ob
         x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
         assert isinstance(surrogate.model, torch.nn.Module)
         x_adv = transfer_attack(surrogate.model, x_att, y_att, rounds=settings.attack_rounds,
-                                eps=settings.attack_eps, refit=settings.refit, refit_epochs=settings.refit_epochs,
+                                eps=settings.attack_eps, refit=settings.refit,
+                                refit_epochs=settings.refit_epochs,
                                 lr=settings.cnn_lr, batch_size=settings.batch_size, seed=base + 30,
                                 build=lambda: cnn_like(data, settings)).numpy()
         for m in [*mlps, cnn]:
@@ -102,7 +104,8 @@ def main() -> None:
             run(["atlas", "add", str(r["path"]), "--name", name, "--layers", str(r["layers"]),
                  "--accuracy", f"{r['accuracy']:.6f}", "--attacked-accuracy", f"{r['attacked_accuracy']:.6f}",
                  "--atlas", atlas])
-    probe = ["--probe", f"{args.dataset}:test", "--probe-limit", str(args.probe_limit), "--neurons", args.neurons]
+    probe = ["--probe", f"{args.dataset}:test", "--probe-limit", str(args.probe_limit),
+             "--neurons", args.neurons]
     run(["atlas", "ls", "--atlas", atlas])
     run(["grid", "--atlas", atlas, *probe, "--quiet"])
     run(["predict", "--leave-one-out", "--atlas", atlas, *probe])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-def build(seed: int):  # noqa: ANN201 - torch is imported here only
+def build(seed: int):
     import torch
     from torch import nn
 
@@ -75,8 +75,8 @@ def main() -> None:
     print(f"speed-up {local.seconds / dask.seconds:.2f}x")
     diff = np.nanmax(np.abs(dask.scores - local.scores))
     same = np.array_equal(np.isnan(dask.scores), np.isnan(local.scores))
-    print(f"largest difference between the score matrices: {diff:.3g} "
-          f"({'identical' if diff == 0 and same else 'within 1e-9' if diff <= 1e-9 and same else 'DIFFERENT'})")
+    verdict = "identical" if diff == 0 and same else "within 1e-9" if diff <= 1e-9 and same else "DIFFERENT"
+    print(f"largest difference between the score matrices: {diff:.3g} ({verdict})")
     print("symmetric scores:")
     print(np.array2string(local.symmetric, precision=4, suppress_small=True))
 

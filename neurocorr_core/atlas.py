@@ -96,8 +96,8 @@ def atlas_path(location: str | os.PathLike[str]) -> Path:
     if "://" in text:
         scheme, _, rest = text.partition("://")
         if scheme.lower() != "sqlite":
-            raise NeurocorrError(f"atlas {text!r}: only SQLite atlases are supported so far; give a file path "
-                                 "or sqlite:///PATH")
+            raise NeurocorrError(f"atlas {text!r}: only SQLite atlases are supported so far; give a file "
+                                 "path or sqlite:///PATH")
         if not rest.startswith("/") or rest == "/":
             raise NeurocorrError(f"atlas {text!r}: write a SQLite URL as sqlite:///relative/path.db or "
                                  "sqlite:////absolute/path.db")
@@ -115,7 +115,8 @@ class Atlas:
                 raise NeurocorrError(f"no atlas at {self.path}; create one by adding a model: "
                                      "neurocorr atlas add MODEL --name NAME --atlas " + str(self.path))
             if not self.path.parent.is_dir():
-                raise NeurocorrError(f"cannot create atlas {self.path}: folder {self.path.parent} does not exist")
+                raise NeurocorrError(f"cannot create atlas {self.path}: folder {self.path.parent} does not "
+                                     "exist")
         if self.path.is_dir():
             raise NeurocorrError(f"atlas {self.path} is a folder; give a file path such as atlas.db")
         self.db = sqlite3.connect(self.path, timeout=30)
@@ -147,14 +148,15 @@ class Atlas:
                 self.db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             return
         if "schema_version" not in tables:
-            raise NeurocorrError(f"{self.path} is a SQLite database but not a neurocorr atlas (no schema_version "
-                                 "table); give another --atlas path")
+            raise NeurocorrError(f"{self.path} is a SQLite database but not a neurocorr atlas (no "
+                                 "schema_version table); give another --atlas path")
         row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         version = row[0] if row else None
         if not isinstance(version, int):
             raise NeurocorrError(f"atlas {self.path} has no valid schema version; it may be damaged")
         if version > SCHEMA_VERSION:
-            raise NeurocorrError(f"atlas {self.path} has schema version {version}, written by a newer neurocorr; "
+            raise NeurocorrError(f"atlas {self.path} has schema version {version}, written by a newer "
+                                 "neurocorr; "
                                  f"this one reads version {SCHEMA_VERSION} at most. Upgrade neurocorr-core "
                                  "(pip install -U neurocorr-core) to use it")
 
@@ -184,11 +186,12 @@ class Atlas:
     def models(self) -> list[AtlasModel]:
         """Every model, in the order they were added."""
         found: dict[str, dict[str, float]] = {}
-        for model, name, value in self.db.execute("SELECT model, name, value FROM measurements ORDER BY name"):
+        for model, name, value in self.db.execute("SELECT model, name, value FROM measurements ORDER BY "
+                                                  "name"):
             found.setdefault(model, {})[name] = value
         return [AtlasModel(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), found.get(r[0], {}), r[6])
-                for r in self.db.execute("SELECT name, source, framework, fingerprint, layers, options, added "
-                                         "FROM models ORDER BY rowid")]
+                for r in self.db.execute("SELECT name, source, framework, fingerprint, layers, options, "
+                                         "added FROM models ORDER BY rowid")]
 
     def model(self, name: str) -> AtlasModel:
         for m in self.models():
@@ -200,7 +203,8 @@ class Atlas:
     # -- comparisons --------------------------------------------------------------------------------
     def done(self, key: str) -> dict[tuple[str, str], tuple[float, float]]:
         """The pairs stored under configuration ``key``: ``(a, b) -> (score a->b, score b->a)``."""
-        rows = self.db.execute("SELECT model_a, model_b, a_to_b, b_to_a FROM comparisons WHERE config = ?", (key,))
+        rows = self.db.execute("SELECT model_a, model_b, a_to_b, b_to_a FROM comparisons WHERE config = ?",
+                               (key,))
         return {(a, b): (ab, ba) for a, b, ab, ba in rows}
 
     def record(self, key: str, config: Mapping[str, Any], comparison: Comparison, a: str, b: str,
@@ -229,7 +233,8 @@ class Atlas:
         return out
 
     def configurations(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT c.key, c.config, c.probe, c.samples, COUNT(p.model_a) FROM configurations c "
+        rows = self.db.execute("SELECT c.key, c.config, c.probe, c.samples, COUNT(p.model_a) FROM "
+                               "configurations c "
                                "LEFT JOIN comparisons p ON p.config = c.key GROUP BY c.key ORDER BY c.rowid")
         return [{"key": k, "config": json.loads(cfg), "probe": probe, "samples": n, "pairs": pairs}
                 for k, cfg, probe, n, pairs in rows]
@@ -264,12 +269,13 @@ def check_measurements(measurements: Mapping[str, float]) -> dict[str, float]:
 
 
 def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measurements: Mapping[str, float],
-              layers: str | None = None, provider: str | None = None, options: Mapping[str, Any] | None = None,
+              layers: str | None = None, provider: str | None = None,
+              options: Mapping[str, Any] | None = None,
               plugin_manager: PluginManager | None = None) -> AtlasModel:
     """Open ``model`` (a path or ``module:callable``; checks it loads), fingerprint it and store it."""
     if not isinstance(model, (str, os.PathLike)):
-        raise NeurocorrError("an atlas stores models as file paths or 'module:callable' references, so that a "
-                             f"grid can load them again; got an object of type {type(model).__name__}")
+        raise NeurocorrError("an atlas stores models as file paths or 'module:callable' references, so that "
+                             f"a grid can load them again; got an object of type {type(model).__name__}")
     measurements = check_measurements(measurements)
     atlas.check_free(name)
     opts = dict(options or {})
@@ -278,8 +284,8 @@ def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measure
         source = model_source(model, opened, opts)
     finally:
         opened.close()
-    entry = AtlasModel(name, os.fspath(source.spec) if isinstance(source.spec, (str, os.PathLike)) else str(model),
-                       opened.name, source.fingerprint, layers, opts, dict(measurements))
+    where = os.fspath(source.spec) if isinstance(source.spec, (str, os.PathLike)) else str(model)
+    entry = AtlasModel(name, where, opened.name, source.fingerprint, layers, opts, dict(measurements))
     atlas.add(entry)
     return entry
 
@@ -350,7 +356,8 @@ def add_commands(sub: Any) -> None:
     a.add_argument("--attacked-accuracy", type=float, help="accuracy under attack, e.g. 0.71")
     a.add_argument("--measure", action="append", default=[], metavar="NAME=VALUE",
                    help="any other measurement (repeatable), e.g. --measure robustness=0.4")
-    a.add_argument("--layers", help="layer globs or kind:KIND of the neurons to compare (default kind:activation)")
+    a.add_argument("--layers", help="layer globs or kind:KIND of the neurons to compare (default "
+                                    "kind:activation)")
     a.add_argument("--provider", help="provider plugin to use (default: the one that accepts the model)")
     a.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled full model")
     a.set_defaults(run=_atlas_add)
@@ -401,7 +408,8 @@ def _atlas_add(args: Any) -> int:
     measurements = _measurements(args)
     with Atlas(args.atlas, create=True) as atlas:
         entry = add_model(atlas, args.model, name, measurements=measurements, layers=args.layers,
-                          provider=args.provider, options={"trust_pickle": True} if args.trust_pickle else None)
+                          provider=args.provider,
+                          options={"trust_pickle": True} if args.trust_pickle else None)
     shown = ", ".join(f"{k} {v:g}" for k, v in entry.measurements.items()) or "no measurements"
     print(f"added {entry.name} ({entry.framework}; {shown}) to {atlas.path}")
     return 0
@@ -417,7 +425,8 @@ def _atlas_ls(args: Any) -> int:
     width = max([len(m.name) for m in models] + [4])
     for m in models:
         shown = "  ".join(f"{k} {v:.4g}" for k, v in m.measurements.items()) or "-"
-        print(f"  {m.name:<{width}}  {m.framework:<10} {shown:<40} {m.layers or 'kind:activation'}  {m.source}")
+        print(f"  {m.name:<{width}}  {m.framework:<10} {shown:<40} {m.layers or 'kind:activation'}  "
+              f"{m.source}")
     for c in configs:
         cfg = c["config"]
         print(f"comparisons {c['key']}: {c['pairs']} pair(s) on {c['probe']} ({c['samples']} samples), "
@@ -452,7 +461,8 @@ def _grid(args: Any) -> int:
         models = [m.name for m in atlas.models() if names is None or m.name in names]
         matrix = atlas.symmetric(key, models)
     print(f"grid {key} on {probe.name} ({len(probe)} samples): {len(result.computed)} pair(s) computed "
-          f"in {result.seconds:.1f} s on {result.executor} ({result.shards} shard(s)), {before} already stored")
+          f"in {result.seconds:.1f} s on {result.executor} ({result.shards} shard(s)), {before} already "
+          "stored")
     width = max(len(n) for n in models)
     print(" " * width + "  " + " ".join(f"{n[:8]:>8}" for n in models))
     for name, row in zip(models, matrix, strict=True):

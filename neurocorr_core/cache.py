@@ -19,6 +19,7 @@ Folder: ``$NEUROCORR_CACHE_DIR`` or ``~/.cache/neurocorr/activations``; size lim
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -130,7 +131,8 @@ class EntryKey:
     probe: str
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps([self.model, self.layer, self.view, self.probe]).encode()).hexdigest()
+        text = json.dumps([self.model, self.layer, self.view, self.probe])
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,8 @@ class ActivationCache:
             path.unlink(missing_ok=True)
             return None
         self.stats.hits += 1
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # least recently used = oldest time
-        except OSError:
-            pass
         return array
 
     def put(self, key: EntryKey, array: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
@@ -346,7 +346,8 @@ def _cache_command(args: argparse.Namespace) -> int:
         return 0
     entries = cache.entries()
     if args.json:
-        print(json.dumps([{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries], indent=2))
+        rows = [{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries]
+        print(json.dumps(rows, indent=2))
         return 0
     total = sum(e.size for e in entries)
     print(f"{cache.root}: {len(entries)} entries, {human(total)} of {human(cache.limit)} "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -111,7 +112,9 @@ class LocalExecutor(Executor):
             return _Done(fn(*values))
 
     def describe(self) -> str:
-        return "local" if self.threads is None else f"local ({self.threads} BLAS thread{'s' * (self.threads > 1)})"
+        if self.threads is None:
+            return "local"
+        return f"local ({self.threads} BLAS thread{'s' * (self.threads > 1)})"
 
     def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
         for tag, handle in handles.items():
@@ -132,7 +135,8 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
         except ImportError:
             raise NeurocorrError("the dask executor needs dask.distributed; install it with: "
-                                 "pip install 'neurocorr-core[dask]' (or pip install 'dask[distributed]')") from None
+                                 "pip install 'neurocorr-core[dask]' (or pip install 'dask[distributed]')"
+                                 ) from None
         self.cluster: Any = None
         self.scheduler = scheduler
         timeout = connect_timeout() if timeout is None else timeout
@@ -243,7 +247,8 @@ class ModelSource:
         return self.provider(resolve_model(self.spec), **self.options)
 
 
-def model_source(spec: object, provider: ActivationProvider, options: Mapping[str, Any] | None = None) -> ModelSource:
+def model_source(spec: object, provider: ActivationProvider,
+                 options: Mapping[str, Any] | None = None) -> ModelSource:
     """The :class:`ModelSource` of a model opened as ``provider`` (absolute path for a file)."""
     if isinstance(spec, (str, os.PathLike)) and os.path.exists(spec):
         spec = os.path.abspath(spec)
@@ -259,10 +264,11 @@ def check_travels(sources: Iterable[ModelSource], executor: Executor) -> None:
     for source in sources:
         if not source.travels:
             raise NeurocorrError(
-                f"the {executor.name} executor sends models to its workers as file paths or 'module:callable' "
-                f"references, but got an in-memory {type(source.spec).__module__}.{type(source.spec).__qualname__}; "
-                "save the model to a file (e.g. torch.jit.save, model.save) or pass a reference to a function "
-                "that builds it, or use executor='local'")
+                f"the {executor.name} executor sends models to its workers as file paths or "
+                "'module:callable' references, but got an in-memory "
+                f"{type(source.spec).__module__}.{type(source.spec).__qualname__}; "
+                "save the model to a file (e.g. torch.jit.save, model.save) or pass a reference to a "
+                "function that builds it, or use executor='local'")
 
 
 @dataclass(frozen=True)
@@ -305,7 +311,7 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
         raise NeurocorrError(f"{shards} shards of a {n}-sample probe leave shards of fewer than 2 samples; "
                              f"use at most {max(1, n // 2)} shards")
     edges = np.linspace(0, n, shards + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 # -- the tasks (module-level functions, so they pickle by name) ----------------------------------------
@@ -440,13 +446,16 @@ def add_arguments(p: argparse.ArgumentParser, cache_default: bool = False) -> No
     g = p.add_argument_group("scale out (docs/scale-out.md)")
     g.add_argument("--executor", choices=EXECUTORS, help="where tasks run: local (default) or dask")
     g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="dask: the scheduler to use, e.g. tcp://127.0.0.1:8786 (default: start a local cluster)")
-    g.add_argument("--workers", type=int, metavar="N", help="dask: worker processes of the local cluster (default 2)")
+                   help="dask: the scheduler to use, e.g. tcp://127.0.0.1:8786 (default: start a local "
+                        "cluster)")
+    g.add_argument("--workers", type=int, metavar="N", help="dask: worker processes of the local cluster "
+                                                            "(default 2)")
     g.add_argument("--shards", type=int, metavar="N",
                    help="split the probe into N shards (default: 1 locally, one per worker on dask)")
     g.add_argument("--cache-dir", metavar="DIR",
                    help="activation cache folder" + (" (default $NEUROCORR_CACHE_DIR or ~/.cache/neurocorr/"
-                                                     "activations)" if cache_default else " (default: no cache)"))
+                                                     "activations)" if cache_default else " (default: no "
+                                                                                          "cache)"))
     if cache_default:
         g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
 
@@ -481,9 +490,9 @@ def check_sharding(executor: str | Executor | None, scheduler: str | None, worke
         return False
     check_options(executor, scheduler, workers, shards)
     if significance:
-        raise NeurocorrError("the permutation null and the bootstrap resample all activations in one process, "
-                             "so they do not run on an executor or with shards or the cache; drop --executor, "
-                             "--shards and --cache-dir, or drop --permutations and --bootstrap")
+        raise NeurocorrError("the permutation null and the bootstrap resample all activations in one "
+                             "process, so they do not run on an executor or with shards or the cache; drop "
+                             "--executor, --shards and --cache-dir, or drop --permutations and --bootstrap")
     return True
 
 

@@ -22,8 +22,17 @@ import numpy as np
 from .cache import open_cache, probe_fingerprint
 from .compare import Plan, Side, _constant_policy, _metric_options, _result, open_model
 from .errors import NeurocorrError
-from .executor import Executor, Extraction, MetricPlan, ModelSource, PairJob, default_shards, get_executor, \
-    model_source, run_pairs
+from .executor import (
+    Executor,
+    Extraction,
+    MetricPlan,
+    ModelSource,
+    PairJob,
+    default_shards,
+    get_executor,
+    model_source,
+    run_pairs,
+)
 from .models import describe
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
@@ -57,7 +66,8 @@ class GridConfig:
 
     def key(self, probe: Probe) -> str:
         """A digest of these options and the probe's samples: the atlas's configuration key."""
-        text = json.dumps({**self.to_dict(), "probe": probe_fingerprint(probe.data)}, sort_keys=True, default=repr)
+        text = json.dumps({**self.to_dict(), "probe": probe_fingerprint(probe.data)}, sort_keys=True,
+                          default=repr)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -127,7 +137,8 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     check_penalty(config.depth_penalty)
     probe = load_probe(probe)
     if len(probe) < 2:
-        raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation needs at least 2")
+        raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation needs at "
+                             "least 2")
     names = [m.name for m in models]
     todo = _pairs(names, pairs, skip)
     pm = plugin_manager or get_plugin_manager()
@@ -212,7 +223,8 @@ def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
         want = (expected or {}).get(name)
         if want and source.fingerprint and want != source.fingerprint:
             raise NeurocorrError(
-                f"model {name!r} ({source.label if source.label != name else describe(source.spec)}) has changed "
+                f"model {name!r} ({source.label if source.label != name else describe(source.spec)}) has "
+                "changed "
                 "since it was added to the atlas (its fingerprint differs), so its stored comparisons and "
                 f"measurements may not describe it; remove and re-add it: neurocorr atlas rm {name}, then "
                 "neurocorr atlas add ... with its new measurements")
@@ -220,10 +232,12 @@ def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
 
 def _portable(plan: Plan) -> Plan:
     """The plan without its (closed) providers, to travel to a worker that finishes the pair."""
-    return replace(plan, a=replace(plan.a, provider=None), b=replace(plan.b, provider=None))
+    none: Any = None  # finishing reads the sides' labels, layers and sizes, never their providers
+    return replace(plan, a=replace(plan.a, provider=none), b=replace(plan.b, provider=none))
 
 
-def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: Side, b: Side, samples: int) -> Plan:
+def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: Side, b: Side,
+          samples: int) -> Plan:
     plan = Plan(metric_cls, _metric_options(metric_cls, dict(config.metric_options), None), matcher, a, b,
                 config.depth_penalty, config.absolute, constant, samples)
     plan.sample(None, 0)
@@ -245,7 +259,8 @@ def add_config_arguments(p: Any) -> None:
                    help="channel: spatial mean per channel; position: every C*H*W element")
     p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
     p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
-    p.add_argument("--constant-neurons", choices=["zero", "error"], help="constant (dead) neurons: score 0 or stop")
+    p.add_argument("--constant-neurons", choices=["zero", "error"], help="constant (dead) neurons: score 0 "
+                                                                         "or stop")
     p.add_argument("--batch-size", type=int, default=256)
 
 

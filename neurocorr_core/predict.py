@@ -76,7 +76,8 @@ def fit_weighted(scores: np.ndarray, y: np.ndarray, names: Sequence[str] | None 
     best_tau, best_err = TEMPERATURES[-1], math.inf
     if n >= 2:
         for tau in TEMPERATURES:
-            errs = [abs(y[j] - weighted_mean(np.delete(scores[j], j), np.delete(y, j), tau)) for j in range(n)]
+            errs = [abs(y[j] - weighted_mean(np.delete(scores[j], j), np.delete(y, j), tau))
+                    for j in range(n)]
             err = float(np.mean(errs))
             if err <= best_err + 1e-15:
                 best_tau, best_err = tau, err
@@ -181,7 +182,8 @@ def estimate(scores: np.ndarray, y: np.ndarray, s_new: np.ndarray, *, measure: s
     fit = check_estimator(estimator)
     if len(y) < MIN_REFERENCES:
         raise NeurocorrError(f"predicting {measure} needs at least {MIN_REFERENCES} references that have it; "
-                             f"the atlas has {len(y)}. Add some: neurocorr atlas add MODEL --{measure.replace('_', '-')} ...")
+                             f"the atlas has {len(y)}. Add some: neurocorr atlas add MODEL "
+                             f"--{measure.replace('_', '-')} ...")
     fitted = fit(scores, y, names)
     value = fitted.predict(s_new)
     loo = leave_one_out(scores, y, estimator)
@@ -243,16 +245,20 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
     refs = atlas.models()
     chosen = _measures(refs, measures)
     if not chosen:
-        raise NeurocorrError(f"the atlas {atlas.path} has no measurement that {MIN_REFERENCES} or more references "
-                             "share; add references with: neurocorr atlas add MODEL --name NAME --accuracy 0.97")
+        raise NeurocorrError(f"the atlas {atlas.path} has no measurement that {MIN_REFERENCES} or more "
+                             "references "
+                             "share; add references with: neurocorr atlas add MODEL --name NAME --accuracy "
+                             "0.97")
     label = name or f"new:{describe(model)}"
     if label in {m.name for m in refs}:
-        raise NeurocorrError(f"the new model's name {label!r} is a reference's name; give it another (--name)")
+        raise NeurocorrError(f"the new model's name {label!r} is a reference's name; give it another "
+                             "(--name)")
     key = config.key(probe)
     fps = {m.name: m.fingerprint for m in refs}
     ref_names = [m.name for m in refs]
     done = {frozenset(p) for p in atlas.done(key)}
-    pairs = [(a, b) for i, a in enumerate(ref_names) for b in ref_names[i + 1:] if frozenset((a, b)) not in done]
+    pairs = [(a, b) for i, a in enumerate(ref_names) for b in ref_names[i + 1:]
+             if frozenset((a, b)) not in done]
     pairs += [(label, r) for r in ref_names]
     new = GridModel(label, model, layers, provider, options or {})
     result = grid([new, *grid_models(refs)], probe, config=config, pairs=pairs,
@@ -266,11 +272,13 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
         y = np.array([refs[i].measurements[measure] for i in idx])
         out.append(estimate(scores[np.ix_(idx, idx)], y, s_new[idx], measure=measure,
                             names=[ref_names[i] for i in idx], estimator=estimator, level=level))
-    return PredictionReport(label, probe.name, len(probe), key, dict(zip(ref_names, map(float, s_new), strict=True)),
+    scores_new = dict(zip(ref_names, map(float, s_new), strict=True))
+    return PredictionReport(label, probe.name, len(probe), key, scores_new,
                             out, len(result.computed))
 
 
-def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *, config: GridConfig | None = None,
+def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *,
+             config: GridConfig | None = None,
              estimators: Sequence[str] = ESTIMATORS, measures: Sequence[str] | None = None,
              plugin_manager: PluginManager | None = None, **run: Any) -> list[LeaveOneOut]:
     """Leave-one-out over the references (the grid filled first where pairs are missing): each
@@ -287,15 +295,16 @@ def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *
     for measure in _measures(refs, measures):
         idx = _measured(refs, measure)
         if len(idx) < MIN_REFERENCES:
-            raise NeurocorrError(f"leave-one-out on {measure} needs at least {MIN_REFERENCES} references with it; "
-                                 f"the atlas has {len(idx)}")
+            raise NeurocorrError(f"leave-one-out on {measure} needs at least {MIN_REFERENCES} references "
+                                 f"with it; the atlas has {len(idx)}")
         y = np.array([refs[i].measurements[measure] for i in idx])
         sub = scores[np.ix_(idx, idx)]
         base = baseline_leave_one_out(y)
         for estimator in estimators:
             pred = leave_one_out(sub, y, estimator)
             out.append(LeaveOneOut(measure, estimator, [names[i] for i in idx], y.tolist(), pred.tolist(),
-                                   base.tolist(), float(np.mean(np.abs(y - pred))), float(np.mean(np.abs(y - base)))))
+                                   base.tolist(), float(np.mean(np.abs(y - pred))),
+                                   float(np.mean(np.abs(y - base)))))
     return out
 
 
@@ -305,7 +314,8 @@ def add_command(sub: Any) -> None:
     from .executor import add_arguments
     from .grid import add_config_arguments
 
-    p = sub.add_parser("predict", help="predict a new model's accuracy from the reference atlas (docs/atlas.md)")
+    p = sub.add_parser("predict", help="predict a new model's accuracy from the reference atlas "
+                                       "(docs/atlas.md)")
     p.add_argument("model", nargs="?", help="the new model: file or module:callable reference")
     p.add_argument("--atlas", default="atlas.db", help="atlas file or sqlite:///PATH (default atlas.db)")
     p.add_argument("--name", help="the new model's name in the output (default new:MODEL)")
@@ -313,13 +323,14 @@ def add_command(sub: Any) -> None:
     p.add_argument("--provider", help="provider plugin for the new model")
     p.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled full model")
     p.add_argument("--estimator", choices=ESTIMATORS, default="weighted",
-                   help="weighted (similarity-weighted mean, default) or linear (line through the scores with "
-                        "the best reference)")
+                   help="weighted (similarity-weighted mean, default) or linear (line through the scores "
+                        "with the best reference)")
     p.add_argument("--level", type=float, default=0.9, help="level of the interval (default 0.9)")
     p.add_argument("--measure", action="append", metavar="NAME",
                    help="predict only this measure (repeatable; default: every shared measure)")
     p.add_argument("--leave-one-out", action="store_true",
-                   help="instead: predict every reference from the others, with each estimator and the baseline")
+                   help="instead: predict every reference from the others, with each estimator and the "
+                        "baseline")
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
     add_config_arguments(p)
     add_arguments(p, cache_default=True)
@@ -342,7 +353,8 @@ def _predict(args: argparse.Namespace) -> int:
             data: Any = [asdict(r) for r in loo]
             print(_loo_text(loo, probe))
         else:
-            report = predict(args.model, atlas, probe, name=args.name, layers=args.layers, provider=args.provider,
+            report = predict(args.model, atlas, probe, name=args.name, layers=args.layers,
+                             provider=args.provider,
                              options={"trust_pickle": True} if args.trust_pickle else None, config=config,
                              estimator=args.estimator, level=args.level, measures=args.measure, **run)
             data = report.to_dict()
@@ -360,10 +372,11 @@ def _interval(p: Prediction) -> str:
 
 
 def _report_text(report: PredictionReport) -> str:
-    lines = [f"{report.model} vs {len(report.scores)} references on {report.probe} ({report.samples} samples), "
-             f"configuration {report.config}; {report.computed} comparison(s) run"]
+    lines = [f"{report.model} vs {len(report.scores)} references on {report.probe} ({report.samples} "
+             f"samples), configuration {report.config}; {report.computed} comparison(s) run"]
     for p in report.predictions:
-        params = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in p.params.items())
+        params = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in p.params.items())
         nearest = ", ".join(f"{n} {s:.4f}" for n, s in p.nearest)
         lines.append(f"{p.measure}: {p.value:.4f}, {_interval(p)}; estimator {p.estimator} ({params}); "
                      f"leave-one-out MAE {p.loo_mae:.4f} vs {p.baseline_mae:.4f} for the mean of the "
@@ -372,13 +385,15 @@ def _report_text(report: PredictionReport) -> str:
 
 
 def _loo_text(results: Sequence[LeaveOneOut], probe: Probe) -> str:
-    lines = [f"leave-one-out on {probe.name} ({len(probe)} samples): each reference predicted from the others"]
+    lines = [f"leave-one-out on {probe.name} ({len(probe)} samples): each reference predicted from the "
+             "others"]
     for r in results:
         lines.append(f"{r.measure} ({len(r.names)} references), estimator {r.estimator}: MAE {r.mae:.4f}; "
                      f"baseline (mean of the others): MAE {r.baseline_mae:.4f}")
     for measure in dict.fromkeys(r.measure for r in results):
         rows = [r for r in results if r.measure == measure]
-        lines.append(f"  {measure}: {'model':<16} {'measured':>8} " + " ".join(f"{r.estimator:>8}" for r in rows)
+        lines.append(f"  {measure}: {'model':<16} {'measured':>8} "
+                     + " ".join(f"{r.estimator:>8}" for r in rows)
                      + f" {'baseline':>8}")
         for i, n in enumerate(rows[0].names):
             lines.append(f"  {'':<{len(measure)}}  {n:<16} {rows[0].measured[i]:8.4f} "

@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -205,7 +204,8 @@ def test_a_killed_grid_resumes_without_recomputing_finished_pairs(atlas, pm, pro
                                                                   capsys):
     np.save(tmp_path / "probe.npy", probe)
     script = tmp_path / "grid.py"
-    script.write_text(KILLED_GRID.format(tests=str(TESTS), atlas=str(atlas.path), probe=str(tmp_path / "probe.npy")))
+    script.write_text(KILLED_GRID.format(tests=str(TESTS), atlas=str(atlas.path),
+                                         probe=str(tmp_path / "probe.npy")))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=tmp_path)
     try:

@@ -57,7 +57,8 @@ def test_reference_fingerprint_follows_the_module_source(tmp_path, monkeypatch):
 
 def test_objects_have_no_fingerprint_unless_the_provider_gives_one():
     assert model_fingerprint(object(), "numpy-test") is None
-    assert model_fingerprint(object(), "numpy-test", own="abc") == model_fingerprint("x", "numpy-test", own="abc")
+    own = model_fingerprint(object(), "numpy-test", own="abc")
+    assert own == model_fingerprint("x", "numpy-test", own="abc")
 
 
 def test_probe_fingerprint_sees_one_changed_value(probe):
@@ -149,7 +150,8 @@ def test_open_cache_arguments(tmp_path, monkeypatch):
 
 # -- in a grid ------------------------------------------------------------------------------------------
 def run(pm, probe, cache, **kw):
-    return grid([GridModel(n, f"grid_models:{n}") for n in NAMES], probe, cache=cache, plugin_manager=pm, **kw)
+    models = [GridModel(n, f"grid_models:{n}") for n in NAMES]
+    return grid(models, probe, cache=cache, plugin_manager=pm, **kw)
 
 
 def test_cache_hits_skip_extraction_with_the_same_scores(pm, probe, tmp_path):

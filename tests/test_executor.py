@@ -106,7 +106,8 @@ def test_grid_of_chosen_pairs_and_skipped_pairs(pm, probe):
 
 
 def test_duplicate_model_names_are_refused(pm, probe):
-    with pytest.raises(NeurocorrError, match="model name 'mlp_a' is given twice; give every model its own name"):
+    with pytest.raises(NeurocorrError, match="model name 'mlp_a' is given twice; give every model its own "
+                                             "name"):
         grid([*models(), GridModel("mlp_a", "grid_models:mlp_b")], probe, plugin_manager=pm)
 
 
@@ -166,8 +167,9 @@ def test_dask_default_is_one_shard_per_worker(pm, probe, cluster):
 
 
 def test_in_memory_models_do_not_travel_to_dask(pm, probe, cluster):
-    with pytest.raises(NeurocorrError, match=r"sends models to its workers as file paths or 'module:callable' "
-                                             r"references, but got an in-memory numpy_models\.NumpyNet"):
+    message = r"sends models to its workers as file paths or 'module:callable' references, but got an " \
+              r"in-memory numpy_models\.NumpyNet"
+    with pytest.raises(NeurocorrError, match=message):
         grid([GridModel("a", mlp(0, [6], n_in=64)), GridModel("b", "grid_models:mlp_b")], probe,
              executor=cluster, plugin_manager=pm)
 
@@ -238,7 +240,8 @@ def test_compare_on_shards_equals_the_grid_and_records_what_ran(pm, probe):
 
 
 def test_compare_on_dask_equals_local_on_the_same_shards(pm, probe, cluster):
-    local = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position", plugin_manager=pm)
+    local = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
+                    plugin_manager=pm)
     dask = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
                    executor=cluster, plugin_manager=pm)
     assert dask.config["executor"]["executor"].startswith("dask")
@@ -261,8 +264,8 @@ def test_cli_compare_on_a_dask_local_cluster(pm, probe, tmp_path, monkeypatch, c
     monkeypatch.setattr(plugins, "_default", pm)
     monkeypatch.syspath_prepend(str(TESTS))
     np.save(tmp_path / "probe.npy", probe)
-    args = ["compare", "grid_models:mlp_a", "grid_models:cnn_b", "--probe", str(tmp_path / "probe.npy"), "--quiet",
-            "--shards", "2"]
+    args = ["compare", "grid_models:mlp_a", "grid_models:cnn_b", "--probe", str(tmp_path / "probe.npy"),
+            "--quiet", "--shards", "2"]
     assert main([*args, "--executor", "dask", "--workers", "2", "--json", str(tmp_path / "d.json")]) == 0
     assert main([*args, "--json", str(tmp_path / "l.json")]) == 0
     dask, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dl")

@@ -15,8 +15,18 @@ from neurocorr_core import NeurocorrError, compare
 from neurocorr_core import plugins as plugins_module
 from neurocorr_core.atlas import Atlas, add_model
 from neurocorr_core.cli import main
-from neurocorr_core.predict import (TEMPERATURES, baseline_leave_one_out, estimate, evaluate, fit_linear,
-                                    fit_weighted, half_width, leave_one_out, predict, weighted_mean)
+from neurocorr_core.predict import (
+    TEMPERATURES,
+    baseline_leave_one_out,
+    estimate,
+    evaluate,
+    fit_linear,
+    fit_weighted,
+    half_width,
+    leave_one_out,
+    predict,
+    weighted_mean,
+)
 
 NAMES = ["mlp_a", "mlp_b", "mlp_c", "cnn_a", "cnn_b"]
 ACCURACY = [0.90, 0.91, 0.89, 0.97, 0.98]
@@ -99,7 +109,8 @@ def test_estimate_follows_the_most_similar_family_and_beats_the_mean():
     # two families: references alike within a family have alike accuracy
     family = np.array([0, 0, 0, 1, 1, 1])
     y = np.where(family == 0, 0.90, 0.98) + np.array([0.002, -0.001, 0.0, 0.001, -0.002, 0.0])
-    s = np.where(family[:, None] == family[None, :], 0.8, 0.3) + 0.01 * np.random.default_rng(4).random((6, 6))
+    noise = 0.01 * np.random.default_rng(4).random((6, 6))
+    s = np.where(family[:, None] == family[None, :], 0.8, 0.3) + noise
     s = (s + s.T) / 2
     new = np.where(family == 1, 0.8, 0.3)
     p = estimate(s, y, new, measure="accuracy", names=list("abcdef"), level=0.5)
@@ -176,7 +187,7 @@ def test_evaluate_reports_estimators_beside_the_baseline(atlas, pm, probe):
     assert first.mae == pytest.approx(np.mean(np.abs(np.array(first.measured) - np.array(first.predicted))))
 
 
-# -- the command line ------------------------------------------------------------------------------------------
+# -- the command line ----------------------------------------------------------------------------------
 @pytest.fixture
 def cli(pm, monkeypatch, tmp_path, probe):
     monkeypatch.setattr(plugins_module, "_default", pm)
@@ -190,7 +201,8 @@ def test_cli_atlas_grid_predict_and_cache(cli, capsys):
     for name, acc in zip(NAMES, ACCURACY, strict=True):
         assert main(["atlas", "add", f"grid_models:{name}", "--accuracy", str(acc),
                      "--attacked-accuracy", str(acc - 0.3), "--measure", "robustness=0.5"]) == 0
-    assert "added cnn_b (numpy-test; accuracy 0.98, attacked_accuracy 0.68, robustness 0.5)" in capsys.readouterr().out
+    added = "added cnn_b (numpy-test; accuracy 0.98, attacked_accuracy 0.68, robustness 0.5)"
+    assert added in capsys.readouterr().out
     assert main(["atlas", "add", "grid_models:mlp_d", "--name", "mlp_a", "--accuracy", "0.5"]) == 2
     assert "already has a model named 'mlp_a'" in capsys.readouterr().err
     assert main(["grid", "--probe", "probe.npy", "--quiet"]) == 0

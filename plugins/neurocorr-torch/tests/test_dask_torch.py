@@ -21,8 +21,9 @@ from neurocorr_core.predict import predict
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("torch-models")
     paths = {}
-    for name, module in {"mlp_a": models.small_mlp(0), "mlp_b": models.small_mlp(1), "cnn_a": models.small_cnn(1),
-                         "cnn_b": models.small_cnn(2)}.items():
+    nets = {"mlp_a": models.small_mlp(0), "mlp_b": models.small_mlp(1), "cnn_a": models.small_cnn(1),
+            "cnn_b": models.small_cnn(2)}
+    for name, module in nets.items():
         paths[name] = folder / f"{name}.pt"
         torch.jit.save(torch.jit.script(module.eval()), str(paths[name]))
     return paths
@@ -73,7 +74,8 @@ def test_predict_over_an_atlas_of_torch_files(files, probe, tmp_path):
     with Atlas(tmp_path / "atlas.db", create=True) as atlas:
         for acc, name in zip([0.9, 0.91, 0.97, 0.98], ["mlp_a", "mlp_b", "cnn_a", "cnn_b"], strict=True):
             add_model(atlas, files[name], name, measurements={"accuracy": acc})
-        assert atlas.model("cnn_a").framework == "torch" and atlas.model("cnn_a").source == str(files["cnn_a"])
+        entry = atlas.model("cnn_a")
+        assert entry.framework == "torch" and entry.source == str(files["cnn_a"])
         report = predict("models:mlp_b", atlas, probe, level=0.5)
     assert report.computed == 6 + 4
     # the new model is mlp_b itself, rebuilt: its own file is its most similar reference

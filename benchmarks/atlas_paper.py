@@ -7,7 +7,9 @@ then runs the grid and the leave-one-out evaluation through the CLI::
 
     python benchmarks/atlas_paper.py --out /tmp/atlas-paper --dataset mnist --seeds 4
 
-and prints the commands it ran with their output (docs/atlas.md shows them). With ``--quick``
+and prints the commands it ran with their output (docs/atlas.md shows them), then a harder test
+that the CLI does not run: leave-one-architecture-out, where all seeds of the held-out model's
+architecture leave the references together (a new architecture, not a new seed). With ``--quick``
 the paper's quick settings are used (fewer epochs and images). Training is skipped for the
 models already in the atlas, so a second run only re-evaluates.
 """
@@ -81,6 +83,34 @@ def run(argv: list[str]) -> None:
         sys.exit(code)
 
 
+def leave_family_out(atlas: str, dataset: str, limit: int, neurons: str) -> None:
+    """Each model predicted from the models of the other architectures only."""
+    import numpy as np
+
+    from neurocorr_core import load_probe
+    from neurocorr_core.atlas import Atlas
+    from neurocorr_core.grid import GridConfig
+    from neurocorr_core.predict import ESTIMATORS, FITTERS
+
+    with Atlas(atlas) as at:
+        models = at.models()
+        names = [m.name for m in models]
+        key = GridConfig(neurons=neurons).key(load_probe(f"{dataset}:test", limit=limit))
+        scores = at.symmetric(key, names)
+    family = np.array([n.rsplit("_s", 1)[0] for n in names])
+    print("\nleave-one-architecture-out (every seed of the held-out architecture left out):")
+    for measure in ("accuracy", "attacked_accuracy"):
+        y = np.array([m.measurements[measure] for m in models])
+        errors: dict[str, list[float]] = {e: [] for e in (*ESTIMATORS, "baseline")}
+        for i in range(len(names)):
+            train = np.flatnonzero(family != family[i])
+            errors["baseline"].append(abs(y[i] - y[train].mean()))
+            for estimator in ESTIMATORS:
+                fitted = FITTERS[estimator](scores[np.ix_(train, train)], y[train])
+                errors[estimator].append(abs(y[i] - fitted.predict(scores[i, train])))
+        print(f"{measure}: " + "; ".join(f"{k} MAE {np.mean(v):.4f}" for k, v in errors.items()))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("atlas-paper"))
@@ -109,6 +139,7 @@ def main() -> None:
     run(["atlas", "ls", "--atlas", atlas])
     run(["grid", "--atlas", atlas, *probe, "--quiet"])
     run(["predict", "--leave-one-out", "--atlas", atlas, *probe])
+    leave_family_out(atlas, args.dataset, args.probe_limit, args.neurons)
 
 
 if __name__ == "__main__":

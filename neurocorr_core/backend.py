@@ -151,7 +151,8 @@ class TorchBackend:
             if other is not None:
                 is_tensor = isinstance(other, self._torch.Tensor)
                 acc.add_(other.to(self.device) if is_tensor else self._tensor(other))
-            acc.addmm_(self._tensor(u), self._tensor(v).T)
+            if u.shape[1]:
+                acc.addmm_(self._tensor(u), self._tensor(v).T)
 
     def to_numpy(self, acc: Any) -> np.ndarray:
         return np.asarray(acc.detach().cpu().numpy())

@@ -14,6 +14,8 @@ merges to the same numbers.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,9 @@ from . import backend as backends
 #: rounding of a chunk's sums is relative to the chunk's own (centred) scale, so longer chunks
 #: gain no precision; they cost buffer memory (chunk * (n_x + n_y) * 4 bytes).
 CHUNK = 4096
+#: float32 sums of squares below this are recomputed in float64 (a square under ~1e-38 loses
+#: precision, under ~1e-45 it is 0).
+TINY = 1e-30
 #: Chunks whose centring corrections wait before they are applied (one pass over n_x * n_y).
 MAX_PENDING = 64
 
@@ -46,7 +51,6 @@ class _Gather:
         self.shift = np.zeros(width)
         self.sum = np.zeros(width)
         self.sumsq = np.zeros(width)
-        self.tiny = np.zeros(width, dtype=bool)  # nonzero values whose squares underflowed
         #: True once a batch that is not float32 came: constant neurons are then told by the
         #: running min/max of the raw values, since the float64 shift need not be one of them.
         self.raw = False
@@ -54,7 +58,6 @@ class _Gather:
     def reset(self) -> None:
         self.sum[:] = 0.0
         self.sumsq[:] = 0.0
-        self.tiny[:] = False
 
     def add(self, a: np.ndarray, start: int) -> None:
         """Put ``a`` (rows, width) at buffer row ``start`` (0 starts a new chunk)."""
@@ -73,9 +76,11 @@ class _Gather:
             np.subtract(a[b0:b0 + step], self.shift32, out=rows)  # exact near the centre
             self.sum += rows.sum(axis=0)
             squares = np.einsum("ij,ij->j", rows, rows)
-            zero = squares == 0
-            if zero.any():  # float32 squares of tiny values can underflow: check those exactly
-                self.tiny[zero] |= (rows[:, zero] != 0).any(axis=0)
+            small = squares < TINY
+            if small.any():  # float32 squares of tiny values underflow: take those in float64
+                few = rows[:, small].astype(np.float64)
+                self.sumsq[small] += np.einsum("ij,ij->j", few, few)
+                squares[small] = 0.0
             self.sumsq += squares
 
 
@@ -83,19 +88,20 @@ class CoMoments:
     """n, per-neuron means and centred co-moments ``sum (x - mean_x)(y - mean_y)^T``.
 
     ``within=False`` keeps only the diagonals of the within-model blocks (enough for
-    Pearson); ``within=True`` keeps the full ``xx`` and ``yy`` blocks (needed by linear CKA).
+    Pearson); ``within=True`` keeps the full ``xx`` and ``yy`` blocks; ``within=(sizes_x,
+    sizes_y)`` keeps only the diagonal blocks of those layers (linear CKA: :attr:`blocks_x`).
     ``backend``: where the products run and the (n, m) accumulators live (a name such as
     ``"numpy"`` or ``"torch:cuda"``; default: :func:`neurocorr_core.backend.resolve`).
     Batches are copied on arrival, so a caller may reuse its buffers. Reading any statistic
     first folds in the samples gathered for the next chunk.
     """
 
-    def __init__(self, n_x: int, n_y: int, *, within: bool = False, chunk: int = CHUNK,
-                 backend: str | backends.Backend | None = None) -> None:
+    def __init__(self, n_x: int, n_y: int, *, within: bool | tuple[Sequence[int], Sequence[int]] = False,
+                 chunk: int = CHUNK, backend: str | backends.Backend | None = None) -> None:
         if int(chunk) < 1:
             raise ValueError(f"chunk must be at least 1 sample, got {chunk}")
         self.n_x, self.n_y = int(n_x), int(n_y)
-        self.within = within
+        self.within = within is not False
         self.chunk = int(chunk)
         self.backend = backends.resolve(backend)
         self._n = 0
@@ -104,8 +110,9 @@ class CoMoments:
         # Raw sums of the chunks' shifted products; _groups holds, per chunk (or per block of
         # samples already centred), what its centring correction needs: see _fold.
         self._xy = self.backend.zeros(n_x, n_y)
-        self._xx: Any = self.backend.zeros(n_x, n_x) if within else np.zeros(n_x)
-        self._yy: Any = self.backend.zeros(n_y, n_y) if within else np.zeros(n_y)
+        self._xx, self._yy = np.zeros(n_x), np.zeros(n_y)  # the diagonals, always
+        self._wx = [(s, self._square(s)) for s in _slices(within, 0, n_x)]
+        self._wy = [(s, self._square(s)) for s in _slices(within, 1, n_y)]
         self._groups: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._sides: tuple[_Gather, _Gather] | None = None  # made by the first batch
         self._rows = 0  # samples gathered for the next chunk
@@ -146,11 +153,10 @@ class CoMoments:
             pick(mine, theirs, out=mine)
         if other._n == 0:
             return
-        none = (np.zeros((self.n_x, 0)), np.zeros((self.n_y, 0)))
-        self.backend.add(self._xy, other._xy, none[0], none[1])
-        if self.within:
-            self.backend.add(self._xx, other._xx, none[0], none[0])
-            self.backend.add(self._yy, other._yy, none[1], none[1])
+        none = np.zeros((max(self.n_x, self.n_y), 0))
+        self.backend.add(self._xy, other._xy, none[:self.n_x], none[:self.n_y])
+        for (sl, mine), (_, theirs) in zip(self._wx + self._wy, other._wx + other._wy, strict=True):
+            self.backend.add(mine, theirs, none[sl], none[sl])
         self._groups += other._groups
         self._combine(other._n, other._mean_x, other._mean_y, other._xx, other._yy)
         if len(self._groups) > MAX_PENDING:
@@ -160,10 +166,9 @@ class CoMoments:
         """Running n and means (and the diagonal sums of squares) with ``nb`` more samples."""
         n = self._n + nb
         d_x, d_y = mean_x - self._mean_x, mean_y - self._mean_y
-        if not self.within:
-            w = self._n * nb / n
-            self._xx += ss_x + w * d_x * d_x
-            self._yy += ss_y + w * d_y * d_y
+        w = self._n * nb / n
+        self._xx += ss_x + w * d_x * d_x
+        self._yy += ss_y + w * d_y * d_y
         self._mean_x += d_x * (nb / n)
         self._mean_y += d_y * (nb / n)
         self._n = n
@@ -178,9 +183,10 @@ class CoMoments:
         self._rows = 0
         left, right = gx.buf[:nb], gy.buf[:nb]
         self.backend.add_product(self._xy, left, right)
-        if self.within:
-            self.backend.add_product(self._xx, left, left)
-            self.backend.add_product(self._yy, right, right)
+        for sl, acc in self._wx:
+            self.backend.add_product(acc, left[:, sl], left[:, sl])
+        for sl, acc in self._wy:
+            self.backend.add_product(acc, right[:, sl], right[:, sl])
         e_x, e_y = gx.sum / nb, gy.sum / nb
         self._groups.append((nb, gx.shift + e_x, gy.shift + e_y, e_x, e_y))
         self._combine(nb, gx.shift + e_x, gy.shift + e_y, gx.sumsq - nb * e_x * e_x,
@@ -213,18 +219,19 @@ class CoMoments:
         own_x = np.column_stack([r * g[3] for r, g in zip(root, groups, strict=True)])
         own_y = np.column_stack([r * g[4] for r, g in zip(root, groups, strict=True)])
         self.backend.add(self._xy, None, np.hstack([gap_x, own_x]), np.hstack([gap_y, -own_y]))
-        if self.within:
-            self.backend.add(self._xx, None, np.hstack([gap_x, own_x]), np.hstack([gap_x, -own_x]))
-            self.backend.add(self._yy, None, np.hstack([gap_y, own_y]), np.hstack([gap_y, -own_y]))
+        for sl, acc in self._wx:
+            self.backend.add(acc, None, np.hstack([gap_x, own_x])[sl], np.hstack([gap_x, -own_x])[sl])
+        for sl, acc in self._wy:
+            self.backend.add(acc, None, np.hstack([gap_y, own_y])[sl], np.hstack([gap_y, -own_y])[sl])
         self._groups = [(self._n, self._mean_x.copy(), self._mean_y.copy(), np.zeros(self.n_x),
                          np.zeros(self.n_y))]
 
     def _chunk_range(self, i: int, side: _Gather) -> None:
         """float32 rows: a neuron is constant over the chunk exactly when every ``x - k`` is
         0 (float subtraction gives 0 only for equal values, and the sum of squares is 0 only if
-        all are: values whose squares underflow are flagged by :meth:`_Gather.add`), and then
+        all are: sums too small for float32 are taken in float64 by :meth:`_Gather.add`), and then
         its one value is ``k``."""
-        flat = (side.sumsq == 0) & ~side.tiny
+        flat = side.sumsq == 0
         lo, hi = self._range[i], self._range[i + 2]
         np.minimum(lo, side.shift, out=lo, where=flat)
         np.maximum(hi, side.shift, out=hi, where=flat)
@@ -235,9 +242,9 @@ class CoMoments:
         self._fold()
         state = dict(self.__dict__)
         raw = (False, False) if self._sides is None else (self._sides[0].raw, self._sides[1].raw)
-        state.update(_sides=None, _raw=raw, backend=self.backend.name)
-        for key in ("_xy",) + (("_xx", "_yy") if self.within else ()):
-            state[key] = np.array(backends._host(state[key]))
+        state.update(_sides=None, _raw=raw, backend=self.backend.name, _xy=np.array(backends._host(self._xy)))
+        for key in ("_wx", "_wy"):
+            state[key] = [(sl, np.array(backends._host(acc))) for sl, acc in state[key]]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -245,13 +252,22 @@ class CoMoments:
         name = state.pop("backend")
         self.__dict__.update(state)
         self.backend = backends.resolve(name)
-        for key in ("_xy",) + (("_xx", "_yy") if self.within else ()):
-            acc = self.backend.zeros(*state[key].shape)
-            self.backend.add(acc, state[key], np.zeros((acc.shape[0], 0)), np.zeros((acc.shape[1], 0)))
-            setattr(self, key, acc)
+        self._xy = self._adopt(state["_xy"])
+        self._wx = [(sl, self._adopt(acc)) for sl, acc in state["_wx"]]
+        self._wy = [(sl, self._adopt(acc)) for sl, acc in state["_wy"]]
         if any(raw):
             self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
             self._sides[0].raw, self._sides[1].raw = raw
+
+    def _square(self, sl: slice) -> Any:
+        return self.backend.zeros(sl.stop - sl.start, sl.stop - sl.start)
+
+    def _adopt(self, array: np.ndarray) -> Any:
+        """A numpy accumulator as one of this backend's."""
+        acc = self.backend.zeros(*array.shape)
+        none = np.zeros((max(array.shape), 0))
+        self.backend.add(acc, array, none[:array.shape[0]], none[:array.shape[1]])
+        return acc
 
     @property
     def n(self) -> int:
@@ -276,14 +292,27 @@ class CoMoments:
 
     @property
     def xx(self) -> np.ndarray:
-        """Centred co-moments of x: (n_x, n_x) with ``within``, else the diagonal (n_x,)."""
-        self._fold()
-        return self.backend.to_numpy(self._xx) if self.within else self._xx
+        """Centred co-moments of x: (n_x, n_x) with ``within=True``, else the diagonal (n_x,)."""
+        return self.blocks_x[0] if self.within and len(self._wx) == 1 and self.n_x else self._diagonal(0)
 
     @property
     def yy(self) -> np.ndarray:
+        return self.blocks_y[0] if self.within and len(self._wy) == 1 and self.n_y else self._diagonal(1)
+
+    def _diagonal(self, side: int) -> np.ndarray:
+        self._flush()
+        return self._xx if side == 0 else self._yy
+
+    @property
+    def blocks_x(self) -> list[np.ndarray]:
+        """The kept within-model blocks of x (one per layer given as ``within``), float64."""
         self._fold()
-        return self.backend.to_numpy(self._yy) if self.within else self._yy
+        return [self.backend.to_numpy(acc) for _, acc in self._wx]
+
+    @property
+    def blocks_y(self) -> list[np.ndarray]:
+        self._fold()
+        return [self.backend.to_numpy(acc) for _, acc in self._wy]
 
     @property
     def constant_x(self) -> np.ndarray:
@@ -299,13 +328,13 @@ class CoMoments:
     @property
     def var_x(self) -> np.ndarray:
         """Per-neuron sum of squared deviations of x (not divided by n); exactly 0 when constant."""
-        var = np.diagonal(self.xx).copy() if self.within else self.xx.copy()
+        var = self._diagonal(0).copy()
         var[self.constant_x] = 0.0
         return var
 
     @property
     def var_y(self) -> np.ndarray:
-        var = np.diagonal(self.yy).copy() if self.within else self.yy.copy()
+        var = self._diagonal(1).copy()
         var[self.constant_y] = 0.0
         return var
 
@@ -317,10 +346,23 @@ class CoMoments:
         return np.clip(r, -1.0, 1.0, out=r)  # NaN stays NaN
 
 
+def _slices(within: bool | tuple[Sequence[int], Sequence[int]], side: int, n: int) -> list[slice]:
+    """The within-model blocks to keep on one side: none, all neurons, or one per layer."""
+    if within is False:
+        return []
+    if within is True:
+        return [slice(0, n)]
+    sizes = [int(s) for s in within[side]]
+    if sum(sizes) != n or min(sizes, default=1) < 1:
+        raise ValueError(f"within: layer sizes {sizes} must be positive and add up to {n} neurons")
+    edges = np.cumsum([0, *sizes])
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
 def _inverse_sqrt(var: np.ndarray) -> np.ndarray:
     """1 / sqrt(var), NaN where var is 0 (a constant neuron), so its whole row is NaN."""
     out = np.full(var.shape, np.nan)
-    np.divide(1.0, np.sqrt(var), out=out, where=var > 0)
+    np.divide(1.0, np.sqrt(np.maximum(var, 0.0)), out=out, where=var > 0)
     return out
 
 

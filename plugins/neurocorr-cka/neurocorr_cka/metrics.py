@@ -11,7 +11,7 @@ import numpy as np
 from neurocorr_core import Metric, NeurocorrError
 from neurocorr_core.stats import check_batch
 
-from .moments import LayerMoments
+from .moments import LayerMoments, StreamedMoments
 from .rbf import rbf_gram, unbiased_hsic
 
 _PRECISIONS = {"float32": np.float32, "float64": np.float64}
@@ -51,8 +51,12 @@ class LinearCka(Metric):
         if precision not in _PRECISIONS:
             raise NeurocorrError(f"{self.name}: precision must be one of {sorted(_PRECISIONS)}; "
                                  f"got {precision!r}")
-        self.moments = LayerMoments(self.sizes_a, self.sizes_b, higher=self._higher,
-                                    dtype=_PRECISIONS[precision])
+        self.moments: LayerMoments | StreamedMoments
+        if self._higher or precision == "float64":
+            self.moments = LayerMoments(self.sizes_a, self.sizes_b, higher=self._higher,
+                                        dtype=_PRECISIONS[precision])
+        else:  # the GEMM-floor path: chunked float32 products, float64 sums (docs/performance.md)
+            self.moments = StreamedMoments(self.sizes_a, self.sizes_b)
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         check_batch(x, y, sum(self.sizes_a), sum(self.sizes_b), self.name)
@@ -64,7 +68,10 @@ class LinearCka(Metric):
             raise NeurocorrError(f"{self.name}: can only merge a {self.name} metric built over the "
                                  f"same layer sizes ({list(self.sizes_a)}, {list(self.sizes_b)})")
         assert isinstance(other, LinearCka)
-        self.moments.merge(other.moments)
+        if type(other.moments) is not type(self.moments):
+            raise NeurocorrError(f"{self.name}: can only merge metrics of the same precision; got "
+                                 f"{other.options.get('precision')!r} into {self.options.get('precision')!r}")
+        self.moments.merge(other.moments)  # type: ignore[arg-type]
 
     def compute(self) -> np.ndarray:
         if self.count < 2:
@@ -94,6 +101,7 @@ class DebiasedCka(LinearCka):
         if self.count < 4:
             raise NeurocorrError(f"{self.name}: the unbiased HSIC needs at least 4 samples; "
                                  f"got {self.count}")
+        assert isinstance(self.moments, LayerMoments)
         return self.moments.debiased_cka()
 
 

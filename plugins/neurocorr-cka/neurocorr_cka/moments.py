@@ -191,6 +191,47 @@ class LayerMoments:
         return _ratio(hxy, hxx, hyy)
 
 
+class StreamedMoments:
+    """The second-order sums of linear CKA from the core's chunked co-moments
+    (:class:`neurocorr_core.stats.CoMoments`: one float32 GEMM per chunk of samples into
+    float64 sums, the cross block and only the diagonal blocks of each model's layers). The
+    fast path of ``cka`` with ``precision="float32"``: its cost is the GEMM floor."""
+
+    def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int]) -> None:
+        from neurocorr_core.stats import CoMoments
+
+        self.a, self.b = _Side(sizes_a), _Side(sizes_b)
+        self.co = CoMoments(sum(sizes_a), sum(sizes_b), within=(tuple(sizes_a), tuple(sizes_b)))
+
+    @property
+    def n(self) -> int:
+        return self.co.n
+
+    def update(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.co.update(x, y)
+
+    def merge(self, other: StreamedMoments) -> None:
+        self.co.merge(other.co)
+
+    def constant(self) -> tuple[np.ndarray, np.ndarray]:
+        """Neurons that took one value over every sample (exact), (n_a,), (n_b,)."""
+        return self.co.constant_x, self.co.constant_y
+
+    def linear_cka(self) -> np.ndarray:
+        """|C_lm|_F^2 / (|C_ll|_F |C_mm|_F) per layer pair; NaN for a layer whose neurons are
+        all constant. Block by block: no (n_a, n_b) temporary."""
+        cxy = self.co.xy
+        cross = np.array([[np.einsum("ij,ij->", cxy[r, c], cxy[r, c]) for c in self.b.slices()]
+                          for r in self.a.slices()])
+        own_a = np.array([np.einsum("ij,ij->", blk, blk) for blk in self.co.blocks_x])
+        own_b = np.array([np.einsum("ij,ij->", blk, blk) for blk in self.co.blocks_y])
+        out = _ratio(cross, own_a, own_b)
+        dead_a, dead_b = self.constant()
+        out[np.logical_and.reduceat(dead_a, self.a.starts), :] = np.nan
+        out[:, np.logical_and.reduceat(dead_b, self.b.starts)] = np.nan
+        return out
+
+
 def _ratio(cross: np.ndarray, self_a: np.ndarray, self_b: np.ndarray) -> np.ndarray:
     """cross / sqrt(self_a self_b^T); NaN where the product is not positive."""
     denominator = np.outer(self_a, self_b)

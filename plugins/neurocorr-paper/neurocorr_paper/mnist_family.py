@@ -63,7 +63,8 @@ def run(dataset: str, settings: Settings, seeds: list[int], *, framework: str = 
         "train": len(data.x_train), "test": len(data.x_test), "attack": attack_n,
         "paper_probe": min(settings.paper_probe, len(data.x_test)),
         "large_probe": min(settings.large_probe, len(data.x_test))})
-    steps = 2 * settings.cnn_epochs + len(MLP_SHAPES) * 2 + len(PAIRS) + settings.attack_rounds
+    steps = (settings.cnn_epochs + (settings.surrogate_epochs or settings.cnn_epochs)
+             + len(MLP_SHAPES) * 2 + len(PAIRS) + settings.attack_rounds)
     bar = tqdm(total=steps * len(seeds), desc=f"mnist-family {dataset}", unit="step", leave=False,
                disable=not (progress and sys.stderr.isatty()))
     try:
@@ -110,7 +111,8 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
                       "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
         bar.update()
     bar.set_postfix_str(f"seed {seed}: surrogate")
-    surrogate = torch_cnn("surrogate", data, settings, base + 20, on_epoch=tick)
+    surrogate = torch_cnn("surrogate", data, settings, base + 20, epochs=settings.surrogate_epochs,
+                          on_epoch=tick)
     x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
     bar.set_postfix_str(f"seed {seed}: FGSM rounds")
     assert isinstance(surrogate.model, torch.nn.Module)
@@ -236,8 +238,10 @@ def report(result: Run, summary: dict[str, Any]) -> str:
              f"score = FC->CNN network score (|r|, paper depth penalty, CNN conv blocks in position view) "
              f"on the first {s['paper_probe']} (paper) and {s['large_probe']} test images; "
              f"attack: {result.settings.attack_rounds} FGSM rounds of eps "
-             f"{result.settings.attack_eps * 255:.0f}/255 on {s['attack']} test images, surrogate refit "
-             f"{result.settings.refit} for {result.settings.refit_epochs} epoch(s) per round", ""]
+             f"{result.settings.attack_eps * 255:.0f}/255 on {s['attack']} test images from a surrogate CNN "
+             f"({result.settings.surrogate_epochs or result.settings.cnn_epochs} epoch(s)), refit "
+             f"{result.settings.refit} for {result.settings.refit_epochs} epoch(s) per round",
+             f"epochs: MLPs {result.settings.mlp_epochs}, CNN {result.settings.cnn_epochs}", ""]
     head = (f"{'model':<6} {'test accuracy':>17} {'score (paper)':>17} {'score (large)':>17} "
             f"{'clean (attacked set)':>20} {'attacked':>17} | {'paper acc':>9} {'score':>6} {'attacked':>8}")
     lines += [head, "-" * len(head)]

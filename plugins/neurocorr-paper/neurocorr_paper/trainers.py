@@ -51,13 +51,14 @@ def torch_mlp(name: str, hidden: Sequence[int], data: Split, settings: Settings,
     return TrainedModel(name, net, "kind:relu", torch_predictor(net), acc)
 
 
-def torch_cnn(name: str, data: Split, settings: Settings, seed: int,
+def torch_cnn(name: str, data: Split, settings: Settings, seed: int, epochs: int | None = None,
               on_epoch: Callable[[int], None] | None = None) -> TrainedModel:
     """The paper's CNN: (conv 3x3 -> maxpool 2 -> ReLU) x 2 (Dropout2d in the second), dense
-    100, dense 10; Adam. Its neurons are the two conv blocks' outputs."""
+    100, dense 10; Adam for ``epochs`` (default ``settings.cnn_epochs``). Its neurons are the
+    two conv blocks' outputs."""
     torch.manual_seed(seed)
     net = cnn_like(data, settings)
-    acc = train(net, data, epochs=settings.cnn_epochs, optimiser="adam", lr=settings.cnn_lr,
+    acc = train(net, data, epochs=epochs or settings.cnn_epochs, optimiser="adam", lr=settings.cnn_lr,
                 batch_size=settings.batch_size, seed=seed, on_epoch=on_epoch)
     return TrainedModel(name, net, CNN_LAYERS, torch_predictor(net), acc)
 

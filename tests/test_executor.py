@@ -274,3 +274,26 @@ def test_cli_compare_on_a_dask_local_cluster(pm, probe, tmp_path, monkeypatch, c
     capsys.readouterr()
     assert main([*args, "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "belong to the dask executor; add --executor dask" in capsys.readouterr().err
+
+
+def test_experiment_files_take_the_executor_keys(pm, probe, tmp_path, monkeypatch, capsys):
+    from neurocorr_core import plugins
+    from neurocorr_core.cli import main
+
+    monkeypatch.setattr(plugins, "_default", pm)
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "probe.npy", probe)
+    (tmp_path / "exp.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:cnn_a"\n\n'
+                                       '[compare]\nprobe = "probe.npy"\nexecutor = "local"\nshards = 3\n'
+                                       'cache_dir = "cache"\nquiet = true\n')
+    assert main(["run", "--keys"]) == 0
+    keys = capsys.readouterr().out
+    assert all(k in keys for k in ("executor", "scheduler", "workers", "shards", "cache_dir"))
+    assert main(["run", "exp.toml", "--json", "out.json"]) == 0
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["config"]["executor"] == {"executor": "local", "shards": 3, "cache": "cache"}
+    assert list((tmp_path / "cache").rglob("*.act"))
+    (tmp_path / "bad.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:cnn_a"\n\n'
+                                       '[compare]\nprobe = "probe.npy"\nexecutor = "spark"\n')
+    assert main(["run", "bad.toml"]) == 2
+    assert "executor" in capsys.readouterr().err

@@ -4,8 +4,9 @@ The probe is split into contiguous shards. For every shard, one task per model e
 neurons (:func:`extract`: a forward pass, or the activation cache), one task per pair of
 models feeds that pair's metrics with them (:func:`accumulate`), and a pair's shard metrics
 are folded together in shard order (:func:`merge`, the metrics' exact ``merge``). A model's
-neurons are extracted once per shard however many pairs use them. The driver finishes every
-pair (matching, network score) as its merged metrics arrive.
+neurons are extracted once per shard however many pairs use them. A grid's pair is then
+finished (matching, network score: :func:`finish_pair`) where its merged metrics are, and only
+its outcome travels back; compare() receives the merged metrics and finishes them itself.
 
 ``local`` runs those tasks one after another in this process; ``dask`` submits them to a
 ``dask.distributed`` cluster (an existing scheduler, or a LocalCluster it starts on
@@ -154,8 +155,15 @@ class DaskExecutor(Executor):
                     "address, or leave out --scheduler to start a local cluster") from None
         else:
             count = 2 if workers is None else workers
-            self.cluster = LocalCluster(n_workers=count, threads_per_worker=1, host="127.0.0.1",
-                                        dashboard_address=None, processes=True)
+            try:
+                self.cluster = LocalCluster(n_workers=count, threads_per_worker=1, host="127.0.0.1",
+                                            dashboard_address=None, processes=True)
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                raise NeurocorrError(
+                    f"could not start a local Dask cluster of {count} worker{'s' * (count != 1)} ({exc}). "
+                    "A script that starts one needs an 'if __name__ == \"__main__\":' guard, since each "
+                    "worker is a new Python process that imports it; or start the cluster yourself and "
+                    "pass --scheduler") from None
             self.client = Client(self.cluster, timeout=timeout, set_as_default=False)
 
     def put(self, value: Any) -> Any:

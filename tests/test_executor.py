@@ -297,3 +297,24 @@ def test_experiment_files_take_the_executor_keys(pm, probe, tmp_path, monkeypatc
                                        '[compare]\nprobe = "probe.npy"\nexecutor = "spark"\n')
     assert main(["run", "bad.toml"]) == 2
     assert "executor" in capsys.readouterr().err
+
+
+def test_a_local_cluster_that_cannot_start_names_the_main_guard(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+
+    def broken(**kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(distributed, "LocalCluster", broken)
+    message = (r"could not start a local Dask cluster of 3 workers \(Nanny failed to start\.\)\. "
+               r"A script that starts one needs an 'if __name__")
+    with pytest.raises(NeurocorrError, match=message):
+        DaskExecutor(workers=3)
+
+
+def test_local_executor_threads(pm, probe):
+    with pytest.raises(NeurocorrError, match="threads must be a whole number of at least 1"):
+        LocalExecutor(threads=0)
+    one = grid(models(NAMES[:2]), probe, executor=LocalExecutor(threads=1), plugin_manager=pm)
+    assert one.executor == "local (1 BLAS thread)"
+    np.testing.assert_array_equal(one.scores, grid(models(NAMES[:2]), probe, plugin_manager=pm).scores)

@@ -8,6 +8,7 @@ turns them into the table, the FC<->FC pairs, the rank correlations and the clai
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import sys
@@ -33,7 +34,7 @@ SEED_STRIDE = 1000  # seed s trains MLP k with s*1000+k, the CNN with +10, the s
 MODELS = [*MLP_SHAPES, "cnn"]
 PAIRS = [f"{a}-{b}" for a, b in itertools.combinations(MLP_SHAPES, 2)]
 MEASURES = ("accuracy", "attack_clean", "attacked", "score_paper", "score_large", "sym_paper",
-            "sym_large", "dead_paper", "dead_large")
+            "sym_large", "dead_paper", "dead_large", "score_paper_untrained", "score_large_untrained")
 
 
 @dataclass
@@ -83,49 +84,82 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
               attack_n: int, bar: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     base = seed * SEED_STRIDE
 
-    def tick(_step: int) -> None:
+    def tick(_step: int = 0) -> None:
         bar.update()
 
-    bar.set_postfix_str(f"seed {seed}: CNN")
+    def step(text: str) -> None:
+        bar.set_postfix_str(f"seed {seed}: {text}")
+
+    step("CNN")
     cnn = torch_cnn("cnn", data, settings, base + 10, on_epoch=tick)
     mlps = []
     for k, (name, hidden) in enumerate(MLP_SHAPES.items()):
-        bar.set_postfix_str(f"seed {seed}: {name}")
+        step(name)
         mlps.append(trainer(name, hidden, data, settings, base + k))
-        bar.update()
-    x_test = data.x_test.numpy()
+        tick()
     records = {m.name: {"seed": seed, "model": m.name, "hidden": MLP_SHAPES.get(m.name, "2 conv blocks"),
                         "accuracy": m.accuracy} for m in [*mlps, cnn]}
+    x_test = data.x_test.numpy()
+    step("scores")
     for m in mlps:
-        bar.set_postfix_str(f"seed {seed}: {m.name} vs CNN")
-        for tag, n in (("paper", settings.paper_probe), ("large", settings.large_probe)):
-            res = network_score(m, cnn, x_test[:n])
-            records[m.name].update({f"score_{tag}": res.score.a_to_b, f"sym_{tag}": res.score.symmetric,
-                                    f"dead_{tag}": sum(lr.dead for lr in res.layers_a)})
-        bar.update()
+        records[m.name].update(_scores_to_cnn(m, cnn, x_test, settings, ""))
+        tick()
+    for name, values in _untrained_scores(data, settings, base, trainer, x_test).items():
+        records[name].update(values)
     pairs = []
     for a, b in itertools.combinations(mlps, 2):
-        bar.set_postfix_str(f"seed {seed}: {a.name} vs {b.name}")
         res = network_score(a, b, x_test)
         pairs.append({"seed": seed, "pair": f"{a.name}-{b.name}", "a_to_b": res.score.a_to_b,
                       "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
-        bar.update()
-    bar.set_postfix_str(f"seed {seed}: surrogate")
+        tick()
+    step("surrogate and FGSM rounds")
+    for name, values in _attack(data, settings, base, attack_n, [*mlps, cnn], tick).items():
+        records[name].update(values)
+    return [r | {"seed": seed} for r in records.values()], pairs
+
+
+def _scores_to_cnn(m: TrainedModel, cnn: TrainedModel, x_test: np.ndarray, settings: Settings,
+                   suffix: str) -> dict[str, Any]:
+    """FC->CNN scores on the paper's probe and the large one, the symmetric scores, and the
+    MLP's constant (dead) neurons on each probe."""
+    out: dict[str, Any] = {}
+    for tag, n in (("paper", settings.paper_probe), ("large", settings.large_probe)):
+        res = network_score(m, cnn, x_test[:n])
+        out |= {f"score_{tag}{suffix}": res.score.a_to_b, f"sym_{tag}{suffix}": res.score.symmetric,
+                f"dead_{tag}{suffix}": sum(lr.dead for lr in res.layers_a)}
+    return out
+
+
+def _untrained_scores(data: Any, settings: Settings, base: int, trainer: Callable[..., TrainedModel],
+                      x_test: np.ndarray) -> dict[str, dict[str, float]]:
+    """The chance level: each MLP at its initialisation (same seed, 0 epochs) against the CNN at
+    its initialisation. What of the score is there before any learning."""
+    untrained = dataclasses.replace(settings, mlp_epochs=0, cnn_epochs=0)
+    cnn0 = torch_cnn("cnn", data, untrained, base + 10)
+    out = {}
+    for k, (name, hidden) in enumerate(MLP_SHAPES.items()):
+        scores = _scores_to_cnn(trainer(name, hidden, data, untrained, base + k), cnn0, x_test, settings,
+                                "_untrained")
+        out[name] = {key: v for key, v in scores.items() if key.startswith("score_")}
+    return out
+
+
+def _attack(data: Any, settings: Settings, base: int, attack_n: int, models: list[TrainedModel],
+            tick: Callable[[int], None]) -> dict[str, dict[str, float]]:
+    """Accuracy of every model on the first ``attack_n`` test images, clean and after the
+    surrogate's transfer attack."""
     surrogate = torch_cnn("surrogate", data, settings, base + 20, epochs=settings.surrogate_epochs,
                           on_epoch=tick)
-    x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
-    bar.set_postfix_str(f"seed {seed}: FGSM rounds")
     assert isinstance(surrogate.model, torch.nn.Module)
+    x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
     x_adv = transfer_attack(surrogate.model, x_att, y_att, rounds=settings.attack_rounds,
                             eps=settings.attack_eps, refit=settings.refit, refit_epochs=settings.refit_epochs,
                             lr=settings.cnn_lr, batch_size=settings.batch_size, seed=base + 30,
                             build=lambda: cnn_like(data, settings), on_round=tick).numpy()
     labels = y_att.numpy()
-    for m in [*mlps, cnn]:
-        records[m.name]["attack_clean"] = float((m.predict(x_att.numpy()) == labels).mean())
-        records[m.name]["attacked"] = float((m.predict(x_adv) == labels).mean())
-        records[m.name]["surrogate_accuracy"] = surrogate.accuracy
-    return list(records.values()), pairs
+    return {m.name: {"attack_clean": float((m.predict(x_att.numpy()) == labels).mean()),
+                     "attacked": float((m.predict(x_adv) == labels).mean()),
+                     "surrogate_accuracy": surrogate.accuracy} for m in models}
 
 
 def network_score(a: TrainedModel, b: TrainedModel, images: np.ndarray) -> Comparison:
@@ -152,9 +186,9 @@ def summarise(result: Run) -> dict[str, Any]:
     for pair in PAIRS:
         rows = [p for p in result.pairs if p["pair"] == pair]
         entry: dict[str, Any] = {"pair": pair}
-        for key in ("symmetric", "a_to_b", "b_to_a"):
+        for key in ("a_to_b", "b_to_a", "symmetric"):
             entry[f"{key}_mean"], entry[f"{key}_sd"] = mean_sd(p[key] for p in rows)
-        entry["paper_symmetric"] = paper.get("fc_pairs", {}).get(pair, math.nan)
+        entry["paper"] = paper.get("fc_pairs", {}).get(pair, math.nan)
         pairs.append(entry)
     return {"table": table, "fc_pairs": pairs, "rank_correlations": _rank_correlations(result),
             "claims": _claims(result)}
@@ -230,34 +264,34 @@ def _scatter(result: Run, summary: dict[str, Any], key: str, label: str) -> byte
 
 
 def report(result: Run, summary: dict[str, Any]) -> str:
-    """The terminal text: the table, the FC<->FC pairs, the rank correlations, the claims."""
-    s, n = result.sizes, len(result.seeds)
+    """The terminal text: accuracies, FC->CNN scores, FC<->FC scores, rank correlations, claims."""
+    s, n, st = result.sizes, len(result.seeds), result.settings
     lines = [f"neurocorr reproduce mnist-family: {result.dataset}, {n} seed(s) {result.seeds}, "
              f"{s['train']} train / {s['test']} test images, MLPs in {result.framework}, "
-             f"{result.seconds:.0f} s on {result.threads} torch thread(s)",
-             f"score = FC->CNN network score (|r|, paper depth penalty, CNN conv blocks in position view) "
-             f"on the first {s['paper_probe']} (paper) and {s['large_probe']} test images; "
-             f"attack: {result.settings.attack_rounds} FGSM rounds of eps "
-             f"{result.settings.attack_eps * 255:.0f}/255 on {s['attack']} test images from a surrogate CNN "
-             f"({result.settings.surrogate_epochs or result.settings.cnn_epochs} epoch(s)), refit "
-             f"{result.settings.refit} for {result.settings.refit_epochs} epoch(s) per round",
-             f"epochs: MLPs {result.settings.mlp_epochs}, CNN {result.settings.cnn_epochs}", ""]
-    head = (f"{'model':<6} {'test accuracy':>17} {'score (paper)':>17} {'score (large)':>17} "
-            f"{'clean (attacked set)':>20} {'attacked':>17} | {'paper acc':>9} {'score':>6} {'attacked':>8}")
-    lines += [head, "-" * len(head)]
-    for row in summary["table"]:
-        def cell(key: str, r: dict[str, Any] = row) -> str:
-            return fmt(r[f"{key}_mean"], r[f"{key}_sd"])
-        paper = [row["paper_accuracy"], row["paper_score_to_cnn"], row["paper_attacked"]]
-        lines.append(f"{row['model']:<6} {cell('accuracy'):>17} {cell('score_paper'):>17} "
-                     f"{cell('score_large'):>17} {cell('attack_clean'):>20} {cell('attacked'):>17} | "
-                     + " ".join(f"{'-' if math.isnan(p) else f'{p:.4f}':>{w}}"
-                                for p, w in zip(paper, (9, 6, 8), strict=True)))
-    lines += ["", f"FC<->FC symmetric score on all {s['test']} test images:"]
-    cells = [f"{p['pair']} {fmt(p['symmetric_mean'], p['symmetric_sd'])}"
-             + ("" if math.isnan(p["paper_symmetric"]) else f" (paper {p['paper_symmetric']:.4f})")
-             for p in summary["fc_pairs"]]
-    lines += ["  " + "  ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)]
+             f"{result.seconds:.0f} s on {result.threads} torch thread(s); epochs: MLPs {st.mlp_epochs}, "
+             f"CNN {st.cnn_epochs}", ""]
+    eps = f"{st.attack_eps * 255:.0f}/255"
+    lines += _table(summary["table"], "Test accuracy, and accuracy on the attacked images before and "
+                    f"after {st.attack_rounds} FGSM rounds of eps {eps} ({s['attack']} "
+                    f"test images; surrogate CNN {st.surrogate_epochs or st.cnn_epochs} epoch(s), refit "
+                    f"{st.refit} for {st.refit_epochs} epoch(s) per round)",
+                    [("test accuracy", "accuracy"), ("clean", "attack_clean"), ("attacked", "attacked")],
+                    [("paper acc", "paper_accuracy"), ("paper clean", "paper_attack_clean"),
+                     ("paper attacked", "paper_attacked")])
+    lines += _table(summary["table"][:-1], "FC->CNN network score (|r|, paper depth penalty, CNN conv "
+                    f"blocks in position view) on the first {s['paper_probe']} test images (the paper's "
+                    f"probe) and the first {s['large_probe']}; 'untrained': the same networks at "
+                    "initialisation, the chance level",
+                    [(f"score ({s['paper_probe']})", "score_paper"),
+                     ("untrained", "score_paper_untrained"), (f"score ({s['large_probe']})", "score_large"),
+                     ("untrained", "score_large_untrained")], [("paper score", "paper_score_to_cnn")])
+    head = f"{'pair':<10} {'A->B':>17} {'B->A':>17} {'symmetric':>17} | {'paper':>6}"
+    lines += [f"FC<->FC network scores on all {s['test']} test images", head, "-" * len(head)]
+    for p in summary["fc_pairs"]:
+        paper_score = "-" if math.isnan(p["paper"]) else f"{p['paper']:.4f}"
+        lines.append(f"{p['pair']:<10} " + " ".join(f"{fmt(p[f'{k}_mean'], p[f'{k}_sd']):>17}"
+                                                   for k in ("a_to_b", "b_to_a", "symmetric"))
+                     + f" | {paper_score:>6}")
     lines += ["", "Spearman rho over the five MLPs, per seed (mean ± sd; positive/negative seeds):"]
     for r in summary["rank_correlations"]:
         lines.append(f"  {r['score']:<12} vs {r['against']:<9} {fmt(r['mean'], r['sd'], 2):>12}  "
@@ -268,3 +302,18 @@ def report(result: Run, summary: dict[str, Any]) -> str:
               + ", ".join(f"{k.removeprefix('net5_lowest_')} {v['holds']}/{v['seeds']}"
                           for k, v in summary["claims"].items())]
     return "\n".join(lines)
+
+
+def _table(rows: list[dict[str, Any]], title: str, ours: list[tuple[str, str]],
+           paper: list[tuple[str, str]]) -> list[str]:
+    """A fixed-width table: model, our columns (mean ± sd), then the paper's numbers."""
+    head = (f"{'model':<6} " + " ".join(f"{label:>17}" for label, _ in ours) + " | "
+            + " ".join(f"{label:>{max(6, len(label))}}" for label, _ in paper))
+    lines = [title, head, "-" * len(head)]
+    for row in rows:
+        cells = [fmt(row[f"{key}_mean"], row[f"{key}_sd"]) for _, key in ours]
+        refs = ["-" if math.isnan(row[key]) else f"{row[key]:.4f}" for _, key in paper]
+        widths = [max(6, len(label)) for label, _ in paper]
+        lines.append(f"{row['model']:<6} " + " ".join(f"{c:>17}" for c in cells) + " | "
+                     + " ".join(f"{r:>{w}}" for r, w in zip(refs, widths, strict=True)))
+    return [*lines, ""]

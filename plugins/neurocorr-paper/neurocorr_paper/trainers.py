@@ -58,7 +58,8 @@ def torch_cnn(name: str, data: Split, settings: Settings, seed: int, epochs: int
     two conv blocks' outputs."""
     torch.manual_seed(seed)
     net = cnn_like(data, settings)
-    acc = train(net, data, epochs=epochs or settings.cnn_epochs, optimiser="adam", lr=settings.cnn_lr,
+    epochs = settings.cnn_epochs if epochs is None else epochs
+    acc = train(net, data, epochs=epochs, optimiser="adam", lr=settings.cnn_lr,
                 batch_size=settings.batch_size, seed=seed, on_epoch=on_epoch)
     return TrainedModel(name, net, CNN_LAYERS, torch_predictor(net), acc)
 

@@ -33,7 +33,8 @@ def check_complete(doc: dict, out: Path, seeds: int) -> None:
     assert [row["model"] for row in table] == MODELS
     for row in table:
         keys = ["accuracy_mean", "attack_clean_mean", "attacked_mean"]
-        keys += ["score_paper_mean", "score_large_mean", "sym_paper_mean"] if row["model"] != "cnn" else []
+        keys += ["score_paper_mean", "score_large_mean", "sym_paper_mean", "score_paper_untrained_mean",
+                 "score_large_untrained_mean"] if row["model"] != "cnn" else []
         keys += [k.replace("mean", "sd") for k in keys] if seeds > 1 else []
         for key in keys:
             assert 0.0 <= float(row[key]) <= 1.0, (row["model"], key, row[key])
@@ -104,7 +105,8 @@ def test_summary_and_files_from_hand_made_records():
     assert ranks[("score_paper", "drop")]["positive"] == 2
     assert summary["claims"]["net5_lowest_accuracy"]["holds"] == 0
     assert summary["claims"]["net5_lowest_attacked"]["holds"] == 2
-    assert summary["fc_pairs"][0]["paper_symmetric"] == .6442
+    assert summary["fc_pairs"][0]["paper"] == .6442
+    assert summary["fc_pairs"][0]["a_to_b_mean"] == 0.6 and summary["fc_pairs"][0]["symmetric_mean"] == 0.5
     files = render(run, summary)
     assert sorted(files) == FILES
     assert json.loads(files["results.json"])["table"][5]["score_paper_mean"] is None  # the CNN: NaN -> null

@@ -274,6 +274,10 @@ def _extras(result: Comparison) -> list[str]:
     if tiles:
         count = sum(t["count"] for t in tiles.values())
         lines.append(f"computed in {count} tiles under the memory budget {result.config.get('memory_budget')} bytes")
+    ran = result.config.get("executor")
+    if ran:  # see docs/scale-out.md
+        cache = f", activation cache {ran['cache']}" if ran.get("cache") else ""
+        lines.append(f"ran on {ran['executor']} in {ran['shards']} probe shard(s){cache}")
     return lines
 
 

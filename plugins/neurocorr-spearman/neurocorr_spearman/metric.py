@@ -183,7 +183,7 @@ class Spearman(Metric):
         ranks = store.scratch((n, width), _rank_dtype(n))
         try:
             for c in range(0, width, cols):
-                ranks[:, c:c + cols] = average_ranks(store.columns(c, c + cols))
+                average_ranks(store.columns(c, c + cols), out=ranks[:, c:c + cols])
             moments = CoMoments(self.n_a, self.n_b)
             for r in range(0, n, rows):
                 block = np.asarray(ranks[r:r + rows])

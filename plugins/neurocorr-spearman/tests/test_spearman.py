@@ -135,11 +135,11 @@ def test_spill_file_removed_when_compute_fails(tmp_path, tiny_budget, monkeypatc
     m = run(x, y, [7], [5], memory_budget=tiny_budget, tmp_dir=str(tmp_path))
     calls = []
 
-    def broken(a):
+    def broken(a, out=None):
         calls.append(a.shape)
         if len(calls) == 3:
             raise MemoryError("simulated failure while ranking")
-        return average_ranks(a)
+        return average_ranks(a, out)
 
     monkeypatch.setattr(metric_module, "average_ranks", broken)
     with pytest.raises(MemoryError):
@@ -278,3 +278,21 @@ def test_plugin_is_registered_under_its_name():
     pm = PluginManager()
     assert pm.metric("spearman") is Spearman
     assert Spearman.level == "neuron"
+
+
+def test_float32_fast_ranks_equal_scipy_with_signed_zeros_infinities_and_threads(monkeypatch):
+    """The uint64-key sort of float32 columns, on one thread and on several, into float32."""
+    import neurocorr_core.backend as backends
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(-3, 4, size=(3000, 40)).astype(np.float32) * np.float32(0.1)
+    a[a == 0] = -0.0  # equal to +0.0: one tie group
+    a[::7, 1] = 0.0
+    a[5, :4] = [np.inf, -np.inf, 1e-45, -1e-45]
+    want = stats.rankdata(a, axis=0)
+    for threads in (1, 3):
+        monkeypatch.setattr(backends, "blas_threads", lambda threads=threads: threads)
+        np.testing.assert_array_equal(average_ranks(a), want)
+        into = np.empty(a.shape, dtype=np.float32)
+        assert average_ranks(a, into) is not None
+        np.testing.assert_array_equal(into, want)

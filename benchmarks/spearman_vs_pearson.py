@@ -1,0 +1,54 @@
+"""Spearman against Pearson on the same data: the price of ranks.
+
+2,048 x 2,048 neurons over 20,000 samples, streamed in batches of 1,024. Spearman keeps the
+samples (within its memory budget), ranks every neuron (average ranks for ties) and
+correlates the ranks with the same chunked GEMMs as Pearson. Target: at most 3x Pearson's
+time. A sample of its values is checked against scipy.stats.spearmanr.
+
+    python benchmarks/spearman_vs_pearson.py [--quick]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from harness import Row, cli, finish, header, interleaved, median, peak_added, random_activations
+
+from neurocorr_pearson import Pearson
+from neurocorr_spearman import Spearman
+
+
+def run(metric_cls: type, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> np.ndarray:
+    metric = metric_cls([x.shape[1]], [y.shape[1]])
+    try:
+        for start in range(0, len(x), batch):
+            metric.update(x[start:start + batch], y[start:start + batch])
+        return metric.compute()
+    finally:
+        getattr(metric, "close", lambda: None)()
+
+
+def main() -> None:
+    args = cli(__doc__ or "")
+    from scipy.stats import spearmanr
+
+    n, samples = (1024, 8000) if args.quick else (2048, 20_000)
+    repeats = args.repeats or (2 if args.quick else 3)
+    header(f"Spearman vs Pearson: {n} x {n} neurons, {samples} samples")
+    x = random_activations(samples, n, 8)
+    y = random_activations(samples, n, 9, related=x)
+    rho, peak = peak_added(lambda: run(Spearman, x, y))
+    times = interleaved({"pearson": lambda: run(Pearson, x, y), "spearman": lambda: run(Spearman, x, y)}, repeats)
+    t_p, t_s = median(times["pearson"]), median(times["spearman"])
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, n, size=(20, 2))
+    gap = max(abs(rho[i, j] - spearmanr(x[:, i], y[:, j])[0]) for i, j in picks)
+    rows = [Row("spearman vs pearson", f"{n}x{n} neurons, {samples} samples", t_s, "pearson (neurocorr)", t_p,
+                "ratio <= 3", t_s / t_p <= 3, peak,
+                f"max |rho - scipy.spearmanr| on 20 random pairs = {gap:.1e} (ReLU data: many ties at 0); "
+                f"runs: pearson {[round(t, 2) for t in times['pearson']]}, "
+                f"spearman {[round(t, 2) for t in times['spearman']]}", times)]
+    finish(args, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -347,7 +347,7 @@ class Plan:
         for part, metric, (dead_r, dead_c) in zip(self.parts, acc.metrics, masks, strict=True):
             if part.tiles is None:
                 rows, cols = full_directions(metric.compute(), part.sizes_r, part.sizes_c, self.matcher,
-                                             self.penalty, self.absolute, part.both, tables)
+                                             self.penalty, self.absolute, part.both, tables, overwrite=True)
             else:
                 best, count = reduce_tiles(metric, part.sizes_r, part.sizes_c, part.tiles,
                                            k=self.matcher.candidates, absolute=self.absolute,

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import NeurocorrError
 from .interfaces import Candidates, Match, MatchingStrategy
 from .plugins import hookimpl
+from .tiles import _column_best
 
 
 def _empty(rows: int) -> Match:
@@ -54,6 +55,11 @@ class MaxMatching(MatchingStrategy):
     def match(self, scores: np.ndarray) -> Match:
         if scores.shape[1] == 0:
             return _empty(scores.shape[0])
+        if scores.ndim == 2 and scores.shape[0] > 1 and abs(scores.strides[0]) < abs(scores.strides[1]):
+            # a transposed view (columns of a C-ordered matrix): argmax across its rows is
+            # many times slower than a strip-wise max (same ties: the lowest index wins)
+            partner, value = _column_best(scores.T)
+            return Match(partner, value)
         partner = np.argmax(scores, axis=1)
         return Match(partner, scores[np.arange(scores.shape[0]), partner])
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from .errors import NeurocorrError
 from .interfaces import Match, MatchingStrategy
+from .matching import MaxMatching
 from .tiles import BlockBest
 
 PENALTIES = ("paper", "none")
@@ -51,9 +52,14 @@ def check_penalty(penalty: str) -> str:
     return penalty
 
 
-def similarity_scores(sim: np.ndarray, absolute: bool) -> np.ndarray:
-    """|r| (or signed r) with undefined values as 0, the paper's convention (a new array)."""
-    s = np.abs(sim) if absolute else np.array(sim, dtype=np.float64)
+def similarity_scores(sim: np.ndarray, absolute: bool, overwrite: bool = False) -> np.ndarray:
+    """|r| (or signed r) with undefined values as 0, the paper's convention: a new array, or
+    ``sim`` itself with ``overwrite`` (float64 only; saves an (n, m) copy)."""
+    out = sim if overwrite and sim.dtype == np.float64 else None
+    if absolute:
+        s = np.abs(sim, out=out)
+        return np.fmax(s, 0.0, out=s)  # NaN -> 0 (fmax ignores NaN) in the same pass
+    s = np.array(sim, dtype=np.float64) if out is None else out
     return np.nan_to_num(s, nan=0.0, copy=False)
 
 
@@ -102,15 +108,22 @@ def _mean(values: np.ndarray) -> float:
 
 def full_directions(sim: np.ndarray, sizes_r: Sequence[int], sizes_c: Sequence[int],
                     matcher: MatchingStrategy, penalty: str, absolute: bool,
-                    columns: bool = True, tables: bool = True) -> tuple[Directional, Directional | None]:
+                    columns: bool = True, tables: bool = True,
+                    overwrite: bool = False) -> tuple[Directional, Directional | None]:
     """Rows -> columns (and columns -> rows when ``columns``) from the full similarity
-    ``sim`` (n_rows, n_cols), NaN where undefined. One score copy; penalised in place.
-    ``tables=False`` skips the layer tables (empty arrays)."""
-    scores = similarity_scores(sim, absolute)
+    ``sim`` (n_rows, n_cols), NaN where undefined. One score copy (none with ``overwrite``:
+    ``sim`` becomes the scores); penalised in place. ``tables=False`` skips the layer tables
+    (empty arrays)."""
+    scores = similarity_scores(sim, absolute, overwrite)
     br, bc = np.cumsum([0, *sizes_r]), np.cumsum([0, *sizes_c])
     single = len(sizes_r) == 1 and len(sizes_c) == 1  # the table is the network score itself
-    table_r, table_c = _tables(lambda p, q: scores[br[p]:br[p + 1], bc[q]:bc[q + 1]], matcher.match,
-                               matcher, sizes_r, sizes_c, columns) if tables and not single else (_NO_TABLE,) * 2
+    if not tables or single:
+        table_r, table_c = _NO_TABLE, _NO_TABLE
+    elif isinstance(matcher, MaxMatching) and min(*sizes_r, *sizes_c) > 0:
+        table_r, table_c = _max_tables(scores, br, bc, columns)
+    else:
+        table_r, table_c = _tables(lambda p, q: scores[br[p]:br[p + 1], bc[q]:bc[q + 1]], matcher.match,
+                                   matcher, sizes_r, sizes_c, columns)
     penalise_blocks(scores, sizes_r, sizes_c, penalty)
     rows, cols = _pair(lambda: matcher.match(scores), lambda: matcher.match(scores.T), scores.shape[1],
                        matcher, columns)
@@ -158,6 +171,19 @@ def _tables(block: Callable[[int, int], Any], match: Callable[[Any], Match], mat
             table_r[p, q] = _mean(rows.score)
             if cols is not None:
                 table_c[q, p] = _mean(cols.score)
+    return table_r, table_c
+
+
+def _max_tables(scores: np.ndarray, br: np.ndarray, bc: np.ndarray,
+                columns: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The layer tables of ``max`` (each block's mean of row maxima, and of column maxima)
+    in two passes over ``scores`` with maximum.reduceat, instead of two matchings per block."""
+    table_r = np.array([np.maximum.reduceat(scores[br[p]:br[p + 1]], bc[:-1], axis=1).mean(axis=0)
+                        for p in range(len(br) - 1)])
+    if not columns:
+        return table_r, _NO_TABLE
+    best = np.maximum.reduceat(scores, br[:-1], axis=0)  # (row layers, n_cols)
+    table_c = np.add.reduceat(best, bc[:-1], axis=1).T / np.diff(bc)[:, None]
     return table_r, table_c
 
 

@@ -38,7 +38,8 @@ class Pearson(Metric):
     @classmethod
     def tiled_state_bytes(cls, sizes_a: Sequence[int], sizes_b: Sequence[int], samples: int) -> int:
         n = sum(sizes_a) + sum(sizes_b)
-        return 4 * samples * n + 16 * n + 8 * samples * min(n, _CHUNK)
+        # the activations and their standardised copy (float32), moments, one float64 block
+        return 8 * samples * n + 16 * n + 8 * samples * min(n, _CHUNK)
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         if self.moments is not None:
@@ -104,6 +105,7 @@ class _Stored:
         self.data = np.empty((samples or 0, neurons), dtype=np.float32)
         self.rows = 0
         self._moments: tuple[np.ndarray, np.ndarray] | None = None
+        self._z: np.ndarray | None = None  # standardised copy, made once for all tiles
 
     def append(self, batch: np.ndarray) -> None:
         end = self.rows + batch.shape[0]
@@ -114,6 +116,7 @@ class _Stored:
         self.data[self.rows:end] = batch
         self.rows = end
         self._moments = None
+        self._z = None
 
     def array(self) -> np.ndarray:
         return self.data[:self.rows]
@@ -131,13 +134,20 @@ class _Stored:
         return self._moments
 
     def standardised(self, cols: slice) -> np.ndarray:
-        """(samples, len(cols)) float32: (x - mean) / sqrt(ss); 0 for a constant neuron."""
-        mean, ss = self.moments()
-        scale = np.zeros_like(ss[cols])
-        live = ss[cols] > 0
-        scale[live] = 1.0 / np.sqrt(ss[cols][live])
-        # centre in float64: a float32 mean would shift every value when offsets are large
-        return ((self.array()[:, cols] - mean[cols]) * scale).astype(np.float32)
+        """(samples, len(cols)) float32 view: (x - mean) / sqrt(ss); 0 for a constant neuron.
+        All neurons are standardised once (a float32 copy), not once per tile."""
+        if self._z is None:
+            mean, ss = self.moments()
+            scale = np.zeros_like(ss)
+            live = ss > 0
+            scale[live] = 1.0 / np.sqrt(ss[live])
+            x = self.array()
+            self._z = np.empty(x.shape, dtype=np.float32)
+            for start in range(0, self.neurons, _CHUNK):  # column blocks bound the float64 temporary
+                block = slice(start, start + _CHUNK)
+                # centre in float64: a float32 mean would shift every value when offsets are large
+                self._z[:, block] = (x[:, block] - mean[block]) * scale[block]
+        return self._z[:, cols]
 
 
 @hookimpl

@@ -92,7 +92,8 @@ def main() -> None:
         Row("linear CKA vs Gram formulation", f"{layers}x{layers} layers x {width}, {samples} samples", ours,
             "Gram per pair, float64 (extrap.)", per_pair, "speedup >= 10", per_pair / ours >= 10, None,
             f"speedup {per_pair / ours:.0f}x; one pair timed ({grams_s:.2f} s for its 2 Grams, "
-            f"{pair_s:.2f} s to centre and compare; CKA {one:.4f} vs neurocorr {table[0, 0]:.4f}) x {layers * layers} pairs. "
+            f"{pair_s:.2f} s to centre and compare; CKA {one:.4f} vs neurocorr {table[0, 0]:.4f}) "
+            f"x {layers * layers} pairs. "
             f"Had the {2 * layers} centred Grams been kept ({2 * layers * samples**2 * 8 / 1e9:.0f} GB): "
             f"{cached:.1f} s, {cached / ours:.1f}x neurocorr's time"),
     ]

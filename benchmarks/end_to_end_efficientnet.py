@@ -83,7 +83,6 @@ def bare_forwards(model: Any, session: Any, probe: np.ndarray, batch: int) -> No
 def main() -> None:
     args = cli(__doc__ or "")
     import onnxruntime as ort
-    import torch
 
     from neurocorr_core import compare
 
@@ -103,8 +102,8 @@ def main() -> None:
                            neurons="channel", batch_size=batch)
 
         result, peak = peak_added(ours)
-        times = interleaved({"forward": lambda: bare_forwards(model, session, probe, batch), "neurocorr": ours},
-                            repeats)
+        runs = {"forward": lambda: bare_forwards(model, session, probe, batch), "neurocorr": ours}
+        times = interleaved(runs, repeats)
     t_ref, t_ours = median(times["forward"]), median(times["neurocorr"])
     n_a = sum(layer.neurons for layer in result.layers_a)
     n_b = sum(layer.neurons for layer in result.layers_b)
@@ -113,7 +112,8 @@ def main() -> None:
                 f"{len(result.layers_a)} + {len(result.layers_b)} activation layers, {n_a} x {n_b} channels; "
                 f"score A->B {result.score.a_to_b:.4f}, B->A {result.score.b_to_a:.4f}; batch {batch}; "
                 f"probe and export took {prepared:.0f} s (not timed); runs: forward "
-                f"{[round(t, 1) for t in times['forward']]}, neurocorr {[round(t, 1) for t in times['neurocorr']]}",
+                f"{[round(t, 1) for t in times['forward']]}, "
+                f"neurocorr {[round(t, 1) for t in times['neurocorr']]}",
                 times)]
     finish(args, rows)
 

@@ -26,7 +26,8 @@ CASES = ["pearson_gemm", "corrcoef", "paper_loop", "cka_grid", "spearman_vs_pear
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     parser.add_argument("--only", default=None, help=f"comma-separated cases among {', '.join(CASES)}")
     parser.add_argument("--threads", type=int, default=None, help="BLAS/OpenMP threads (default: libraries')")
@@ -68,8 +69,8 @@ def summary(path: str) -> None:
         ratio = f"{r['ratio']:.3f}" if r["reference_s"] else "-"
         peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
-        print(f"| {r['case'].strip()} | {r['size']} | {r['neurocorr_s']:.3f} | {r['reference']} | {ref} | {ratio} "
-              f"| {peak} | {r['target']} | {met} |")
+        print(f"| {r['case'].strip()} | {r['size']} | {r['neurocorr_s']:.3f} | {r['reference']} | {ref} "
+              f"| {ratio} | {peak} | {r['target']} | {met} |")
 
 
 if __name__ == "__main__":

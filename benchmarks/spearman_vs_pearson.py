@@ -37,7 +37,8 @@ def main() -> None:
     x = random_activations(samples, n, 8)
     y = random_activations(samples, n, 9, related=x)
     rho, peak = peak_added(lambda: run(Spearman, x, y))
-    times = interleaved({"pearson": lambda: run(Pearson, x, y), "spearman": lambda: run(Spearman, x, y)}, repeats)
+    runs = {"pearson": lambda: run(Pearson, x, y), "spearman": lambda: run(Spearman, x, y)}
+    times = interleaved(runs, repeats)
     t_p, t_s = median(times["pearson"]), median(times["spearman"])
     rng = np.random.default_rng(0)
     picks = rng.integers(0, n, size=(20, 2))

@@ -13,6 +13,7 @@ depend on its thread count), so the score matrices must be identical::
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -72,7 +73,8 @@ def main() -> None:
           f"{local.seconds / pairs:9.3f}")
     print(f"{dask.executor:<46} {dask.seconds:8.2f} {dask.seconds / pairs:9.3f}   "
           f"(+ {started:.1f} s to start the cluster)")
-    print(f"speed-up {local.seconds / dask.seconds:.2f}x")
+    print(f"speed-up {local.seconds / dask.seconds:.2f}x on {os.cpu_count()} cores, load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} (1, 5, 15 min) at the end")
     diff = np.nanmax(np.abs(dask.scores - local.scores))
     same = np.array_equal(np.isnan(dask.scores), np.isnan(local.scores))
     verdict = "identical" if diff == 0 and same else "within 1e-9" if diff <= 1e-9 and same else "DIFFERENT"

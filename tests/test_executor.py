@@ -151,7 +151,7 @@ def test_scheduler_and_workers_together_are_refused():
 
 # -- Dask equals local ------------------------------------------------------------------------------------
 def test_dask_local_cluster_equals_local_on_the_same_shards(pm, probe, cluster):
-    local = grid(models(), probe, shards=3, plugin_manager=pm)
+    local = grid(models(), probe, shards=3, executor=LocalExecutor(threads=1), plugin_manager=pm)
     dask = grid(models(), probe, shards=3, executor=cluster, plugin_manager=pm)
     assert dask.executor.startswith("dask") and dask.shards == 3
     assert sorted(dask.computed) == sorted(local.computed)
@@ -220,7 +220,7 @@ def test_dask_scheduler_and_worker_processes_equal_local(pm, probe, tmp_path):
             remote = grid(models(), probe, shards=3, executor=ex, plugin_manager=pm)
         finally:
             ex.close()
-        local = grid(models(), probe, shards=3, plugin_manager=pm)
+        local = grid(models(), probe, shards=3, executor=LocalExecutor(threads=1), plugin_manager=pm)
         np.testing.assert_allclose(remote.scores, local.scores, atol=1e-9, rtol=0)
         assert remote.executor.startswith(f"dask ({address}")
     finally:

@@ -128,10 +128,10 @@ class CoMoments:
         if self._sides is None:
             self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
         for i, (side, a) in enumerate(zip(self._sides, (x, y), strict=True)):
-            if a.dtype != np.float32:
-                if not side.raw:
-                    self._flush()  # the chunk so far is told constant by its float32 rule
-                    side.raw = True
+            if a.dtype != np.float32 and not side.raw:
+                self._flush()  # the chunk so far is told constant by its float32 rule
+                side.raw = True
+            if side.raw:  # from then on, every batch's extremes (of any dtype)
                 np.minimum(self._range[i], a.min(axis=0), out=self._range[i])
                 np.maximum(self._range[i + 2], a.max(axis=0), out=self._range[i + 2])
         done = 0

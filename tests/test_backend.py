@@ -122,6 +122,9 @@ def test_constant_neurons_are_exact_in_float32_and_float64():
     mixed = feed(CoMoments(4, 2, chunk=150), x[:100], y[:100], 40)
     feed(mixed, x[100:].astype(np.float64), y[100:].astype(np.float64), 40)
     assert mixed.constant_x.tolist() == [False, True, False, False]
+    back = feed(CoMoments(4, 2, chunk=150), x[:100].astype(np.float64), y[:100], 40)
+    back.update(np.full((5, 4), 3.0, np.float32), y[:5])  # float32 after float64: still tracked
+    assert back.constant_x.tolist() == [False] * 4
     np.testing.assert_allclose(mixed.correlation()[[0, 2, 3]], naive_r(x, y)[[0, 2, 3]], atol=1e-6)
 
 

@@ -137,9 +137,9 @@ def compare(
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
         if sharded:  # the same plan, shard by shard on an executor
-            acc, ran = sharded_accumulator(plan, ((model_a, options_a), (model_b, options_b)), (probe, second),
-                                           neurons, batch_size, executor=executor, scheduler=scheduler,
-                                           workers=workers, shards=shards, cache=cache)
+            acc, ran = sharded_accumulator(plan, ((model_a, options_a), (model_b, options_b)),
+                                           (probe, second), neurons, batch_size, executor=executor,
+                                           scheduler=scheduler, workers=workers, shards=shards, cache=cache)
         else:
             acc = plan.accumulator()
             for x, y in _progress(_stream(a, b, probe, second, neurons, batch_size), progress,

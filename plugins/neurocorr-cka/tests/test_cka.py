@@ -7,9 +7,6 @@ import itertools
 import numpy as np
 import pytest
 
-from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
-from neurocorr_cka.moments import LayerMoments
-from neurocorr_core import NeurocorrError, PluginManager
 from cka_reference import (
     hsic_biased,
     hsic_u_statistic,
@@ -18,6 +15,9 @@ from cka_reference import (
     rbf_gram_naive,
     table,
 )
+from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+from neurocorr_cka.moments import LayerMoments
+from neurocorr_core import NeurocorrError, PluginManager
 
 SIZES_A, SIZES_B = [3, 5, 1], [4, 2, 3]
 

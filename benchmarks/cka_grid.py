@@ -20,7 +20,18 @@ import itertools
 import time
 
 import numpy as np
-from harness import Row, cli, finish, gflops, header, interleaved, median, peak_added, random_activations
+from harness import (
+    Row,
+    cli,
+    finish,
+    gflops,
+    header,
+    interleaved,
+    median,
+    paired_ratio,
+    peak_added,
+    random_activations,
+)
 
 from neurocorr_cka import LinearCka
 
@@ -69,9 +80,10 @@ def main() -> None:
     x = random_activations(samples, layers * width, 6)
     y = random_activations(samples, layers * width, 7, related=x)
     table, peak = peak_added(lambda: neurocorr_cka(x, y, sizes))
-    runs = {"floor": lambda: gemm_floor(x, y, sizes), "neurocorr": lambda: neurocorr_cka(x, y, sizes)}
+    runs = {"reference": lambda: gemm_floor(x, y, sizes), "neurocorr": lambda: neurocorr_cka(x, y, sizes)}
     times = interleaved(runs, repeats)
-    floor, ours = median(times["floor"]), median(times["neurocorr"])
+    floor, ours = median(times["reference"]), median(times["neurocorr"])
+    ratio = paired_ratio(times)
     # the Gram formulation on one pair of layers, extrapolated to all pairs
     start = time.perf_counter()
     k, l = gram_linear(x[:, :width]), gram_linear(y[:, :width])  # noqa: E741
@@ -85,9 +97,10 @@ def main() -> None:
     flops = 2.0 * samples * (layers * width) ** 2
     rows = [
         Row("linear CKA vs GEMM floor", f"{layers}x{layers} layers x {width}, {samples} samples", ours,
-            "float32 GEMMs of the same products", floor, "ratio <= 1.3", ours / floor <= 1.3, peak,
+            "float32 GEMMs of the same products", floor, "ratio <= 1.3", ratio <= 1.3, peak,
             f"cross GEMM alone at floor speed: {gflops(flops, floor)}; runs: floor "
-            f"{[round(t, 2) for t in times['floor']]}, neurocorr {[round(t, 2) for t in times['neurocorr']]}",
+            f"{[round(t, 2) for t in times['reference']]}, "
+            f"neurocorr {[round(t, 2) for t in times['neurocorr']]}",
             times),
         Row("linear CKA vs Gram formulation", f"{layers}x{layers} layers x {width}, {samples} samples", ours,
             "Gram per pair, float64 (extrap.)", per_pair, "speedup >= 10", per_pair / ours >= 10, None,

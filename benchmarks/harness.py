@@ -42,6 +42,11 @@ class Row:
 
     @property
     def ratio(self) -> float:
+        """neurocorr / reference: the median of the ratios of runs made one after the other
+        (robust to load that comes and goes), else the ratio of the medians."""
+        ours, ref = (self.runs.get(k) for k in ("neurocorr", "reference"))
+        if ours and ref and len(ours) == len(ref):
+            return statistics.median(a / b for a, b in zip(ours, ref, strict=True))
         return self.neurocorr_s / self.reference_s if self.reference_s else float("nan")
 
 
@@ -73,7 +78,8 @@ def peak_added(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
-    """Seconds of each callable, ``repeats`` times, in turn (a, b, a, b, ...)."""
+    """Seconds of each callable, ``repeats`` times, in turn (a, b, a, b, ...). Name the two
+    compared ``reference`` and ``neurocorr`` to get paired ratios in :class:`Row`."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
@@ -82,6 +88,11 @@ def interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, l
             fn()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def paired_ratio(times: dict[str, list[float]]) -> float:
+    """Median over the repeats of neurocorr's time / the reference's time of the same repeat."""
+    return statistics.median(a / b for a, b in zip(times["neurocorr"], times["reference"], strict=True))
 
 
 def median(values: Sequence[float]) -> float:

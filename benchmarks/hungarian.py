@@ -39,12 +39,12 @@ def main() -> None:
         header(f"hungarian matching: {n} x {n}, {kind}")
         scores = similarity(n, 2000, related)
         match, peak = peak_added(lambda scores=scores: HungarianMatching().match(scores))
-        times = interleaved({"scipy": lambda scores=scores: linear_sum_assignment(scores, maximize=True),
+        times = interleaved({"reference": lambda scores=scores: linear_sum_assignment(scores, maximize=True),
                              "neurocorr": lambda scores=scores: HungarianMatching().match(scores)}, repeats)
-        ours, ref = median(times["neurocorr"]), median(times["scipy"])
+        ours, ref = median(times["neurocorr"]), median(times["reference"])
         rows_, cols_ = linear_sum_assignment(scores, maximize=True)
         optimum = float(scores[rows_, cols_].sum())
-        rows.append(Row("hungarian", f"{n}x{n} |r|, {kind}", ours, "scipy linear_sum_assignment", ref,
+        rows.append(Row("hungarian", f"{n}x{n} abs(r), {kind}", ours, "scipy linear_sum_assignment", ref,
                         "neurocorr <= 2 s", ours <= 2.0, peak, f"total {match.score.sum():.3f} = SciPy's "
                         f"optimum {optimum:.3f}; {int((match.partner >= 0).sum())} rows matched", times))
     finish(args, rows)

@@ -48,7 +48,7 @@ def main() -> None:
 
     torch_threads()
     n = 300
-    timed_rows = 10 if args.quick else 30
+    timed_rows = 5 if args.quick else 10
     repeats = args.repeats or (3 if args.quick else 5)
     rows = []
     # 10 samples: the paper's FC-vs-CNN probe; 10,000: its FC-vs-FC probe (the MNIST test split)

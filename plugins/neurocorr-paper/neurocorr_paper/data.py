@@ -16,8 +16,8 @@ def load_split(dataset: str, settings: Settings) -> Split:
 
     ``fashion-mnist`` and ``mnist`` use their own train/test files (the loaders say how to
     install missing data); ``digits`` (1,797 images) is split 75/25 with a fixed seed, so
-    every training seed sees the same split. ``settings.train_limit`` keeps the first N
-    training images.
+    every training seed sees the same split. ``settings.train_limit`` and ``test_limit`` keep
+    the first N training and test images.
     """
     if dataset not in DATASETS:
         raise NeurocorrError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -30,7 +30,5 @@ def load_split(dataset: str, settings: Settings) -> Split:
         assert train.labels is not None and test.labels is not None
         data = Split(*(torch.from_numpy(np.ascontiguousarray(a)) for a in
                        (train.data, train.labels, test.data, test.labels)))
-    if settings.train_limit is not None:
-        data = Split(data.x_train[:settings.train_limit], data.y_train[:settings.train_limit],
-                     data.x_test, data.y_test)
-    return data
+    train, test = slice(settings.train_limit), slice(settings.test_limit)
+    return Split(data.x_train[train], data.y_train[train], data.x_test[test], data.y_test[test])

@@ -21,7 +21,7 @@ CNN_LAYERS = "block1,block2"  # the two conv blocks (conv -> maxpool -> ReLU), p
 class Settings:
     """How much training, probing and attacking one run does.
 
-    ``train_limit``: train on the first N training images only (None: all).
+    ``train_limit``, ``test_limit``: use the first N training / test images only (None: all).
     ``attack_limit``: attack the first N test images only (None: the whole test split).
     ``padding``: conv padding (8x8 digits need 1 to survive two pooling steps; the paper's
     28x28 setup uses 0, giving 32x13x13 + 64x5x5 = 7,008 CNN neurons).
@@ -34,6 +34,7 @@ class Settings:
     mlp_epochs: int
     cnn_epochs: int
     train_limit: int | None = None
+    test_limit: int | None = None
     attack_limit: int | None = None
     padding: int = 0
     paper_probe: int = 10
@@ -70,8 +71,8 @@ FULL: dict[str, Settings] = {
 QUICK: dict[str, Settings] = {
     "mnist": Settings(mlp_epochs=20, cnn_epochs=2, train_limit=4000, attack_limit=1000, large_probe=500,
                       attack_rounds=5, refit_epochs=2),
-    "fashion-mnist": Settings(mlp_epochs=5, cnn_epochs=1, train_limit=10000, attack_limit=1000,
-                              large_probe=500, attack_rounds=5, refit_epochs=1),
+    "fashion-mnist": Settings(mlp_epochs=5, cnn_epochs=1, train_limit=10000, test_limit=2000,
+                              attack_limit=1000, large_probe=500, attack_rounds=5, refit_epochs=1),
     "digits": Settings(mlp_epochs=150, cnn_epochs=10, padding=1, attack_rounds=5, refit_epochs=3),
 }
 

@@ -72,7 +72,7 @@ def test_quick_fashion_mnist(tmp_path, capsys):
         pytest.skip(f"Fashion-MNIST not installed in {folder}: apt-get install dataset-fashion-mnist")
     doc, _ = quick("fashion-mnist", 1, tmp_path / "out", capsys)
     check_complete(doc, tmp_path / "out", 1)
-    assert doc["sizes"]["train"] == 10000 and doc["sizes"]["test"] == 10000
+    assert doc["sizes"]["train"] == 10000 and doc["sizes"]["test"] == 2000
     cnn = next(r for r in doc["per_seed"] if r["model"] == "cnn")
     assert cnn["accuracy"] > 0.7  # one epoch over 10,000 images; chance is 0.1
     assert cnn["attacked"] < cnn["attack_clean"]

@@ -30,5 +30,6 @@ def load_split(dataset: str, settings: Settings) -> Split:
         assert train.labels is not None and test.labels is not None
         data = Split(*(torch.from_numpy(np.ascontiguousarray(a)) for a in
                        (train.data, train.labels, test.data, test.labels)))
-    train, test = slice(settings.train_limit), slice(settings.test_limit)
-    return Split(data.x_train[train], data.y_train[train], data.x_test[test], data.y_test[test])
+    keep_train, keep_test = slice(settings.train_limit), slice(settings.test_limit)
+    return Split(data.x_train[keep_train], data.y_train[keep_train], data.x_test[keep_test],
+                 data.y_test[keep_test])

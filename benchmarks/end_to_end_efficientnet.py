@@ -8,7 +8,10 @@ the 33 calls of the ReLU6 modules, 33 ONNX Clip nodes, 19,200 channels each side
 reference is the two bare forward passes over the same images in the same run: torch
 ``model(batch)`` under no_grad, and an onnxruntime session's ``run`` on its logits.
 
-    python benchmarks/end_to_end_efficientnet.py [--quick]
+    python benchmarks/end_to_end_efficientnet.py [--quick] [--budget 3GB]
+
+``--budget`` passes compare(memory_budget=...), which computes the similarity in tiles of
+float32 (never an n x m float64 matrix).
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ def bare_forwards(model: Any, session: Any, probe: np.ndarray, batch: int) -> No
 
 
 def main() -> None:
+    budget = None
+    if "--budget" in sys.argv:  # compare(memory_budget=...): the similarity in tiles
+        at = sys.argv.index("--budget")
+        budget = sys.argv[at + 1]
+        del sys.argv[at:at + 2]
     args = cli(__doc__ or "")
     import onnxruntime as ort
 
@@ -99,7 +107,7 @@ def main() -> None:
 
         def ours() -> Any:
             return compare(model, path, probe, layers_a="kind:activation", layers_b="kind:activation",
-                           neurons="channel", batch_size=batch)
+                           neurons="channel", batch_size=batch, memory_budget=budget)
 
         result, peak = peak_added(ours)
         runs = {"reference": lambda: bare_forwards(model, session, probe, batch), "neurocorr": ours}
@@ -108,7 +116,8 @@ def main() -> None:
     ratio = paired_ratio(times)
     n_a = sum(layer.neurons for layer in result.layers_a)
     n_b = sum(layer.neurons for layer in result.layers_b)
-    rows = [Row("end to end EfficientNet-Lite0", f"torch vs ONNX, {images} photos", t_ours,
+    label = f"torch vs ONNX, {images} photos" + (f", budget {budget}" if budget else "")
+    rows = [Row("end to end EfficientNet-Lite0", label, t_ours,
                 "2 bare forward passes", t_ref, "ratio <= 1.2", ratio <= 1.2, peak,
                 f"{len(result.layers_a)} + {len(result.layers_b)} activation layers, {n_a} x {n_b} channels; "
                 f"score A->B {result.score.a_to_b:.4f}, B->A {result.score.b_to_a:.4f}; batch {batch}; "

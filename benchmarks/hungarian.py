@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from harness import Row, cli, finish, header, interleaved, median, peak_added, random_activations
 
+from neurocorr_core.interfaces import Match
 from neurocorr_core.matching import HungarianMatching
 from neurocorr_core.score import similarity_scores
 from neurocorr_pearson import Pearson
@@ -38,14 +39,21 @@ def main() -> None:
         kind = "related layers" if related else "unrelated layers (harder)"
         header(f"hungarian matching: {n} x {n}, {kind}")
         scores = similarity(n, 2000, related)
-        match, peak = peak_added(lambda scores=scores: HungarianMatching().match(scores))
-        times = interleaved({"reference": lambda scores=scores: linear_sum_assignment(scores, maximize=True),
-                             "neurocorr": lambda scores=scores: HungarianMatching().match(scores)}, repeats)
-        ours, ref = median(times["neurocorr"]), median(times["reference"])
+
+        def ours(scores: np.ndarray = scores) -> object:
+            return HungarianMatching().match(scores)
+
+        def ref(scores: np.ndarray = scores) -> object:
+            return linear_sum_assignment(scores, maximize=True)
+
+        match, peak = peak_added(ours)
+        assert isinstance(match, Match)
+        times = interleaved({"reference": ref, "neurocorr": ours}, repeats)
+        t_ours, t_ref = median(times["neurocorr"]), median(times["reference"])
         rows_, cols_ = linear_sum_assignment(scores, maximize=True)
         optimum = float(scores[rows_, cols_].sum())
-        rows.append(Row("hungarian", f"{n}x{n} abs(r), {kind}", ours, "scipy linear_sum_assignment", ref,
-                        "neurocorr <= 2 s", ours <= 2.0, peak, f"total {match.score.sum():.3f} = SciPy's "
+        rows.append(Row("hungarian", f"{n}x{n} abs(r), {kind}", t_ours, "scipy linear_sum_assignment", t_ref,
+                        "neurocorr <= 2 s", t_ours <= 2.0, peak, f"total {match.score.sum():.3f} = SciPy's "
                         f"optimum {optimum:.3f}; {int((match.partner >= 0).sum())} rows matched", times))
     finish(args, rows)
 

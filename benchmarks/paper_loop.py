@@ -13,6 +13,7 @@ FC-vs-FC probe, the MNIST test split). The loop's r values for the timed rows ar
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 from harness import Row, cli, finish, header, interleaved, median, random_activations, torch_threads
@@ -60,7 +61,7 @@ def main() -> None:
         start = time.perf_counter()
         looped = paper_loop(a, b, timed_rows)
         loop_s = (time.perf_counter() - start) * n / timed_rows
-        times = interleaved({"neurocorr": lambda x=x, y=y: neurocorr(x, y)}, repeats)
+        times = interleaved({"neurocorr": partial(neurocorr, x, y)}, repeats)
         ours = median(times["neurocorr"])
         r, _ = neurocorr(x, y)
         ok = np.isfinite(looped) & np.isfinite(r[:timed_rows])

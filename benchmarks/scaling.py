@@ -11,6 +11,8 @@ timed beside each point.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from harness import Row, cli, finish, header, interleaved, median, random_activations
 from pearson_gemm import neurocorr_score
@@ -24,7 +26,7 @@ def point(samples: int, n: int, m: int, repeats: int) -> tuple[float, float]:
     return median(times["neurocorr"]), median(times["reference"])
 
 
-def line(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+def line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
     """Least-squares line y = a + b x through the points: a, b and the largest relative
     residual (small when time is linear in x, with a fixed cost a)."""
     b, a = np.polyfit(xs, ys, 1)

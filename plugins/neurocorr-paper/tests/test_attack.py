@@ -1,5 +1,7 @@
 """FGSM against the closed-form gradient of a linear softmax classifier."""
 
+from typing import cast
+
 import numpy as np
 import pytest
 import torch
@@ -9,14 +11,14 @@ from neurocorr_core import NeurocorrError
 from neurocorr_paper.attack import fgsm, transfer_attack
 
 
-def linear_model(seed: int = 0) -> nn.Module:
+def linear_model(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
 
 
-def reference_step(model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
+def reference_step(model: nn.Sequential, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
     """d CE / d x = W^T (softmax(W x + b) - onehot(y)), in float64 numpy."""
-    lin = model[1]
+    lin = cast(nn.Linear, model[1])
     w, b = lin.weight.detach().double().numpy(), lin.bias.detach().double().numpy()
     flat = x.reshape(len(x), -1).astype(np.float64)
     logits = flat @ w.T + b
@@ -62,7 +64,7 @@ def test_continue_refit_trains_the_surrogate_and_reports_rounds():
     model = linear_model()
     x, y = data()
     before = [p.detach().clone() for p in model.parameters()]
-    seen = []
+    seen: list[int] = []
     transfer_attack(model, x, y, rounds=2, eps=0.02, refit="continue", refit_epochs=1, lr=0.05,
                     on_round=seen.append)
     assert seen == [0, 1]
@@ -72,7 +74,7 @@ def test_continue_refit_trains_the_surrogate_and_reports_rounds():
 def test_fresh_refit_attacks_with_a_new_surrogate_fit_on_the_adversarial_set():
     model = linear_model()
     x, y = data()
-    built: list[nn.Module] = []
+    built: list[nn.Sequential] = []
 
     def build() -> nn.Module:
         built.append(linear_model(seed=len(built) + 7))
@@ -88,7 +90,8 @@ def test_fresh_refit_attacks_with_a_new_surrogate_fit_on_the_adversarial_set():
     x3 = reference_step(built[1], x2, y.numpy(), 0.02)
     np.testing.assert_allclose(got, x3, atol=1e-5)
     # the new surrogates were trained (they differ from their seeded initialisation)
-    assert not torch.equal(built[0][1].weight, linear_model(seed=7)[1].weight)
+    trained, initial = cast(nn.Linear, built[0][1]), cast(nn.Linear, linear_model(seed=7)[1])
+    assert not torch.equal(trained.weight, initial.weight)
 
 
 def test_refit_errors():

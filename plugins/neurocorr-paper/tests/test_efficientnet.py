@@ -43,7 +43,7 @@ def test_late_block_is_the_last_block_output_and_is_cached():
 
     torch.manual_seed(0)
     net = EfficientNet.from_name("efficientnet-lite0", image_size=64).eval()
-    seen = {}
+    seen: dict[str, torch.Tensor] = {}
     net._blocks[-1].register_forward_hook(lambda m, a, out: seen.setdefault("out", out.detach()))
     x = torch.from_numpy(eff.photo_probe(4, 64, 0)[0])
     with torch.no_grad():

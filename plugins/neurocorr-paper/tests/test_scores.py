@@ -1,5 +1,7 @@
 """The experiment's network score, recomputed by hand: activations from the weights, np.corrcoef."""
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,7 +29,7 @@ def mlp_neurons(net: torch.nn.Sequential, x: torch.Tensor) -> list[np.ndarray]:
 
 def cnn_neurons(net: CNN, x: torch.Tensor) -> list[np.ndarray]:
     """conv -> maxpool 2 -> ReLU twice (dropout off), flattened channel-major per sample."""
-    c1, c2 = net.block1[0], net.block2[0]
+    c1, c2 = cast(torch.nn.Conv2d, net.block1[0]), cast(torch.nn.Conv2d, net.block2[0])
     h1 = F.relu(F.max_pool2d(F.conv2d(x, c1.weight, c1.bias, padding=1), 2))
     h2 = F.relu(F.max_pool2d(F.conv2d(h1, c2.weight, c2.bias, padding=1), 2))
     return [h1.flatten(1).detach().numpy(), h2.flatten(1).detach().numpy()]
@@ -59,7 +61,8 @@ def test_fc_to_fc_score_matches_numpy_and_counts_dead_neurons():
     torch.manual_seed(1)
     a, b = mlp([30]), mlp([12, 12])
     with torch.no_grad():
-        b[1].bias[:3] = -100.0  # three neurons that never fire: constant, so they score 0
+        # three neurons that never fire: constant, so they score 0
+        cast(torch.nn.Linear, b[1]).bias[:3] = -100.0
     x = torch.from_numpy(np.ascontiguousarray(load_probe("digits").data[:60]))
     res = network_score(trained("a", a, "kind:relu"), trained("b", b, "kind:relu"), x.numpy())
     want_ab, want_ba = paper_score(mlp_neurons(a, x), mlp_neurons(b, x))

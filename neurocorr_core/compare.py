@@ -23,7 +23,7 @@ from .score import Directional, check_penalty, full_directions, layer_directions
 from .selection import Selector, select_layers
 from .significance import assess, check_options
 from .tiles import TilePlan, human, parse_budget, plan_tiles, reduce_tiles, tile_minimum, too_small, untiled_bytes
-from .views import apply_view, check_view, neuron_count
+from .views import check_view, neuron_batches, neuron_count
 
 
 @dataclass
@@ -432,23 +432,10 @@ def _dead_names(side: Side, dead: np.ndarray, limit: int = 8) -> str:
 # -- streaming ---------------------------------------------------------------------------------
 def _stream(a: Side, b: Side, probe_a: Probe, probe_b: Probe, view: str,
             batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    outs_a = a.provider.activations(probe_a.batches(batch_size), [la.name for la in a.layers])
-    outs_b = b.provider.activations(probe_b.batches(batch_size), [lb.name for lb in b.layers])
+    outs_a = neuron_batches(a.provider, probe_a.batches(batch_size), [la.name for la in a.layers], view, a.label)
+    outs_b = neuron_batches(b.provider, probe_b.batches(batch_size), [lb.name for lb in b.layers], view, b.label)
     for out_a, out_b in zip(outs_a, outs_b, strict=True):
-        yield _neurons(out_a, a, view), _neurons(out_b, b, view)
-
-
-def _neurons(outputs: dict[str, np.ndarray], side: Side, view: str) -> np.ndarray:
-    parts = []
-    for layer in side.layers:
-        out = outputs[layer.name]
-        bad = out.size - int(np.isfinite(out).sum())
-        if bad:
-            raise NeurocorrError(f"layer {layer.name!r} of {side.label} produced {bad} NaN/Inf "
-                                 "values on this probe; check the model's weights and the "
-                                 "probe's value range, or leave the layer out")
-        parts.append(apply_view(out, view))
-    return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+        yield np.concatenate(list(out_a.values()), axis=1), np.concatenate(list(out_b.values()), axis=1)
 
 
 # -- the result ---------------------------------------------------------------------------------

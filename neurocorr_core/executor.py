@@ -33,7 +33,7 @@ from .errors import NeurocorrError
 from .interfaces import ActivationProvider, LayerInfo, Metric
 from .models import describe, resolve_model
 from .probe import Probe
-from .views import apply_view
+from .views import neuron_batches
 
 EXECUTORS = ("local", "dask")
 #: Seconds to wait for a Dask scheduler (connecting, or starting a LocalCluster); the
@@ -350,15 +350,10 @@ def _forward(source: ModelSource, layers: Sequence[LayerInfo], view: str, data: 
     provider = source.open()
     chunks: dict[str, list[np.ndarray]] = {layer.name: [] for layer in layers}
     try:
-        for outputs in provider.activations(Probe(data, probe_name).batches(batch_size), list(chunks)):
-            for layer in layers:
-                out = outputs[layer.name]
-                bad = out.size - int(np.isfinite(out).sum())
-                if bad:  # the same message as compare() gives
-                    raise NeurocorrError(f"layer {layer.name!r} of {source.label} produced {bad} NaN/Inf "
-                                         "values on this probe; check the model's weights and the "
-                                         "probe's value range, or leave the layer out")
-                chunks[layer.name].append(apply_view(out, view).astype(np.float32, copy=False))
+        for outputs in neuron_batches(provider, Probe(data, probe_name).batches(batch_size), list(chunks),
+                                      view, source.label):
+            for name, values in outputs.items():
+                chunks[name].append(values)
     finally:
         provider.close()
     return {name: np.concatenate(parts) for name, parts in chunks.items()}

@@ -66,6 +66,10 @@ class ActivationProvider(ABC):
     name: ClassVar[str]
     #: A one-line description of what the provider accepts, used in error messages.
     handles: ClassVar[str] = ""
+    #: True if :meth:`activations` takes ``channel_means=True`` and then yields, for every
+    #: output with spatial axes (batch, C, *spatial), its per-channel mean (batch, C), computed
+    #: inside the framework. The ``channel`` view then never copies whole feature maps out.
+    channel_means: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -84,10 +88,12 @@ class ActivationProvider(ABC):
 
     @abstractmethod
     def activations(
-        self, batches: Iterable[np.ndarray], layers: Sequence[str]
+        self, batches: Iterable[np.ndarray], layers: Sequence[str], *, channel_means: bool = False
     ) -> Iterator[dict[str, np.ndarray]]:
         """For each probe batch, yield ``{layer name: float32 array (batch, *shape)}`` for
-        the requested layers, channels-first, computed in inference mode."""
+        the requested layers, channels-first, computed in inference mode. With
+        ``channel_means`` (only passed when the class sets :attr:`channel_means`), outputs
+        with spatial axes come back as their per-channel means, (batch, C)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook for providers holding resources
         """Release what the provider holds (sessions, hooks)."""

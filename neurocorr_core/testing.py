@@ -23,6 +23,7 @@ import numpy as np
 from .compare import compare
 from .interfaces import KINDS, ActivationProvider, LayerInfo, Metric
 from .plugins import PluginManager, hookimpl
+from .views import apply_view
 
 
 class ProviderConformance:
@@ -91,6 +92,20 @@ class ProviderConformance:
             joined = np.concatenate([p[name] for p in parts])
             np.testing.assert_allclose(joined, whole[name], rtol=1e-5, atol=1e-5, err_msg=name)
             np.testing.assert_array_equal(again[name], whole[name], err_msg=name)
+
+    def test_channel_means_match_the_channel_view(self) -> None:
+        if not self.provider.channel_means:
+            return  # an optional capability: the core takes the means itself
+        prov, layers, probe = self._open()
+        names = [layer.name for layer in layers]
+        raw = self._run(prov, [probe], names)[0]
+        means = list(prov.activations(iter([probe[:3], probe[3:]]), names, channel_means=True))
+        for layer in layers:
+            got = np.concatenate([m[layer.name] for m in means])
+            assert got.dtype == np.float32, (layer.name, got.dtype)
+            assert got.ndim <= 2, (layer.name, got.shape)  # the spatial axes are gone
+            np.testing.assert_allclose(apply_view(got, "channel"), apply_view(raw[layer.name], "channel"),
+                                       rtol=1e-5, atol=1e-6, err_msg=layer.name)
 
     def test_self_comparison_is_perfect(self) -> None:
         pm = PluginManager()

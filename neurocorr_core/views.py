@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+
 import numpy as np
 
 from .errors import NeurocorrError
+from .interfaces import ActivationProvider
 
 VIEWS = ("channel", "position")
 
@@ -33,3 +36,26 @@ def apply_view(output: np.ndarray, view: str) -> np.ndarray:
     if view == "channel":
         return output.reshape(batch, output.shape[1], -1).mean(axis=2)
     return output.reshape(batch, -1)
+
+
+def neuron_batches(provider: ActivationProvider, batches: Iterable[np.ndarray], layers: Sequence[str],
+                   view: str, label: str) -> Iterator[dict[str, np.ndarray]]:
+    """Each probe batch's outputs of ``layers`` as float32 (batch, neurons) arrays under ``view``.
+
+    A provider that can take channel means inside its framework does so (whole feature maps
+    never reach numpy); NaN or Inf outputs are refused, naming the layer of model ``label``.
+    """
+    pushdown = view == "channel" and type(provider).channel_means
+    outputs = (provider.activations(batches, layers, channel_means=True) if pushdown
+               else provider.activations(batches, layers))
+    for out in outputs:
+        yield {name: _finite(apply_view(out[name], view), name, label).astype(np.float32, copy=False)
+               for name in layers}
+
+
+def _finite(values: np.ndarray, layer: str, label: str) -> np.ndarray:
+    bad = values.size - int(np.isfinite(values).sum())
+    if bad:
+        raise NeurocorrError(f"layer {layer!r} of {label} produced {bad} NaN/Inf values on this probe; "
+                             "check the model's weights and the probe's value range, or leave the layer out")
+    return values

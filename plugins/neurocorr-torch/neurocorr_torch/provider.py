@@ -24,6 +24,7 @@ class TorchProvider(ActivationProvider):
     """
 
     name = "torch"
+    channel_means = True
     handles = ("torch.nn.Module objects, TorchScript files (.pt/.pth/.ts), pickled full "
                "models with trust_pickle=True")
 
@@ -54,17 +55,18 @@ class TorchProvider(ActivationProvider):
         return [LayerInfo(name, tuple(out.shape[1:]), depth, kind_of(ops[name]), ops[name])
                 for depth, (name, out) in enumerate(outputs.items())]
 
-    def activations(self, batches: Iterable[np.ndarray],
-                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str], *,
+                    channel_means: bool = False) -> Iterator[dict[str, np.ndarray]]:
         for batch in batches:
-            outputs, _ = self._run(batch, set(layers))
+            outputs, _ = self._run(batch, set(layers), channel_means)
             missing = set(layers) - set(outputs)
             if missing:
                 raise NeurocorrError(f"layers {sorted(missing)} of {self.label} produced no tensor "
                                      "output on this batch; choose layers listed by 'neurocorr layers'")
             yield outputs
 
-    def _run(self, batch: np.ndarray, wanted: set[str] | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    def _run(self, batch: np.ndarray, wanted: set[str] | None,
+             channel_means: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
@@ -73,8 +75,8 @@ class TorchProvider(ActivationProvider):
         try:
             with torch.no_grad():
                 if self._script is not None:
-                    return self._script.run(x, wanted), self._script.ops
-                return _run_hooked(self.module, x, wanted)
+                    return self._script.run(x, wanted, channel_means), self._script.ops
+                return _run_hooked(self.module, x, wanted, channel_means)
         except RuntimeError as exc:
             raise NeurocorrError(
                 f"{self.label} rejected a probe batch of shape {tuple(batch.shape)}: "
@@ -88,7 +90,17 @@ def call_name(name: str, call: int) -> str:
     return name if call == 0 else f"{name}#{call}"
 
 
-def _run_hooked(module: Any, x: Any, wanted: set[str] | None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _to_numpy(out: Any, channel_means: bool) -> np.ndarray:
+    """A captured output as float32 numpy; with ``channel_means``, an output with spatial
+    axes is reduced to its per-channel mean (batch, C) here, so the whole map is not kept."""
+    out = out.detach().float()
+    if channel_means and out.ndim > 2:
+        out = out.mean(dim=tuple(range(2, out.ndim)))
+    return out.cpu().numpy()
+
+
+def _run_hooked(module: Any, x: Any, wanted: set[str] | None,
+                channel_means: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """One forward pass, recording every call's tensor output in finishing order (a module
     called k times, like EfficientNet's shared activations, gives k layers)."""
     import torch
@@ -105,7 +117,7 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None) -> tuple[dict[str,
             key = call_name(name, calls)
             calls += 1
             if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
-                outputs[key] = out.detach().float().cpu().numpy()
+                outputs[key] = _to_numpy(out, channel_means)
                 ops[key] = type(mod).__name__
         return hook
 
@@ -156,9 +168,9 @@ class _ScriptCapture:
         self.names = list(self.values)
         self._function = _with_outputs(graph, [self.values[name] for name in self.names])
 
-    def run(self, x: Any, wanted: set[str] | None) -> dict[str, np.ndarray]:
+    def run(self, x: Any, wanted: set[str] | None, channel_means: bool = False) -> dict[str, np.ndarray]:
         outs = self._function(self.module._c, x)
-        return {name: out.detach().float().cpu().numpy() for name, out in zip(self.names, outs, strict=True)
+        return {name: _to_numpy(out, channel_means) for name, out in zip(self.names, outs, strict=True)
                 if wanted is None or name in wanted}
 
 

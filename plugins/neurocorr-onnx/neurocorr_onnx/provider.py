@@ -39,6 +39,18 @@ class _Layer:
     tensor: str
     info: LayerInfo
     channel_axis: int | None  # where the channels are in the raw output, if not at axis 1
+    dtype: np.dtype[Any]  # of the raw output
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        """The raw output's axes other than the batch and the channels (none for (N, F))."""
+        rank, channels = len(self.info.shape) + 1, self.channel_axis or 1
+        return tuple(a for a in range(1, rank) if a != channels) if rank > 2 else ()
+
+    @property
+    def mean_tensor(self) -> str:
+        """The name of the per-channel mean's output in a channel-means session."""
+        return f"{self.tensor}/neurocorr_channel_mean" if self.spatial_axes else self.tensor
 
 
 class OnnxProvider(ActivationProvider):
@@ -46,7 +58,8 @@ class OnnxProvider(ActivationProvider):
     layer, named after its tensor (exporters' ``_output_0``/``:0`` suffixes dropped), in
     topological order. The selected ones become extra graph outputs, so one
     ``session.run`` per probe batch yields all of them; a session is built once per set of
-    layers.
+    layers. For the ``channel`` view (``channel_means``) each selected output with spatial
+    axes feeds an added ReduceMean node instead, so the session returns only (N, C) means.
 
     Options: ``layout`` (``auto``, ``nchw``, ``nhwc``: how the NCHW probe is fed to a 4-D
     input; ``auto`` reads the input's declared shape, then looks for an NHWC->NCHW
@@ -56,6 +69,7 @@ class OnnxProvider(ActivationProvider):
     """
 
     name = "onnx"
+    channel_means = True
     handles = ".onnx files, onnx.ModelProto objects and neurocorr_onnx.OnnxModel (file + options)"
 
     @classmethod
@@ -93,7 +107,7 @@ class OnnxProvider(ActivationProvider):
         self.candidates = [t for t, _ in dependent]
         self._ops = {t: node.op for t, node in dependent}
         self._activations = g.activation_outputs(self.proto.graph)
-        self._sessions: dict[tuple[str, ...], Any] = {}
+        self._sessions: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._layers: dict[str, _Layer] | None = None
         self._auto: str | None = None
         self._session(self.candidates)  # loads the model now, so a broken file fails here
@@ -121,13 +135,13 @@ class OnnxProvider(ActivationProvider):
             op = self._ops[tensor]
             kind = "activation" if tensor in self._activations else kind_of(op)
             info = LayerInfo(names[tensor], shape, depth, kind, op)
-            self._layers[info.name] = _Layer(tensor, info, axis)
+            self._layers[info.name] = _Layer(tensor, info, axis, outs[tensor].dtype)
         # Each session holds its own copy of the weights: drop the one that exposes every tensor.
-        self._sessions.pop(tuple(sorted(set(self.candidates))), None)
+        self._sessions.pop((tuple(sorted(set(self.candidates))), ()), None)
         return [layer.info for layer in self._layers.values()]
 
-    def activations(self, batches: Iterable[np.ndarray],
-                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str], *,
+                    channel_means: bool = False) -> Iterator[dict[str, np.ndarray]]:
         iterator = iter(batches)
         first = next(iterator, None)
         if first is None:
@@ -139,11 +153,24 @@ class OnnxProvider(ActivationProvider):
         if not tensors:  # onnxruntime reads an empty output list as "all outputs"
             yield from ({} for _ in _chain(first, iterator))
             return
+        if channel_means:
+            yield from self._means(chosen, _chain(first, iterator))
+            return
         session = self._session(tensors)
         for batch in _chain(first, iterator):
             outs = self._run(session, batch, tensors)
             yield {layer.info.name: _to_channels_first(outs[layer.tensor], layer.channel_axis)
                    for layer in chosen}
+
+    def _means(self, chosen: list[_Layer], batches: Iterable[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """Per-channel means computed by onnxruntime; non-spatial outputs as they are."""
+        reduced = [layer for layer in chosen if layer.spatial_axes]
+        outputs = sorted({layer.mean_tensor for layer in chosen})
+        session = self._session(outputs, tuple(sorted({layer.tensor for layer in reduced})))
+        for batch in batches:
+            outs = self._run(session, batch, outputs)
+            yield {layer.info.name: outs[layer.mean_tensor].astype(np.float32, copy=False) if layer.spatial_axes
+                   else _to_channels_first(outs[layer.tensor], layer.channel_axis) for layer in chosen}
 
     def close(self) -> None:
         self._sessions.clear()
@@ -157,11 +184,14 @@ class OnnxProvider(ActivationProvider):
                                  "List the layers with 'neurocorr layers MODEL'")
         return self._layers[name]
 
-    def _session(self, tensors: Sequence[str]) -> Any:
-        """An onnxruntime session whose outputs include ``tensors`` (cached per tensor set)."""
-        key = tuple(sorted(set(tensors)))
+    def _session(self, tensors: Sequence[str], reduced: tuple[str, ...] = ()) -> Any:
+        """An onnxruntime session whose outputs include ``tensors`` and, for each of the
+        ``reduced`` tensors, its channel means (cached per output set and reduced set)."""
+        key = (tuple(sorted(set(tensors))), reduced)
         if key not in self._sessions:
-            self._sessions[key] = _make_session(self, key)
+            assert self._layers is not None or not reduced
+            means = [layer for layer in (self._layers or {}).values() if layer.tensor in reduced]
+            self._sessions[key] = _make_session(self, key[0], means)
         return self._sessions[key]
 
     def _run(self, session: Any, batch: np.ndarray, tensors: Sequence[str]) -> dict[str, np.ndarray]:
@@ -236,7 +266,7 @@ def _no_external(proto: Any, label: str) -> bool:
     return False
 
 
-def _make_session(provider: OnnxProvider, tensors: tuple[str, ...]) -> Any:
+def _make_session(provider: OnnxProvider, tensors: tuple[str, ...], means: Sequence[_Layer] = ()) -> Any:
     import onnx
     import onnxruntime as ort
 
@@ -248,18 +278,44 @@ def _make_session(provider: OnnxProvider, tensors: tuple[str, ...]) -> Any:
         # Read external data from the model's folder (already checked), without loading it here.
         options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                          os.fspath(provider.folder.resolve()))
-    outputs = provider.proto.graph.output
+    graph = provider.proto.graph
+    outputs, nodes = graph.output, graph.node
     present = {o.name for o in outputs}
-    before = len(outputs)
+    before, nodes_before = len(outputs), len(nodes)
+    # Appended to the shared proto only while it is serialised, so the weights are not copied.
+    nodes.extend(node for layer in means for node in _mean_nodes(layer, _opset(provider.proto)))
     outputs.extend(onnx.ValueInfoProto(name=t) for t in tensors if t not in present)
     try:
         data = provider.proto.SerializeToString()
     finally:
         del outputs[before:]
+        del nodes[nodes_before:]
     try:
         return ort.InferenceSession(data, options, providers=provider.execution_providers)
     except Exception as exc:
         raise NeurocorrError(_load_failure(provider, exc)) from None
+
+
+def _mean_nodes(layer: _Layer, opset: int) -> list[Any]:
+    """Nodes computing ``layer.mean_tensor``: the float32 mean of its raw output over the spatial
+    axes of its own layout (an NHWC output is reduced over axes 1, 2), leaving (N, C)."""
+    from onnx import TensorProto, helper
+
+    source, nodes = layer.tensor, []
+    if layer.dtype.itemsize < 4:  # float16 sums would lose precision (float64 ones are cast afterwards)
+        source = f"{layer.tensor}/neurocorr_float32"
+        nodes.append(helper.make_node("Cast", [layer.tensor], [source], to=TensorProto.FLOAT))
+    axes = list(layer.spatial_axes)
+    if opset < 18:  # ReduceMean took its axes as an attribute before opset 18
+        return [*nodes, helper.make_node("ReduceMean", [source], [layer.mean_tensor], axes=axes, keepdims=0)]
+    axes_name = f"{layer.tensor}/neurocorr_mean_axes"
+    return [*nodes, helper.make_node("Constant", [], [axes_name], value_ints=axes),
+            helper.make_node("ReduceMean", [source, axes_name], [layer.mean_tensor], keepdims=0)]
+
+
+def _opset(proto: Any) -> int:
+    """The model's version of the default (ai.onnx) operator set."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def _load_failure(provider: OnnxProvider, exc: Exception) -> str:

@@ -121,11 +121,11 @@ def test_one_session_run_per_batch_and_session_cached(monkeypatch):
 
     wanted = ["relu1", "relu2", "conv"]
     session = prov._session(["relu1", "relu2", "conv"])
-    prov._sessions[tuple(sorted(wanted))] = Counting(session)
+    prov._sessions[(tuple(sorted(wanted)), ())] = Counting(session)
     outs = list(prov.activations([x[:4], x[4:8], x[8:]], wanted))
     assert len(outs) == 3 and len(calls) == 3
     assert all(set(c) == set(wanted) for c in calls)
-    assert list(prov._sessions) == [tuple(sorted(wanted))]  # the discovery session is released
+    assert list(prov._sessions) == [(tuple(sorted(wanted)), ())]  # the discovery session is released
     list(prov.activations([x], wanted))
     assert len(calls) == 4  # the same session again
 

@@ -59,6 +59,7 @@ class JaxProvider(ActivationProvider):
     name = "jax"
     handles = ("Flax nnx Modules, Flax linen (module, variables) tuples, plain JAX functions "
                "fn(x) -> (output, {layer_name: array}) (docs/plugins/jax.md)")
+    channel_means = True
 
     @classmethod
     def accepts(cls, model: object) -> bool:
@@ -82,7 +83,8 @@ class JaxProvider(ActivationProvider):
         #: Decided by the first batch: whether the model's image tensors are NHWC.
         self.channels_last: bool | None = None
         self._layers: dict[str, LayerInfo] | None = None
-        self._compiled: dict[tuple[str, ...], Callable[..., Any]] = {}
+        #: One compiled capture per (layer names, channel means).
+        self._compiled: dict[tuple[tuple[str, ...], bool], Callable[..., Any]] = {}
 
     # -- the provider contract --------------------------------------------------------------
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
@@ -103,34 +105,37 @@ class JaxProvider(ActivationProvider):
         self._layers = infos
         return list(infos.values())
 
-    def activations(self, batches: Iterable[np.ndarray],
-                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str], *,
+                    channel_means: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """One compiled forward pass per batch yields every requested layer, float32,
-        channels-first; the compiled function is cached per set of layers."""
+        channels-first; the compiled function is cached per set of layers and mode. With
+        ``channel_means``, outputs with spatial axes are averaged over them inside the
+        compiled function, so only (batch, C) arrays leave the device."""
         import jax
 
-        names = tuple(layers)
+        key = (tuple(layers), channel_means)
         for batch in batches:
             x = _as_input(batch)
             if self._layers is None:
                 self.layers(x)
-            run = self._compiled.get(names) or self._compile(names)
+            run = self._compiled.get(key) or self._compile(*key)
             try:
                 outs = run(self.adapter.params, x)
             except NeurocorrError:
                 raise
             except Exception as exc:  # jax/flax raise many types for a shape they reject
                 raise NeurocorrError(self._rejected(x.shape, [(self.channels_last, exc)])) from exc
-            host = jax.device_get(outs)
+            host = jax.device_get(outs)  # one transfer for all outputs
             yield {name: _channels_first(np.asarray(arr), self.channels_last)
-                   for name, arr in zip(names, host, strict=True)}
+                   for name, arr in zip(key[0], host, strict=True)}
 
     # -- tracing and compiling ----------------------------------------------------------------
     def _runner(self, channels_last: bool, names: tuple[str, ...] | None,
-                meta: list[tuple[str, str]] | None = None) -> Callable[[Any, Any], list[Any]]:
+                meta: list[tuple[str, str]] | None = None, means: bool = False) -> Callable[[Any, Any], list[Any]]:
         """A pure ``(params, x_nchw) -> [arrays]``: the requested layers as float32, or
         (``names`` None) every capture, with the (name, op) of each written into ``meta``.
-        Outputs stay in the model's layout; :meth:`activations` makes them channels-first."""
+        Outputs stay in the model's layout; :meth:`activations` makes them channels-first.
+        With ``means``, outputs with spatial axes become their per-channel means (batch, C)."""
         import jax.numpy as jnp
 
         adapter = self.adapter
@@ -148,7 +153,8 @@ class JaxProvider(ActivationProvider):
             if missing:
                 raise NeurocorrError(f"layers {missing} of {self.label} produced no output on a batch of "
                                      f"shape {tuple(x.shape)}; choose layers listed by 'neurocorr layers'")
-            return [by_name[n].astype(jnp.float32) for n in names]
+            outs = [by_name[n].astype(jnp.float32) for n in names]
+            return [_spatial_mean(out, channels_last) for out in outs] if means else outs
 
         return run
 
@@ -180,7 +186,7 @@ class JaxProvider(ActivationProvider):
         first = self.adapter.channels_last
         return [first, not first] if ndim == 4 else [first]
 
-    def _compile(self, names: tuple[str, ...]) -> Callable[..., Any]:
+    def _compile(self, names: tuple[str, ...], means: bool) -> Callable[..., Any]:
         import jax
 
         assert self._layers is not None and self.channels_last is not None
@@ -189,8 +195,8 @@ class JaxProvider(ActivationProvider):
             close = difflib.get_close_matches(unknown[0], list(self._layers), n=5, cutoff=0.3)
             raise NeurocorrError(f"{self.label} has no layer(s) {unknown}; closest names: "
                                  f"{', '.join(close or list(self._layers)[:5])}. List all with 'neurocorr layers'")
-        run = jax.jit(self._runner(self.channels_last, names))
-        self._compiled[names] = run
+        run = jax.jit(self._runner(self.channels_last, names, means=means))
+        self._compiled[names, means] = run
         return run
 
     def _rejected(self, shape: tuple[int, ...], failures: list[tuple[bool | None, BaseException]]) -> str:
@@ -214,6 +220,15 @@ def _channels_first(value: np.ndarray, channels_last: bool | None) -> np.ndarray
     """NHWC -> NCHW as a strided view: no copy (XLA's transpose on CPU cost a third of the
     forward pass); whoever needs another memory order pays for it once, in numpy."""
     return value.transpose(0, 3, 1, 2) if channels_last and value.ndim == 4 else value
+
+
+def _spatial_mean(value: Any, channels_last: bool | None) -> Any:
+    """The per-channel mean (batch, C) of an output with spatial axes, in the model's layout:
+    the axes :func:`_channels_first` puts after the channels (NHWC's H, W; else axes 2...)."""
+    if value.ndim < 3:
+        return value
+    axes = (1, 2) if channels_last and value.ndim == 4 else tuple(range(2, value.ndim))
+    return value.mean(axis=axes)
 
 
 def _forward_order(closed: Any, meta: list[tuple[str, str]]) -> list[int]:

@@ -237,3 +237,72 @@ def test_function_layers_ordered_by_computation_ties_by_dict_order():
 
     layers = JaxProvider(fn).layers(vector_probe(2))
     assert [la.name for la in layers] == ["dense1", "relu1", "same"]
+
+
+def _means(prov, probe, names):
+    return next(prov.activations([probe], names, channel_means=True))
+
+
+def test_channel_means_equal_numpy_means_of_the_models_own_forward():
+    """NCHW function, NHWC function (layout found by trying) and an NHWC nnx module: the
+    pushed-down means equal numpy's spatial means of the framework's own outputs."""
+    x = image_probe()
+    cnn = fn_cnn()
+    prov, _, _ = run(cnn, x)
+    _, own = cnn(jnp.asarray(x))  # the plain function's own forward, NCHW
+    got = _means(prov, x, ["conv1", "relu1", "dense1"])
+    for name, axes in (("conv1", (2, 3)), ("relu1", (2, 3))):
+        np.testing.assert_allclose(got[name], np.asarray(own[name], np.float64).mean(axis=axes),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(got["dense1"], np.asarray(own["dense1"]), rtol=1e-6)  # no spatial axes
+
+    kernel = jnp.asarray(np.random.default_rng(0).normal(size=(3, 3, 3, 4)), jnp.float32)
+    nhwc_fn = functools.partial(_nhwc_relu_conv, kernel)
+    prov, _, _ = run(nhwc_fn, x)
+    assert prov.channels_last is True
+    _, own = nhwc_fn(jnp.asarray(x.transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(_means(prov, x, ["relu1"])["relu1"],
+                               np.asarray(own["relu1"], np.float64).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+    model = nnx_cnn()
+    k, b = array(model.conv.kernel), array(model.conv.bias)  # HWIO: a numpy conv as reference
+    conv = sum(np.einsum("nchw,co->nohw", x[:, :, i:i + 6, j:j + 6], k[i, j]) for i in range(3) for j in range(3))
+    prov, _, _ = run(model, x)
+    np.testing.assert_allclose(_means(prov, x, ["conv"])["conv"], (conv + b[None, :, None, None]).mean(axis=(2, 3)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_channel_means_of_other_ranks_follow_the_channel_view():
+    """A 3-D output (batch, C, L) is averaged over L, a 5-D one over its three last axes."""
+    x = image_probe()
+
+    def shapes(x):
+        n = x.shape[0]
+        return x, {"seq": x.reshape(n, 3, 64), "vol": x.reshape(n, 3, 4, 4, 4), "flat": x.reshape(n, -1)}
+
+    prov, _, _ = run(shapes, x, layout="nchw")
+    got = _means(prov, x, ["seq", "vol", "flat"])
+    n = len(x)
+    np.testing.assert_allclose(got["seq"], x.reshape(n, 3, 64).mean(axis=2), rtol=1e-6)
+    np.testing.assert_allclose(got["vol"], x.reshape(n, 3, -1).mean(axis=2), rtol=1e-6)
+    np.testing.assert_array_equal(got["flat"], x.reshape(n, -1))
+
+
+def test_channel_means_leave_the_compiled_function_as_batch_by_channels():
+    """Only (batch, C) arrays leave the device, from their own compiled function, traced once."""
+    calls = []
+
+    def counted(x):
+        calls.append(x.shape)
+        return fn_cnn()(x)
+
+    x = image_probe()
+    prov = JaxProvider(counted)
+    prov.layers(x[:2])
+    list(prov.activations([x], ["relu1"]))
+    list(prov.activations([x, x], ["relu1"], channel_means=True))
+    list(prov.activations([x], ["relu1"], channel_means=True))
+    assert len(calls) == 3  # listing, the raw capture, the means capture (cached after)
+    raw, means = prov._compiled[("relu1",), False], prov._compiled[("relu1",), True]
+    assert [o.shape for o in jax.eval_shape(raw, prov.adapter.params, x)] == [(12, 5, 6, 6)]
+    assert [(o.shape, o.dtype) for o in jax.eval_shape(means, prov.adapter.params, x)] == [((12, 5), jnp.float32)]

@@ -73,3 +73,38 @@ def test_cli_reports_a_truncated_onnx_file(files: dict[str, Path], tmp_path: Pat
     done = neurocorr("compare", str(cut), "builders_keras:build_mlp", "--probe", str(files["probe"]), "--quiet")
     assert done.returncode == 2
     assert "is not a readable ONNX model" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.fixture(scope="module")
+def cnn_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from builders_torch import build_cnn
+    from reference import cnn_probe
+
+    folder = tmp_path_factory.mktemp("cli-cnn")
+    np.save(folder / "probe.npy", cnn_probe())
+    onnx = export_torch(build_cnn(), folder / "cnn.onnx", cnn_probe().shape[1:])
+    return {"onnx": onnx, "probe": folder / "probe.npy"}
+
+
+def test_cli_passes_provider_options(cnn_files: dict[str, Path]) -> None:
+    """--option-b reaches the Keras provider: 'nhwc' moves the NCHW probe's channels last (the
+    CNN's identity holds), 'nchw' feeds it as given and the model refuses its shape."""
+    args = ("compare", str(cnn_files["onnx"]), "builders_keras:build_cnn", "--probe", str(cnn_files["probe"]),
+            "--quiet")
+    out = cnn_files["probe"].with_name("nhwc.json")
+    done = neurocorr(*args, "--option-b", "layout=nhwc", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    for layer in result["layers_a"] + result["layers_b"]:  # every live neuron finds its twin; dead ones score 0
+        assert layer["score"] == pytest.approx((layer["neurons"] - layer["dead"]) / layer["neurons"], abs=1e-4)
+    refused = neurocorr(*args, "--option-b", "layout=nchw")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "layout" in refused.stderr, refused.stderr
+
+
+def test_cli_refuses_an_unknown_provider_option(cnn_files: dict[str, Path]) -> None:
+    done = neurocorr("compare", str(cnn_files["onnx"]), "builders_keras:build_cnn", "--probe",
+                     str(cnn_files["probe"]), "--quiet", "--option-a", "colour=red")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "provider 'onnx' has no option(s) colour; the options it takes:" in done.stderr
+    assert "layout" in done.stderr, done.stderr

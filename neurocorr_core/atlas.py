@@ -344,6 +344,7 @@ def fill(atlas: Atlas, probe: Any, *, config: Any = None, names: Sequence[str] |
 # -- command line: neurocorr atlas add|ls|rm, neurocorr grid -----------------------------------------------
 def add_commands(sub: Any) -> None:
     """Add ``neurocorr atlas`` and ``neurocorr grid`` to the CLI's subparsers."""
+    from .cli_options import add_model_options
     from .executor import add_arguments
 
     p = sub.add_parser("atlas", help="the reference atlas: models of known quality (docs/atlas.md)")
@@ -358,8 +359,7 @@ def add_commands(sub: Any) -> None:
                    help="any other measurement (repeatable), e.g. --measure robustness=0.4")
     a.add_argument("--layers", help="layer globs or kind:KIND of the neurons to compare (default "
                                     "kind:activation)")
-    a.add_argument("--provider", help="provider plugin to use (default: the one that accepts the model)")
-    a.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled full model")
+    add_model_options(a)
     a.set_defaults(run=_atlas_add)
     ls = actions.add_parser("ls", help="list the models, their measurements and the stored comparisons")
     _atlas_option(ls)
@@ -402,14 +402,14 @@ def _measurements(args: Any) -> dict[str, float]:
 
 
 def _atlas_add(args: Any) -> int:
+    from .cli_options import model_options
     from .models import is_reference
 
     name = args.name or (args.model.rpartition(":")[2] if is_reference(args.model) else Path(args.model).stem)
     measurements = _measurements(args)
     with Atlas(args.atlas, create=True) as atlas:
         entry = add_model(atlas, args.model, name, measurements=measurements, layers=args.layers,
-                          provider=args.provider,
-                          options={"trust_pickle": True} if args.trust_pickle else None)
+                          provider=args.provider, options=model_options(args))
     shown = ", ".join(f"{k} {v:g}" for k, v in entry.measurements.items()) or "no measurements"
     print(f"added {entry.name} ({entry.framework}; {shown}) to {atlas.path}")
     return 0

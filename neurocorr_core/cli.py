@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, datasets, executor
+from .cli_options import add_comparison_options, add_model_options, model_options
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .plugins import BLOCK_ENV, get_plugin_manager
@@ -18,8 +19,6 @@ from .probe import load_probe
 from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison, write_atomic
 from .sampling import parse_amount
-from .score import PENALTIES
-from .views import VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,28 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--probe", help="probe whose first samples are fed (e.g. digits)")
     shape.add_argument("--input-shape", help="per-sample input shape, e.g. 1,28,28 or 64")
-    _model_options(p, "")
+    add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_layers)
 
     p = sub.add_parser("compare", help="compare two models on a probe")
     p.add_argument("model_a", help="model file or module:callable reference")
     p.add_argument("model_b", help="model file or module:callable reference")
-    p.add_argument("--probe", required=True,
-                   help="built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file")
-    p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
-    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
-    p.add_argument("--matching", default="max", help="matching strategy (default max)")
-    p.add_argument("--neurons", choices=VIEWS, default="channel",
-                   help="channel: spatial mean per channel; position: every C*H*W element")
-    p.add_argument("--layers-a", help="layer globs or kind:KIND for model A (default kind:activation)")
-    p.add_argument("--layers-b", help="layer globs or kind:KIND for model B (default kind:activation)")
-    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
-    p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--constant-neurons", choices=["zero", "error"],
-                   help="constant (dead) neurons: score 0 (zero) or stop (error); default: the "
-                        "matching's own (hungarian: error)")
+    add_comparison_options(p, layers=True)
     p.add_argument("--top-k", type=int, help="hungarian in tiles: candidates kept per neuron (default 16)")
     big = p.add_argument_group("large networks (docs/matching.md, docs/significance.md)")
     big.add_argument("--sample-neurons", type=_amount, metavar="AMOUNT",
@@ -86,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     sig.add_argument("--bootstrap", type=int, default=0, metavar="N",
                      help="bootstrap confidence interval from N resamples of the probe")
     sig.add_argument("--confidence", type=float, default=0.95, help="level of the interval (default 0.95)")
-    _model_options(p, "-a")
-    _model_options(p, "-b")
+    add_model_options(p, "-a", "model A")
+    add_model_options(p, "-b", "model B")
     p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
     _output_options(p)
     executor.add_arguments(p)
@@ -133,12 +118,6 @@ def _amount(text: str) -> float | int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _model_options(p: argparse.ArgumentParser, suffix: str) -> None:
-    p.add_argument(f"--provider{suffix}", help="provider plugin to use (default: the one that accepts the model)")
-    p.add_argument(f"--trust-pickle{suffix}", action="store_true",
-                   help="allow loading a pickled full model (runs code from the file)")
-
-
 def _plugins(args: argparse.Namespace) -> int:
     infos = get_plugin_manager().plugins()
     if args.json:
@@ -158,7 +137,7 @@ def _layers(args: argparse.Namespace) -> int:
         sample = np.zeros((2, *dims), dtype=np.float32)
     else:
         sample = next(load_probe(args.probe or "digits", limit=2).batches(2))
-    provider = open_model(args.model, provider=args.provider, trust_pickle=args.trust_pickle)
+    provider = open_model(args.model, provider=args.provider, **model_options(args))
     layers = provider.layers(sample)
     if args.json:
         print(json.dumps([layer.to_dict() for layer in layers], indent=2))
@@ -197,8 +176,7 @@ def _comparison(args: argparse.Namespace) -> Comparison:
         layers_a=args.layers_a, layers_b=args.layers_b, depth_penalty=args.depth_penalty,
         absolute=not args.signed, batch_size=args.batch_size,
         provider_a=args.provider_a, provider_b=args.provider_b,
-        options_a={"trust_pickle": True} if args.trust_pickle_a else None,
-        options_b={"trust_pickle": True} if args.trust_pickle_b else None,
+        options_a=model_options(args, "-a"), options_b=model_options(args, "-b"),
         constant_neurons=args.constant_neurons,
         matching_options={"top_k": args.top_k} if args.top_k is not None else None,
         sample_neurons=args.sample_neurons, sample_probe=args.sample_probe,

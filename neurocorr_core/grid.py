@@ -247,21 +247,9 @@ def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: S
 # -- command line: the compare options a grid shares --------------------------------------------------
 def add_config_arguments(p: Any) -> None:
     """The probe and compare options of ``grid`` and ``predict`` (their layers are per model)."""
-    from .score import PENALTIES
-    from .views import VIEWS
+    from .cli_options import add_comparison_options
 
-    p.add_argument("--probe", required=True,
-                   help="built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file")
-    p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
-    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
-    p.add_argument("--matching", default="max", help="matching strategy (default max)")
-    p.add_argument("--neurons", choices=VIEWS, default="channel",
-                   help="channel: spatial mean per channel; position: every C*H*W element")
-    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
-    p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
-    p.add_argument("--constant-neurons", choices=["zero", "error"], help="constant (dead) neurons: score 0 "
-                                                                         "or stop")
-    p.add_argument("--batch-size", type=int, default=256)
+    add_comparison_options(p, layers=False)
 
 
 def config_from(args: Any) -> tuple[GridConfig, Probe]:

@@ -311,6 +311,7 @@ def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *
 # -- command line: neurocorr predict ----------------------------------------------------------------------
 def add_command(sub: Any) -> None:
     """Add ``neurocorr predict`` to the CLI's subparsers."""
+    from .cli_options import add_model_options
     from .executor import add_arguments
     from .grid import add_config_arguments
 
@@ -320,8 +321,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--atlas", default="atlas.db", help="atlas file or sqlite:///PATH (default atlas.db)")
     p.add_argument("--name", help="the new model's name in the output (default new:MODEL)")
     p.add_argument("--layers", help="the new model's layers: globs or kind:KIND (default kind:activation)")
-    p.add_argument("--provider", help="provider plugin for the new model")
-    p.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled full model")
+    add_model_options(p, what="the new model")
     p.add_argument("--estimator", choices=ESTIMATORS, default="weighted",
                    help="weighted (similarity-weighted mean, default) or linear (line through the scores "
                         "with the best reference)")
@@ -338,6 +338,7 @@ def add_command(sub: Any) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .cli_options import model_options
     from .executor import options_from
     from .grid import config_from
     from .result import write_atomic
@@ -355,7 +356,7 @@ def _predict(args: argparse.Namespace) -> int:
         else:
             report = predict(args.model, atlas, probe, name=args.name, layers=args.layers,
                              provider=args.provider,
-                             options={"trust_pickle": True} if args.trust_pickle else None, config=config,
+                             options=model_options(args), config=config,
                              estimator=args.estimator, level=args.level, measures=args.measure, **run)
             data = report.to_dict()
             print(_report_text(report))

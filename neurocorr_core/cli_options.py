@@ -1,0 +1,64 @@
+"""Command-line options shared by ``compare``, ``run``, ``layers``, ``grid``, ``predict`` and ``atlas add``.
+
+One definition per option, so every command spells, documents and parses it the same way
+(``run`` derives its experiment-file keys from the ``compare`` parser, see :mod:`neurocorr_core.config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .score import PENALTIES
+from .views import VIEWS
+
+PROBE_HELP = "built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file"
+
+
+def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool) -> None:
+    """The probe and the how-to-compare options; ``layers``: also --layers-a/--layers-b."""
+    p.add_argument("--probe", required=True, help=PROBE_HELP)
+    p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
+    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
+    p.add_argument("--matching", default="max", help="matching strategy (default max)")
+    p.add_argument("--neurons", choices=VIEWS, default="channel",
+                   help="channel: spatial mean per channel; position: every C*H*W element")
+    if layers:
+        p.add_argument("--layers-a", help="layer globs or kind:KIND for model A (default kind:activation)")
+        p.add_argument("--layers-b", help="layer globs or kind:KIND for model B (default kind:activation)")
+    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
+    p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--constant-neurons", choices=["zero", "error"],
+                   help="constant (dead) neurons: score 0 (zero) or stop (error); default: the "
+                        "matching's own (hungarian: error)")
+
+
+def add_model_options(p: argparse.ArgumentParser, suffix: str = "", what: str = "the model") -> None:
+    """--provider, --trust-pickle and --option for one model (``suffix`` e.g. "-a")."""
+    p.add_argument(f"--provider{suffix}", help=f"provider plugin for {what} (default: the one that accepts it)")
+    p.add_argument(f"--trust-pickle{suffix}", action="store_true",
+                   help=f"allow loading {what} from a pickle (runs code from the file)")
+    p.add_argument(f"--option{suffix}", action="append", metavar="KEY=VALUE", type=_key_value,
+                   help=f"a provider option for {what} (repeatable), e.g. layout=nhwc; a VALUE that "
+                        "parses as JSON (numbers, true, lists, objects) is taken as such, else as text")
+
+
+def model_options(args: argparse.Namespace, suffix: str = "") -> dict[str, Any]:
+    """The provider options that parsed :func:`add_model_options` flags ask for."""
+    dest = suffix.replace("-", "_")
+    options = dict(getattr(args, f"option{dest}") or [])
+    if getattr(args, f"trust_pickle{dest}"):
+        options["trust_pickle"] = True
+    return options
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, e.g. layout=nhwc; got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value

@@ -18,7 +18,7 @@ import numpy as np
 from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import kind_of
 
-from .layout import FIRST, LAST, to_canonical
+from .layout import FIRST, LAST, spatial_axes, to_canonical
 
 Feed = Callable[[np.ndarray], Any]
 #: Says whether a layer's output is channels-last (so the provider wants its channels moved first).
@@ -61,7 +61,7 @@ class KerasGraph:
 
     def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
         self.model, self.label, self.feed = model, label, feed
-        self._subs: dict[tuple[str, ...], Any] = {}
+        self._subs: dict[tuple[tuple[str, ...], bool], Any] = {}
         self._outputs: dict[str, Any] | None = None
         self.layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
         self._by_name = {layer.name: layer for layer in self.layers}
@@ -121,23 +121,26 @@ class KerasGraph:
             self._outputs = found
         return self._outputs
 
-    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]:
-        """Outputs of ``names`` (all layers when None), channels-first."""
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
+            means: bool = False) -> dict[str, np.ndarray]:
+        """Outputs of ``names`` (all layers when None), channels-first, or with ``means``
+        their per-channel spatial means."""
         names = tuple(self.outputs()) if names is None else tuple(names)
         unknown = [n for n in names if n not in self.outputs()]
         if unknown:
             raise NeurocorrError(f"{self.label} has no capturable layer {unknown[0]!r}; "
                                  f"layers: {', '.join(self.outputs())}")
-        forward = self._subs.get(names)
+        forward = self._subs.get((names, means))
         if forward is None:
-            forward = self._subs[names] = _compiled(self._sub_model(names, is_last))
+            forward = self._subs[names, means] = _compiled(self._sub_model(names, is_last, means))
         outs = forward(self.feed(x) if self.feed else x)
         return {n: np.asarray(o) for n, o in zip(names, outs, strict=True)}
 
-    def _sub_model(self, names: tuple[str, ...], is_last: IsLast) -> Any:
+    def _sub_model(self, names: tuple[str, ...], is_last: IsLast, means: bool) -> Any:
         """One model from the input to every chosen output; channels-last outputs are moved
         channels-first inside it, where the transpose is a fast compiled op (a numpy copy per
-        batch costs about a third of the forward pass of a small CNN)."""
+        batch costs about a third of the forward pass of a small CNN). With ``means`` the
+        outputs with spatial axes are averaged over them instead (no transpose needed)."""
         import keras
 
         inputs = self._inputs()
@@ -145,7 +148,9 @@ class KerasGraph:
         outputs = []
         for name in names:
             out = self.outputs()[name]
-            if is_last(name) and len(out.shape) >= 3:
+            if means and len(out.shape) >= 3:
+                out = keras.ops.mean(out, axis=spatial_axes(len(out.shape), LAST if is_last(name) else FIRST))
+            elif is_last(name) and len(out.shape) >= 3:
                 out = keras.ops.moveaxis(out, -1, 1)
             outputs.append(out)
         return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
@@ -206,15 +211,18 @@ class KerasEager:
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass
 
-    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]:
-        """Outputs of ``names`` (all sublayers that returned one tensor when None), channels-first."""
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
+            means: bool = False) -> dict[str, np.ndarray]:
+        """Outputs of ``names`` (all sublayers that returned one tensor when None), channels-first,
+        or with ``means`` their per-channel spatial means, taken by Keras before the copy out."""
         wanted = list(self.named) if names is None else list(names)
         unknown = [n for n in wanted if n not in self.named]
         if unknown:
             raise NeurocorrError(f"{self.label} has no sublayer {unknown[0]!r}; "
                                  f"sublayers: {', '.join(self.named)}")
         recorded: dict[str, np.ndarray] = {}
-        with _recording({n: self.named[n] for n in wanted}, recorded):
+        reduce = _spatial_mean(is_last) if means else None
+        with _recording({n: self.named[n] for n in wanted}, recorded, reduce):
             self.model(self.feed(x) if self.feed else x, training=False)
         missing = [n for n in wanted if n not in recorded]
         if missing and names is not None:
@@ -262,10 +270,22 @@ def _attribute_names(layer: Any) -> dict[int, str]:
     return names
 
 
+def _spatial_mean(is_last: IsLast) -> Callable[[str, Any], Any]:
+    """A layer's output tensor -> its per-channel spatial mean, computed by Keras."""
+    import keras
+
+    def reduce(name: str, out: Any) -> Any:
+        rank = len(out.shape)
+        return keras.ops.mean(out, axis=spatial_axes(rank, LAST if is_last(name) else FIRST)) if rank >= 3 else out
+    return reduce
+
+
 @contextmanager
-def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray]) -> Iterator[None]:
+def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray],
+               reduce: Callable[[str, Any], Any] | None = None) -> Iterator[None]:
     """Wrap each layer's ``call`` (an instance attribute shadows the class method) so its
-    first single-tensor output lands in ``recorded``, in the order calls finish."""
+    first single-tensor output (through ``reduce`` if given) lands in ``recorded``, in the
+    order calls finish."""
     import keras
 
     def wrap(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -274,7 +294,7 @@ def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray]) -> Itera
             out = call(*args, **kwargs)
             # symbolic tensors appear while Keras builds a nested model: they hold no values
             if name not in recorded and keras.ops.is_tensor(out) and not symbolic(out):
-                recorded[name] = to_numpy(out)
+                recorded[name] = to_numpy(reduce(name, out) if reduce else out)
             return out
         return recorder
 

@@ -70,6 +70,14 @@ def to_canonical(output: np.ndarray, fmt: str) -> np.ndarray:
     return np.ascontiguousarray(output, dtype=np.float32)
 
 
+def spatial_axes(rank: int, fmt: str) -> tuple[int, ...]:
+    """The spatial axes of an output of ``rank`` in layout ``fmt``: those that
+    :func:`to_canonical` puts after the channels, and over which the channel view averages."""
+    if rank < 3:
+        return ()
+    return tuple(range(1, rank - 1)) if fmt == LAST else tuple(range(2, rank))
+
+
 def describe_expected(declared: Shape, fmt: str) -> str:
     """The input a model wants, in its own layout and as a neurocorr (NCHW) probe."""
     own = "(N, " + ", ".join("?" if d is None else str(d) for d in declared) + ")"

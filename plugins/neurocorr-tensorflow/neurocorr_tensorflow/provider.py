@@ -34,7 +34,8 @@ class _Backend(Protocol):
     def op(self, name: str) -> str: ...
     def kind(self, name: str) -> str: ...
     def prepare(self, shape: tuple[int, ...]) -> None: ...
-    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]: ...
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
+            means: bool = False) -> dict[str, np.ndarray]: ...
 
 
 class TensorFlowProvider(ActivationProvider):
@@ -51,6 +52,7 @@ class TensorFlowProvider(ActivationProvider):
     name = "tensorflow"
     handles = ("keras.Model objects (Sequential, functional, subclassed), .keras/.h5 files, "
                "TensorFlow SavedModel directories (with saved_model.pb)")
+    channel_means = True
 
     @classmethod
     def accepts(cls, model: object) -> bool:
@@ -80,23 +82,25 @@ class TensorFlowProvider(ActivationProvider):
                           self.backend.kind(name), self.backend.op(name))
                 for depth, (name, out) in enumerate(outputs.items())]
 
-    def activations(self, batches: Iterable[np.ndarray],
-                    layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str], *,
+                    channel_means: bool = False) -> Iterator[dict[str, np.ndarray]]:
+        """One forward pass per batch; with ``channel_means`` the graph itself averages every
+        output with spatial axes over them, so only (batch, C) arrays reach numpy."""
         names = list(layers)
         for batch in batches:
-            yield self._run(batch, names)
+            yield self._run(batch, names, channel_means)
 
     def close(self) -> None:
         """Drop the compiled sub-models (they hold graphs and references to the model)."""
         for cache in ("_subs", "_pruned"):
             getattr(self.backend, cache, {}).clear()
 
-    def _run(self, batch: np.ndarray, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+    def _run(self, batch: np.ndarray, names: Sequence[str] | None, means: bool = False) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
         x = self._to_model(np.asarray(batch))
         try:
-            raw = self.backend.run(x, names, self._is_last)
+            raw = self.backend.run(x, names, self._is_last, means)
         except (ValueError, tf.errors.InvalidArgumentError) as exc:
             raise NeurocorrError(f"{self.label} rejected a probe batch of shape {tuple(batch.shape)} "
                                  f"(fed as {tuple(x.shape)}): {_first_line(exc)}. {self._expected()}"

@@ -24,7 +24,7 @@ from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import kind_of
 
 from .keras_models import IsLast, multi_input_error
-from .layout import FIRST, LAST
+from .layout import FIRST, LAST, spatial_axes
 
 #: Ops that say what a scope is, strongest first (a conv scope also holds BiasAdd and Relu).
 _PRIORITY = ("conv", "dense", "norm", "pool", "activation")
@@ -74,7 +74,7 @@ class SavedModelGraph:
                                  "neurocorr reads layers from Keras-style name scopes. Load the "
                                  "original Keras model instead (.keras file or object)")
         self._fallback = _first_format(graph)
-        self._pruned: dict[tuple[str, ...], Any] = {}
+        self._pruned: dict[tuple[tuple[str, ...], bool], Any] = {}
 
     def declared(self) -> tuple[int | None, ...] | None:
         return self._declared
@@ -94,8 +94,10 @@ class SavedModelGraph:
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass
 
-    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast) -> dict[str, np.ndarray]:
-        """Outputs of ``names`` (all layers when None), channels-first."""
+    def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
+            means: bool = False) -> dict[str, np.ndarray]:
+        """Outputs of ``names`` (all layers when None), channels-first, or with ``means``
+        their per-channel spatial means."""
         import tensorflow as tf
 
         names = tuple(self.entries) if names is None else tuple(names)
@@ -103,9 +105,9 @@ class SavedModelGraph:
         if unknown:
             raise NeurocorrError(f"{self.label} has no layer {unknown[0]!r}; layers: "
                                  f"{', '.join(self.entries)}")
-        pruned = self._pruned.get(names)
+        pruned = self._pruned.get((names, means))
         if pruned is None:
-            pruned = self._pruned[names] = self._prune(names, is_last)
+            pruned = self._pruned[names, means] = self._prune(names, is_last, means)
         outs = pruned(tf.constant(self._cast(x), dtype=self._input.dtype))
         return {n: o.numpy() for n, o in zip(names, outs, strict=True)}
 
@@ -121,8 +123,9 @@ class SavedModelGraph:
                                  "0..255), or export the model with a float input")
         return x.astype(dtype.as_numpy_dtype)
 
-    def _prune(self, names: tuple[str, ...], is_last: IsLast) -> Any:
-        """A function from the input to the chosen tensors, channels moved first in the graph."""
+    def _prune(self, names: tuple[str, ...], is_last: IsLast, means: bool) -> Any:
+        """A function from the input to the chosen tensors, channels moved first in the graph
+        (or, with ``means``, averaged over their spatial axes there)."""
         import tensorflow as tf
 
         graph = self._wrapped.graph
@@ -131,7 +134,9 @@ class SavedModelGraph:
             for name in names:
                 tensor = graph.get_tensor_by_name(self.entries[name].tensor)
                 rank = tensor.shape.rank or 0
-                if is_last(name) and rank >= 3:
+                if means and rank >= 3:
+                    tensor = tf.reduce_mean(tensor, axis=spatial_axes(rank, LAST if is_last(name) else FIRST))
+                elif is_last(name) and rank >= 3:
                     tensor = tf.transpose(tensor, [0, rank - 1, *range(1, rank - 1)])
                 fetches.append(tensor)
         return self._wrapped.prune(self._input, fetches)

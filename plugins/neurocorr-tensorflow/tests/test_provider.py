@@ -96,10 +96,11 @@ def test_one_sub_model_and_one_forward_pass_per_batch():
     prov = TensorFlowProvider(functional_cnn())
     x, names = probe(9, 1, 8, 8), ["conv1", "relu2", "fc"]
     next(prov.activations([x[:3]], names))
-    assert list(prov.backend._subs) == [tuple(names)], "one sub-model for the layer set"
+    key = (tuple(names), False)  # (layers, channel means)
+    assert list(prov.backend._subs) == [key], "one sub-model for the layer set"
     calls = []
-    forward = prov.backend._subs[tuple(names)]
-    prov.backend._subs[tuple(names)] = lambda b: calls.append(len(b)) or forward(b)
+    forward = prov.backend._subs[key]
+    prov.backend._subs[key] = lambda b: calls.append(len(b)) or forward(b)
     outs = list(prov.activations([x[:3], x[3:6], x[6:]], names))
     assert calls == [3, 3, 3], "one forward pass of the sub-model per batch, over all layers"
     assert all(set(out) == set(names) for out in outs)
@@ -279,3 +280,51 @@ def test_savedmodel_with_integer_input_refuses_fractional_probes(tmp_path):
     with pytest.raises(NeurocorrError, match="takes int32 inputs, but the probe holds fractional values"):
         prov.layers(np.full((2, 4), 0.5, np.float32))
     assert [la.name for la in prov.layers(np.ones((2, 4), np.float32))][-1].startswith("fc")
+
+
+# -- channel means inside the graph ------------------------------------------------------------
+@pytest.mark.parametrize("source", ["object", "savedmodel"])
+def test_channel_means_equal_numpy_means_of_keras_outputs(source):
+    x = probe(5, 1, 8, 8)
+    model = functional_cnn()
+    prov = TensorFlowProvider(model if source == "object" else saved("savedmodel"))
+    names = [la.name for la in prov.layers(x[:2])]  # a SavedModel's may carry a suffix (conv1_1)
+    raw = next(prov.activations([x], names))
+    means = next(prov.activations([x], names, channel_means=True))
+    for name, layer in zip(names, model.layers[1:], strict=True):
+        assert name.startswith(layer.name)
+        own = layer_output(model, layer.name, x.transpose(0, 2, 3, 1)).astype(np.float64)  # Keras, NHWC
+        expected = own.mean(axis=(1, 2)) if own.ndim == 4 else own
+        assert means[name].dtype == np.float32 and means[name].shape == expected.shape, name
+        np.testing.assert_allclose(means[name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert raw[names[0]].shape == (5, 4, 8, 8)  # the raw capture is still the whole map
+    cache = prov.backend._subs if source == "object" else prov.backend._pruned
+    assert set(cache) == {(tuple(names), False), (tuple(names), True)}  # one graph per mode
+
+
+def test_channel_means_of_channels_first_and_1d_outputs():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2, 8, 8))
+    first = keras.Model(inputs, layers.Conv2D(3, 3, data_format="channels_first", name="conv")(inputs))
+    x = probe(4, 2, 8, 8)
+    got = next(TensorFlowProvider(first).activations([x], ["conv"], channel_means=True))["conv"]
+    np.testing.assert_allclose(got, layer_output(first, "conv", x).mean(axis=(2, 3)), rtol=1e-5, atol=1e-6)
+
+    inputs = keras.Input((10, 2))  # (length, channels)
+    conv1d = keras.Model(inputs, layers.Conv1D(5, 3, name="conv")(inputs))
+    x = probe(4, 2, 10)
+    got = next(TensorFlowProvider(conv1d).activations([x], ["conv"], channel_means=True))["conv"]
+    np.testing.assert_allclose(got, layer_output(conv1d, "conv", x.transpose(0, 2, 1)).mean(axis=1),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_channel_means_of_a_subclassed_model():
+    keras.utils.set_random_seed(0)
+    model = Subclassed()
+    x = probe(4, 1, 8, 8)
+    nhwc = x.transpose(0, 2, 3, 1)
+    got = next(TensorFlowProvider(model).activations([x], ["conv", "act", "fc"], channel_means=True))
+    conv = np.asarray(model.conv(nhwc), np.float64)  # Keras' own forward, layer by layer
+    np.testing.assert_allclose(got["conv"], conv.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["act"], np.maximum(conv, 0).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["fc"], np.asarray(model(nhwc)), rtol=1e-5, atol=1e-6)

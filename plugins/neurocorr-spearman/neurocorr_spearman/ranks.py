@@ -1,4 +1,11 @@
-"""Average ranks (ties share the mean of their positions), column by column."""
+"""Average ranks (ties share the mean of their positions), column by column.
+
+Each column's values become unsigned integer keys of the same order, sorted by an LSD radix
+sort of 16-bit digits: numpy's stable argsort of a 16-bit type is a radix sort (a few ns per
+value), several times faster than a comparison sort of 64-bit keys. Tie groups are found in
+the sorted keys and given the mean of their 1-based positions; the ranks are then scattered
+back to the rows they came from.
+"""
 
 from __future__ import annotations
 
@@ -9,61 +16,32 @@ import sys
 import numpy as np
 
 #: Peak bytes :func:`average_ranks` allocates per input value (measured with tracemalloc in
-#: the tests, rounded up): a transposed copy, the sort order, tie groups and the result.
+#: the tests, rounded up): the keys, three orders of int64 positions and the result.
 RANK_BYTES_PER_VALUE = 48
+#: Tie groups are filled one slice each while there are at most this many per value of the
+#: block (a Python step each); more, and they are filled by one cumulative sum.
+RUNS_PER_VALUE = 1 / 1024
 
 
 def average_ranks(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Ranks 1..n of every column of ``a`` (n, k), ties given their average rank, float64 (n, k).
 
-    The same ranks as ``scipy.stats.rankdata(a, axis=0)`` (method ``average``). The result is
-    a transposed view of a (k, n) array: each column is sorted as a contiguous row. ``out``
-    (n, k), any float dtype (ranks are multiples of 0.5: float32 holds them exactly up to
-    2**23 samples), receives the ranks instead, and is returned. float32 columns take the fast
-    path (:func:`_ranks_float32`), split over the CPU cores.
+    The same ranks as ``scipy.stats.rankdata(a, axis=0)`` (method ``average``) for values
+    without NaN. The result is a transposed view of a (k, n) array. ``out`` (n, k), any float
+    dtype (ranks are multiples of 0.5: float32 holds them exactly up to 2**23 samples),
+    receives the ranks instead, and is returned. Column blocks are ranked in threads, as many
+    as BLAS may use.
     """
-    if a.dtype == np.float32 and a.shape[0] < 2**31:
-        target = np.empty((a.shape[1], a.shape[0])) if out is None else out.T
-        _parallel_float32(a, target)
-        return target.T
-    if out is not None:
-        out[...] = average_ranks(np.asarray(a, dtype=np.float64))
-        return out
-    rows = np.ascontiguousarray(a.T)  # sorting contiguous rows is several times faster
-    k, n = rows.shape
-    order = np.argsort(rows, axis=1)  # any order within a tie: tied values share one rank
-    order += (np.arange(k) * n)[:, None]  # flat indices into rows, so all k rows are one array
-    flat = rows.reshape(-1)[order.reshape(-1)]  # every row sorted, rows one after another
-    del rows
-    starts = np.empty(flat.size, bool)  # a tie group starts at a new value or a new row
-    starts[0] = True
-    np.not_equal(flat[1:], flat[:-1], out=starts[1:])
-    starts[::n] = True
-    del flat
-    first = np.flatnonzero(starts)  # flat position of each tie group's first value
-    del starts
-    counts = np.diff(first, append=k * n)  # values per tie group
-    # twice the mean 0-based position within the row: first + last - 2 * row * n
-    twice = first * 2
-    twice += counts
-    twice -= 1
-    np.floor_divide(first, n, out=first)
-    first *= 2 * n
-    twice -= first
-    del first
-    ranks = np.repeat(twice, counts)  # in sorted order
-    del twice, counts
-    out = np.empty(k * n)
-    out[order.reshape(-1)] = ranks
-    del order, ranks
-    out *= 0.5
-    out += 1.0
-    return out.reshape(k, n).T
+    if a.dtype not in (np.float32, np.float64):
+        a = np.asarray(a, dtype=np.float64)
+    target = np.empty((a.shape[1], a.shape[0])) if out is None else out.T
+    _parallel(a, target)
+    return target.T
 
 
-def _parallel_float32(a: np.ndarray, out: np.ndarray) -> None:
-    """:func:`_ranks_float32` into ``out`` (k, n) on column blocks in threads (numpy's sort and
-    ufuncs release the GIL), as many as BLAS may use: the cores the correlation's GEMMs use."""
+def _parallel(a: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_ranks` into ``out`` (k, n) on column blocks in threads (numpy's sorts and ufuncs
+    release the GIL), as many as BLAS may use: the cores the correlation's GEMMs use."""
     from concurrent.futures import ThreadPoolExecutor
 
     from neurocorr_core.backend import blas_threads
@@ -71,51 +49,90 @@ def _parallel_float32(a: np.ndarray, out: np.ndarray) -> None:
     n, k = a.shape
     workers = max(1, min(k, blas_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
     if workers == 1 or n * k < 1 << 16:
-        _ranks_float32(a, out)
+        _ranks(a, out)
         return
     edges = np.linspace(0, k, workers + 1).astype(int)
     with ThreadPoolExecutor(workers) as pool:
-        jobs = [pool.submit(_ranks_float32, a[:, lo:hi], out[lo:hi]) for lo, hi in itertools.pairwise(edges)]
+        jobs = [pool.submit(_ranks, a[:, lo:hi], out[lo:hi]) for lo, hi in itertools.pairwise(edges)]
         for job in jobs:
             job.result()
 
 
-def _ranks_float32(a: np.ndarray, out: np.ndarray) -> None:
-    """Average ranks of the float32 columns of ``a`` (n, k) into ``out`` (k, n), any float dtype.
+def _ranks(a: np.ndarray, out: np.ndarray) -> None:
+    """Average ranks of the float32 or float64 columns of ``a`` (n, k) into ``out`` (k, n)."""
+    if a.size == 0:
+        return
+    keys = sort_keys(a)
+    order = radix_order(keys)
+    ranks = _sorted_ranks(np.take(keys, order), out.dtype)
+    del keys
+    if out.flags.c_contiguous:
+        out.reshape(-1)[order.reshape(-1)] = ranks.reshape(-1)
+        return
+    flat = np.empty(out.shape, out.dtype)  # a contiguous scatter, then one transposing copy
+    flat.reshape(-1)[order.reshape(-1)] = ranks.reshape(-1)
+    out[...] = flat
 
-    Each value becomes one uint64 key: its float32 bits mapped to an unsigned integer of the
-    same order (high word), above its row position (low word). A plain integer sort of the
-    keys (numpy's vectorised sort, several times faster than argsort) gives every row's order
-    and its sorted values at once. A tie group spans sorted positions f..l; its average 1-based
-    rank is (f + l) / 2 + 1, with f and l spread over the group by running max/min. Few large
-    arrays are made (fresh pages are costly): 25 bytes per value besides ``out``.
-    """
-    k, n = a.shape[1], a.shape[0]
-    keys = np.empty((k, n), dtype=np.uint64)
-    words = keys.view(np.uint32).reshape(k, n, 2)
-    high, low = (1, 0) if sys.byteorder == "little" else (0, 1)
-    value = words[:, :, high]
-    np.add(a.T, np.float32(0.0), out=value.view(np.float32))  # + 0.0: -0.0 becomes 0.0
-    flip = (value.view(np.int32) >> 31).view(np.uint32)  # all ones for negative numbers
-    flip |= np.uint32(0x80000000)
-    value ^= flip  # negative: every bit inverted; otherwise the sign bit set: float order
-    del flip
-    words[:, :, low] = np.arange(n, dtype=np.uint32)
-    keys.sort(axis=1)
-    edge = np.empty((k, n), dtype=bool)  # a tie group starts here
-    edge[:, 0] = True
-    np.not_equal(value[:, 1:], value[:, :-1], out=edge[:, 1:])
-    positions = np.arange(n, dtype=np.int32)
-    first = np.where(edge, positions, np.int32(0))
-    np.maximum.accumulate(first, axis=1, out=first)
-    edge[:, :-1] = edge[:, 1:]  # now: a tie group ends here
-    edge[:, -1] = True
-    last = np.where(edge[:, ::-1], positions[::-1], np.int32(n - 1))  # reversed rows, contiguous
-    del edge
-    np.minimum.accumulate(last, axis=1, out=last)
-    rank = np.add(first, last[:, ::-1], dtype=np.float64)
-    del first, last
-    rank *= 0.5
-    rank += 1.0
-    keys &= np.uint64(0xFFFFFFFF)  # the row positions, in sorted order
-    np.put_along_axis(out, keys.view(np.int64), rank, axis=1)
+
+def sort_keys(a: np.ndarray) -> np.ndarray:
+    """The columns of ``a`` (n, k), float32 or float64, as rows (k, n) of unsigned integers
+    in the same order as the floats: for a negative float every bit is inverted, otherwise
+    the sign bit is set. -0.0 is first made +0.0 (equal floats, equal keys)."""
+    bits = 8 * a.dtype.itemsize
+    signed, unsigned = np.dtype(f"i{a.dtype.itemsize}"), np.dtype(f"u{a.dtype.itemsize}")
+    keys = np.empty((a.shape[1], a.shape[0]), dtype=unsigned)
+    np.add(a.T, a.dtype.type(0.0), out=keys.view(a.dtype))  # also the transposing copy
+    flip = (keys.view(signed) >> (bits - 1)).view(unsigned)  # all ones for negative numbers
+    flip |= unsigned.type(1 << (bits - 1))
+    keys ^= flip
+    return keys
+
+
+def radix_order(keys: np.ndarray) -> np.ndarray:
+    """Flat positions into ``keys`` (k, n) that sort each row: row r's values in ascending
+    order are ``keys.reshape(-1)[result[r]]``. An LSD radix sort of 16-bit digits, each digit
+    one stable argsort (numpy sorts 16-bit types stably by radix)."""
+    k, n = keys.shape
+    digits = keys.view(np.uint16).reshape(k, n, keys.dtype.itemsize // 2)
+    if sys.byteorder == "big":
+        digits = digits[:, :, ::-1]  # least significant digit first
+    rows = np.arange(0, k * n, n)[:, None]
+    order = np.argsort(digits[:, :, 0], axis=1, kind="stable")
+    order += rows
+    for d in range(1, digits.shape[2]):
+        digit = np.take(np.ascontiguousarray(digits[:, :, d]), order)  # in the order so far
+        step = np.argsort(digit, axis=1, kind="stable")
+        del digit
+        step += rows
+        order = np.take(order, step)
+    return order
+
+
+def _sorted_ranks(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Average 1-based ranks (k, n) of sorted rows of keys: position + 1, except in a tie
+    group (a run of equal keys), where every member gets the mean of its positions."""
+    k, n = keys.shape
+    ranks = np.empty((k, n), dtype)
+    ranks[:] = np.arange(1, n + 1, dtype=dtype)
+    tied = np.zeros((k, n + 1), dtype=np.int8)  # 1 where a value equals the one before it
+    np.equal(keys[:, 1:], keys[:, :-1], out=tied[:, 1:n].view(bool))
+    if not tied.any():
+        return ranks
+    edges = np.flatnonzero(np.diff(tied, axis=1))  # flat (k, n): each group's first, then last
+    del tied
+    first, last = edges[0::2], edges[1::2]
+    twice = first + last - (first // n) * (2 * n) + 2  # twice the mean 1-based position in its row
+    flat = ranks.reshape(-1)
+    if first.size <= RUNS_PER_VALUE * flat.size:  # few groups (ReLU zeros): a slice each
+        for start, stop, t in zip(first.tolist(), (last + 1).tolist(), twice.tolist(), strict=True):
+            flat[start:stop] = 0.5 * t
+        return ranks
+    # Many groups: +twice at each group's first position, -twice after its last, summed up
+    # (exact: integers), gives twice the rank inside groups and 0 elsewhere.
+    fill: np.ndarray = np.zeros(flat.size + 1, dtype=np.int64 if n >= 2**29 else np.int32)
+    fill[first] += twice
+    fill[last + 1] -= twice  # last + 1 may be another group's first: distinct indices, so += / -= are safe
+    np.cumsum(fill[:-1], out=fill[:-1])
+    inside = fill[:-1] > 0
+    np.multiply(fill[:-1], 0.5, out=flat, where=inside, casting="unsafe")
+    return ranks

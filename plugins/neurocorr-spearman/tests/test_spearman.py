@@ -296,3 +296,24 @@ def test_float32_fast_ranks_equal_scipy_with_signed_zeros_infinities_and_threads
         into = np.empty(a.shape, dtype=np.float32)
         assert average_ranks(a, into) is not None
         np.testing.assert_array_equal(into, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("runs_per_value", [0.0, 1.0])  # every tie group filled by the sum / one slice each
+def test_radix_ranks_equal_scipy_for_both_tie_fills(monkeypatch, dtype, runs_per_value):
+    """ReLU-like columns (one large tie group), many small tie groups, no ties, huge and tiny
+    magnitudes of both signs: every 16-bit digit of the keys matters."""
+    from neurocorr_spearman import ranks as ranks_module
+
+    monkeypatch.setattr(ranks_module, "RUNS_PER_VALUE", runs_per_value)
+    rng = np.random.default_rng(7)
+    n = 5000
+    a = np.column_stack([np.maximum(rng.normal(size=n), 0), rng.integers(-40, 40, n), rng.normal(size=n),
+                         rng.normal(size=n) * 1e-30, -np.exp(rng.normal(size=n) * 20), np.full(n, 3.0),
+                         np.where(rng.random(n) < 0.5, 1.0 + 1e-6 * rng.integers(0, 3, n), -2.0)]).astype(dtype)
+    want = stats.rankdata(a, axis=0)
+    np.testing.assert_array_equal(average_ranks(a), want)
+    wide = np.zeros((n, 3 * a.shape[1]), dtype=np.float32)  # a strided block of a rank scratch
+    average_ranks(a, wide[:, a.shape[1]:2 * a.shape[1]])
+    np.testing.assert_array_equal(wide[:, a.shape[1]:2 * a.shape[1]], want)
+    assert not wide[:, :a.shape[1]].any() and not wide[:, 2 * a.shape[1]:].any()

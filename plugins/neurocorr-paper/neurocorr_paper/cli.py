@@ -45,8 +45,10 @@ def parser() -> argparse.ArgumentParser:
                    help="fewer epochs, fewer training images and attack rounds (a smoke run, < 2 min)")
     m.add_argument("--out", metavar="DIR",
                    help="output folder (default neurocorr-reproduce/mnist-family-DATASET)")
-    m.add_argument("--mlp-framework", default="torch", metavar="NAME",
-                   help="framework that trains the MLPs (default torch)")
+    m.add_argument("--mlp-framework", action="append", metavar="NAME",
+                   help="framework(s) that train the MLPs: torch (default), keras, jax; repeat the option or "
+                   "give a comma list (torch,keras,jax) to train the MLPs in each and compare them with the "
+                   "same PyTorch CNN")
     m.add_argument("--refit", choices=REFITS, help="how the attack's surrogate is refit on each round's "
                    "adversarial images: fresh (new surrogate trained from scratch, as skorch's fit; "
                    "default), continue (trained further), none (plain iterated FGSM)")
@@ -117,25 +119,38 @@ def _mnist_family(args: argparse.Namespace) -> int:
     from .data import load_split
     from .output import prepare_folder, write_files
     from .settings import settings_for
-    from .trainers import MLP_TRAINERS
+    from .trainers import require
 
     if args.seeds < 1:
         raise NeurocorrError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.mlp_framework not in MLP_TRAINERS:
-        raise NeurocorrError(f"--mlp-framework {args.mlp_framework!r} is not available; "
-                             f"choose one of {', '.join(MLP_TRAINERS)}")
+    frameworks = mlp_frameworks(args.mlp_framework)
     settings = settings_for(args.dataset, args.quick)
     if args.refit:
         settings = dataclasses.replace(settings, refit=args.refit)
     load_split(args.dataset, settings)  # missing data fails now, with the install hint
+    for framework in frameworks:  # and so does a missing framework or provider
+        require(framework)
     folder = prepare_folder(args.out or f"neurocorr-reproduce/mnist-family-{args.dataset}")
     result = mnist_family.run(args.dataset, settings, list(range(args.seeds)),
-                              framework=args.mlp_framework, progress=not args.quiet)
+                              frameworks=frameworks, progress=not args.quiet)
     summary = mnist_family.summarise(result)
     written = write_files(folder, mnist_family.render(result, summary))
     print(mnist_family.report(result, summary))
     print("\nwrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def mlp_frameworks(given: list[str] | None) -> list[str]:
+    """``--mlp-framework`` values (repeated and/or comma lists) as a list without repeats, in
+    the order given; torch when none."""
+    from .trainers import MLP_TRAINERS
+
+    names = [n.strip() for value in given or ["torch"] for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MLP_TRAINERS]
+    if unknown or not names:
+        raise NeurocorrError(f"--mlp-framework {', '.join(unknown) or repr('')} is not available; choose "
+                             f"one or more of {', '.join(MLP_TRAINERS)} (e.g. --mlp-framework torch,keras,jax)")
+    return list(dict.fromkeys(names))
 
 
 def _efficientnet(args: argparse.Namespace) -> int:

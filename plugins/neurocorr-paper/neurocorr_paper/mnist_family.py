@@ -13,7 +13,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ import torch
 from neurocorr_core import Comparison, compare, get_plugin_manager
 
 from . import figures
+from .agreement import RULE as AGREEMENT_RULE
+from .agreement import agreement, verdict_lines
 from .attack import transfer_attack
 from .data import load_split
 from .output import to_csv, to_json
@@ -39,12 +41,13 @@ MEASURES = ("accuracy", "attack_clean", "attacked", "score_paper", "score_large"
 
 @dataclass
 class Run:
-    """Everything measured: ``records`` one dict per (seed, model), ``pairs`` one per (seed, MLP pair)."""
+    """Everything measured: ``records`` one dict per (seed, framework, model), ``pairs`` one per
+    (seed, framework, MLP pair). ``frameworks``: who trained the MLPs (the CNN is always torch's)."""
 
     dataset: str
     settings: Settings
     seeds: list[int]
-    framework: str
+    frameworks: list[str]
     sizes: dict[str, int]
     records: list[dict[str, Any]] = field(default_factory=list)
     pairs: list[dict[str, Any]] = field(default_factory=list)
@@ -52,25 +55,27 @@ class Run:
     threads: int = 1
 
 
-def run(dataset: str, settings: Settings, seeds: list[int], *, framework: str = "torch",
+def run(dataset: str, settings: Settings, seeds: list[int], *, frameworks: Sequence[str] = ("torch",),
         progress: bool = True) -> Run:
-    """Train and measure everything for each seed."""
+    """Train and measure everything for each seed. With several MLP frameworks, each seed's CNN
+    and adversarial images are made once and shared: the frameworks' MLPs differ only in who
+    trained them."""
     from tqdm import tqdm
 
     start = time.perf_counter()
     data = load_split(dataset, settings)
     attack_n = min(settings.attack_limit or len(data.x_test), len(data.x_test))
-    result = Run(dataset, settings, seeds, framework, {
+    result = Run(dataset, settings, seeds, list(frameworks), {
         "train": len(data.x_train), "test": len(data.x_test), "attack": attack_n,
         "paper_probe": min(settings.paper_probe, len(data.x_test)),
         "large_probe": min(settings.large_probe, len(data.x_test))})
-    steps = (settings.cnn_epochs + (settings.surrogate_epochs or settings.cnn_epochs)
-             + len(MLP_SHAPES) * 2 + len(PAIRS) + settings.attack_rounds)
+    steps = (settings.cnn_epochs + (settings.surrogate_epochs or settings.cnn_epochs) + settings.attack_rounds
+             + (len(MLP_SHAPES) * 2 + len(PAIRS)) * len(frameworks))
     bar = tqdm(total=steps * len(seeds), desc=f"mnist-family {dataset}", unit="step", leave=False,
                disable=not (progress and sys.stderr.isatty()))
     try:
         for seed in seeds:
-            records, pairs = _one_seed(data, settings, seed, MLP_TRAINERS[framework], attack_n, bar)
+            records, pairs = _one_seed(data, settings, seed, result.frameworks, attack_n, bar)
             result.records += records
             result.pairs += pairs
     finally:
@@ -80,8 +85,8 @@ def run(dataset: str, settings: Settings, seeds: list[int], *, framework: str = 
     return result
 
 
-def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., TrainedModel],
-              attack_n: int, bar: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _one_seed(data: Any, settings: Settings, seed: int, frameworks: list[str], attack_n: int,
+              bar: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     base = seed * SEED_STRIDE
 
     def tick(_step: int = 0) -> None:
@@ -92,30 +97,46 @@ def _one_seed(data: Any, settings: Settings, seed: int, trainer: Callable[..., T
 
     step("CNN")
     cnn = torch_cnn("cnn", data, settings, base + 10, on_epoch=tick)
+    step("surrogate and FGSM rounds")
+    attack = _adversarial(data, settings, base, attack_n, tick)
+    records = [{"seed": seed, "framework": "torch", "model": "cnn", "hidden": "2 conv blocks",
+                "accuracy": cnn.accuracy, **_attacked_accuracy(cnn, attack)}]
+    pairs = []
+    for framework in frameworks:
+        mlp_records, mlp_pairs = _mlps(data, settings, seed, framework, cnn, attack, tick, step)
+        records += mlp_records
+        pairs += mlp_pairs
+    return records, pairs
+
+
+def _mlps(data: Any, settings: Settings, seed: int, framework: str, cnn: TrainedModel, attack: Attack,
+          tick: Callable[[], None], step: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One framework's five MLPs of one seed: accuracy, scores to the CNN (trained and at
+    initialisation), FC<->FC scores, accuracy under the attack."""
+    base, trainer = seed * SEED_STRIDE, MLP_TRAINERS[framework]
     mlps = []
     for k, (name, hidden) in enumerate(MLP_SHAPES.items()):
-        step(name)
+        step(f"{framework} {name}")
         mlps.append(trainer(name, hidden, data, settings, base + k))
         tick()
-    records = {m.name: {"seed": seed, "model": m.name, "hidden": MLP_SHAPES.get(m.name, "2 conv blocks"),
-                        "accuracy": m.accuracy} for m in [*mlps, cnn]}
+    key = {"seed": seed, "framework": framework}
+    records = {m.name: key | {"model": m.name, "hidden": MLP_SHAPES[m.name], "accuracy": m.accuracy}
+               for m in mlps}
     x_test = data.x_test.numpy()
-    step("scores")
+    step(f"{framework} scores")
     for m in mlps:
         records[m.name].update(_scores_to_cnn(m, cnn, x_test, settings, ""))
+        records[m.name].update(_attacked_accuracy(m, attack))
         tick()
     for name, values in _untrained_scores(data, settings, base, trainer, x_test).items():
         records[name].update(values)
     pairs = []
     for a, b in itertools.combinations(mlps, 2):
         res = network_score(a, b, x_test)
-        pairs.append({"seed": seed, "pair": f"{a.name}-{b.name}", "a_to_b": res.score.a_to_b,
-                      "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
+        pairs.append(key | {"pair": f"{a.name}-{b.name}", "a_to_b": res.score.a_to_b,
+                            "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
         tick()
-    step("surrogate and FGSM rounds")
-    for name, values in _attack(data, settings, base, attack_n, [*mlps, cnn], tick).items():
-        records[name].update(values)
-    return [r | {"seed": seed} for r in records.values()], pairs
+    return list(records.values()), pairs
 
 
 def _scores_to_cnn(m: TrainedModel, cnn: TrainedModel, x_test: np.ndarray, settings: Settings,
@@ -144,10 +165,18 @@ def _untrained_scores(data: Any, settings: Settings, base: int, trainer: Callabl
     return out
 
 
-def _attack(data: Any, settings: Settings, base: int, attack_n: int, models: list[TrainedModel],
-            tick: Callable[[int], None]) -> dict[str, dict[str, float]]:
-    """Accuracy of every model on the first ``attack_n`` test images, clean and after the
-    surrogate's transfer attack."""
+@dataclass
+class Attack:
+    """The first ``attack_n`` test images, clean and after the transfer attack, with labels."""
+
+    clean: np.ndarray
+    adversarial: np.ndarray
+    labels: np.ndarray
+    surrogate_accuracy: float
+
+
+def _adversarial(data: Any, settings: Settings, base: int, attack_n: int, tick: Callable[[int], None]) -> Attack:
+    """The surrogate CNN's transfer attack on the first ``attack_n`` test images."""
     surrogate = torch_cnn("surrogate", data, settings, base + 20, epochs=settings.surrogate_epochs,
                           on_epoch=tick)
     assert isinstance(surrogate.model, torch.nn.Module)
@@ -156,10 +185,14 @@ def _attack(data: Any, settings: Settings, base: int, attack_n: int, models: lis
                             eps=settings.attack_eps, refit=settings.refit, refit_epochs=settings.refit_epochs,
                             lr=settings.cnn_lr, batch_size=settings.batch_size, seed=base + 30,
                             build=lambda: cnn_like(data, settings), on_round=tick).numpy()
-    labels = y_att.numpy()
-    return {m.name: {"attack_clean": float((m.predict(x_att.numpy()) == labels).mean()),
-                     "attacked": float((m.predict(x_adv) == labels).mean()),
-                     "surrogate_accuracy": surrogate.accuracy} for m in models}
+    return Attack(x_att.numpy(), x_adv, y_att.numpy(), surrogate.accuracy)
+
+
+def _attacked_accuracy(m: TrainedModel, attack: Attack) -> dict[str, float]:
+    """Accuracy on the attacked images, clean and after the attack."""
+    return {"attack_clean": float((m.predict(attack.clean) == attack.labels).mean()),
+            "attacked": float((m.predict(attack.adversarial) == attack.labels).mean()),
+            "surrogate_accuracy": attack.surrogate_accuracy}
 
 
 def network_score(a: TrainedModel, b: TrainedModel, images: np.ndarray) -> Comparison:
@@ -171,51 +204,56 @@ def network_score(a: TrainedModel, b: TrainedModel, images: np.ndarray) -> Compa
 
 
 def summarise(result: Run) -> dict[str, Any]:
-    """Mean +- sd per model and pair, rank correlations per seed, and the paper's claims."""
+    """Mean +- sd per framework and model and per pair, rank correlations per seed, the
+    paper's claims, and (several frameworks) each one's agreement with torch's run."""
     paper = PAPER.get(result.dataset, {})
     table = []
-    for model in MODELS:
-        rows = [r for r in result.records if r["model"] == model]
-        row: dict[str, Any] = {"model": model, "hidden": rows[0]["hidden"]}
+    for framework, model in [*((f, m) for f in result.frameworks for m in MLP_SHAPES), ("torch", "cnn")]:
+        rows = [r for r in result.records if r["framework"] == framework and r["model"] == model]
+        row: dict[str, Any] = {"framework": framework, "model": model, "hidden": rows[0]["hidden"]}
         for key in MEASURES:
             row[f"{key}_mean"], row[f"{key}_sd"] = mean_sd(float(r.get(key, math.nan)) for r in rows)
         for key in ("accuracy", "score_to_cnn", "attack_clean", "attacked", "score_to_cnn_noise_probe"):
             row[f"paper_{key}"] = paper.get(key, {}).get(model, math.nan)
         table.append(row)
     pairs = []
-    for pair in PAIRS:
-        rows = [p for p in result.pairs if p["pair"] == pair]
-        entry: dict[str, Any] = {"pair": pair}
+    for framework, pair in itertools.product(result.frameworks, PAIRS):
+        rows = [p for p in result.pairs if p["framework"] == framework and p["pair"] == pair]
+        entry: dict[str, Any] = {"framework": framework, "pair": pair}
         for key in ("a_to_b", "b_to_a", "symmetric"):
             entry[f"{key}_mean"], entry[f"{key}_sd"] = mean_sd(p[key] for p in rows)
         entry["paper"] = paper.get("fc_pairs", {}).get(pair, math.nan)
         pairs.append(entry)
     return {"table": table, "fc_pairs": pairs, "rank_correlations": _rank_correlations(result),
-            "claims": _claims(result)}
+            "claims": {f: _claims(result, f) for f in result.frameworks},
+            "agreement_rule": AGREEMENT_RULE,
+            "agreement": agreement(result.records, result.frameworks, list(MLP_SHAPES))}
 
 
-def _per_seed(result: Run, seed: int) -> dict[str, dict[str, Any]]:
-    return {r["model"]: r for r in result.records if r["seed"] == seed and r["model"] in MLP_SHAPES}
+def _per_seed(result: Run, seed: int, framework: str) -> dict[str, dict[str, Any]]:
+    return {r["model"]: r for r in result.records
+            if r["seed"] == seed and r["framework"] == framework and r["model"] in MLP_SHAPES}
 
 
 def _rank_correlations(result: Run) -> list[dict[str, Any]]:
-    """Spearman's rho over the five MLPs, per seed: score vs clean accuracy, vs attacked
-    accuracy, and vs the accuracy drop under attack (the paper: higher score, smaller drop)."""
+    """Spearman's rho over the five MLPs, per framework and seed: score vs clean accuracy, vs
+    attacked accuracy, and vs the accuracy drop under attack (the paper: higher score, smaller drop)."""
     targets: dict[str, Callable[[dict[str, Any]], float]] = {
         "accuracy": lambda r: r["accuracy"], "attacked": lambda r: r["attacked"],
         "drop": lambda r: r["attack_clean"] - r["attacked"]}
     out = []
-    for probe in ("paper", "large"):
-        for target, get in targets.items():
-            rhos = []
-            for seed in result.seeds:
-                rows = list(_per_seed(result, seed).values())
-                rhos.append(spearman([r[f"score_{probe}"] for r in rows], [get(r) for r in rows]))
-            out.append({"score": f"score_{probe}", "against": target, **spread(rhos)})
+    for framework in result.frameworks:
+        for probe in ("paper", "large"):
+            for target, get in targets.items():
+                rhos = []
+                for seed in result.seeds:
+                    rows = list(_per_seed(result, seed, framework).values())
+                    rhos.append(spearman([r[f"score_{probe}"] for r in rows], [get(r) for r in rows]))
+                out.append({"framework": framework, "score": f"score_{probe}", "against": target, **spread(rhos)})
     return out
 
 
-def _claims(result: Run) -> dict[str, dict[str, int]]:
+def _claims(result: Run, framework: str) -> dict[str, dict[str, int]]:
     """In how many seeds net5 is the lowest of the five MLPs by each measure."""
     checks = {"net5_lowest_score_paper": "score_paper", "net5_lowest_score_large": "score_large",
               "net5_lowest_accuracy": "accuracy", "net5_lowest_attacked": "attacked"}
@@ -223,7 +261,7 @@ def _claims(result: Run) -> dict[str, dict[str, int]]:
     for claim, key in checks.items():
         hits = 0
         for seed in result.seeds:
-            rows = _per_seed(result, seed)
+            rows = _per_seed(result, seed, framework)
             hits += min(rows, key=lambda m: rows[m][key]) == "net5"
         out[claim] = {"seeds": len(result.seeds), "holds": hits}
     return out
@@ -231,45 +269,57 @@ def _claims(result: Run) -> dict[str, dict[str, int]]:
 
 def render(result: Run, summary: dict[str, Any]) -> dict[str, bytes | str]:
     """The output files by name: table.csv, fc_pairs.csv, rank_correlations.csv,
-    results.json, score_vs_accuracy.png, score_vs_attacked.png."""
+    results.json, score_vs_accuracy.png, score_vs_attacked.png, and with MLPs of several
+    frameworks agreement.csv."""
     ranks = [{k: v for k, v in r.items() if k != "per_seed"} | {"per_seed": r["per_seed"]}
              for r in summary["rank_correlations"]]
     document = {
         "experiment": "mnist-family", "dataset": result.dataset, "seeds": result.seeds,
-        "mlp_framework": result.framework, "settings": result.settings.to_dict(), "sizes": result.sizes,
+        "mlp_frameworks": result.frameworks, "settings": result.settings.to_dict(), "sizes": result.sizes,
         "seconds": result.seconds, "threads": result.threads, **summary, "per_seed": result.records,
         "fc_pairs_per_seed": result.pairs,
         "paper": PAPER.get(result.dataset, {}), "versions": get_plugin_manager().versions(),
         "torch": torch.__version__,
     }
-    return {"table.csv": to_csv(summary["table"]), "fc_pairs.csv": to_csv(summary["fc_pairs"]),
-            "rank_correlations.csv": to_csv(ranks), "results.json": to_json(document),
-            "score_vs_accuracy.png": _scatter(result, summary, "accuracy", "test accuracy"),
-            "score_vs_attacked.png": _scatter(result, summary, "attacked", "accuracy after transfer attack")}
+    files: dict[str, bytes | str] = {
+        "table.csv": to_csv(summary["table"]), "fc_pairs.csv": to_csv(summary["fc_pairs"]),
+        "rank_correlations.csv": to_csv(ranks), "results.json": to_json(document),
+        "score_vs_accuracy.png": _scatter(result, summary, "accuracy", "test accuracy"),
+        "score_vs_attacked.png": _scatter(result, summary, "attacked", "accuracy after transfer attack")}
+    if summary["agreement"]:
+        files["agreement.csv"] = to_csv(summary["agreement"])
+    return files
 
 
 def _scatter(result: Run, summary: dict[str, Any], key: str, label: str) -> bytes:
+    """One point per MLP (and framework, when there are several) and seed."""
+    several = len(result.frameworks) > 1
     panels = []
     for probe in ("paper", "large"):
-        rho = next(r for r in summary["rank_correlations"]
-                   if r["score"] == f"score_{probe}" and r["against"] == key)
-        n = result.sizes[f"{probe}_probe"]
+        rhos = [f"{r['framework'] + ' ' if several else ''}{fmt(r['mean'], r['sd'], 2)}"
+                for r in summary["rank_correlations"] if r["score"] == f"score_{probe}" and r["against"] == key]
+        points = [(f"{m} {f}" if several else m, f, m) for f in result.frameworks for m in MLP_SHAPES]
+
+        def values(measure: str, framework: str, model: str) -> list[float]:
+            return [r[measure] for r in result.records if r["framework"] == framework and r["model"] == model]
+
         panels.append(figures.Panel(
-            title=f"probe: first {n} test images; Spearman rho {fmt(rho['mean'], rho['sd'], 2)}",
+            title=f"probe: first {result.sizes[f'{probe}_probe']} test images; Spearman rho {', '.join(rhos)}",
             xlabel="FC->CNN network score", ylabel=label,
-            x={m: [r[f"score_{probe}"] for r in result.records if r["model"] == m] for m in MLP_SHAPES},
-            y={m: [r[key] for r in result.records if r["model"] == m] for m in MLP_SHAPES}))
+            x={name: values(f"score_{probe}", f, m) for name, f, m in points},
+            y={name: values(key, f, m) for name, f, m in points}))
     return figures.scatter(panels, f"{result.dataset}: score vs {label} "
                            f"({len(result.seeds)} seeds; faint: each seed, bars: mean +- sd)")
 
 
 def report(result: Run, summary: dict[str, Any]) -> str:
-    """The terminal text: accuracies, FC->CNN scores, FC<->FC scores, rank correlations, claims."""
+    """The terminal text: accuracies, FC->CNN scores, FC<->FC scores, rank correlations,
+    claims, and the frameworks' agreement with torch."""
     s, n, st = result.sizes, len(result.seeds), result.settings
     lines = [f"neurocorr reproduce mnist-family: {result.dataset}, {n} seed(s) {result.seeds}, "
-             f"{s['train']} train / {s['test']} test images, MLPs in {result.framework}, "
-             f"{result.seconds:.0f} s on {result.threads} torch thread(s); epochs: MLPs {st.mlp_epochs}, "
-             f"CNN {st.cnn_epochs}", ""]
+             f"{s['train']} train / {s['test']} test images, MLPs in {', '.join(result.frameworks)} "
+             f"(the CNN in torch), {result.seconds:.0f} s on {result.threads} torch thread(s); epochs: "
+             f"MLPs {st.mlp_epochs}, CNN {st.cnn_epochs}", ""]
     eps = f"{st.attack_eps * 255:.0f}/255"
     lines += _table(summary["table"], "Test accuracy, and accuracy on the attacked images before and "
                     f"after {st.attack_rounds} FGSM rounds of eps {eps} ({s['attack']} "
@@ -278,42 +328,64 @@ def report(result: Run, summary: dict[str, Any]) -> str:
                     [("test accuracy", "accuracy"), ("clean", "attack_clean"), ("attacked", "attacked")],
                     [("paper acc", "paper_accuracy"), ("paper clean", "paper_attack_clean"),
                      ("paper attacked", "paper_attacked")])
-    lines += _table(summary["table"][:-1], "FC->CNN network score (|r|, paper depth penalty, CNN conv "
+    mlps = [r for r in summary["table"] if r["model"] != "cnn"]
+    lines += _table(mlps, "FC->CNN network score (|r|, paper depth penalty, CNN conv "
                     f"blocks in position view) on the first {s['paper_probe']} test images (the paper's "
                     f"probe) and the first {s['large_probe']}; 'untrained': the same networks at "
                     "initialisation, the chance level",
                     [(f"score ({s['paper_probe']})", "score_paper"),
                      ("untrained", "score_paper_untrained"), (f"score ({s['large_probe']})", "score_large"),
                      ("untrained", "score_large_untrained")], [("paper score", "paper_score_to_cnn")])
-    head = f"{'pair':<10} {'A->B':>17} {'B->A':>17} {'symmetric':>17} | {'paper':>6}"
+    head = f"{'MLPs':<6} {'pair':<10} {'A->B':>17} {'B->A':>17} {'symmetric':>17} | {'paper':>6}"
     lines += [f"FC<->FC network scores on all {s['test']} test images", head, "-" * len(head)]
     for p in summary["fc_pairs"]:
         paper_score = "-" if math.isnan(p["paper"]) else f"{p['paper']:.4f}"
-        lines.append(f"{p['pair']:<10} " + " ".join(f"{fmt(p[f'{k}_mean'], p[f'{k}_sd']):>17}"
-                                                   for k in ("a_to_b", "b_to_a", "symmetric"))
+        lines.append(f"{p['framework']:<6} {p['pair']:<10} " + " ".join(f"{fmt(p[f'{k}_mean'], p[f'{k}_sd']):>17}"
+                                                                      for k in ("a_to_b", "b_to_a", "symmetric"))
                      + f" | {paper_score:>6}")
     lines += ["", "Spearman rho over the five MLPs, per seed (mean ± sd; positive/negative seeds):"]
     for r in summary["rank_correlations"]:
-        lines.append(f"  {r['score']:<12} vs {r['against']:<9} {fmt(r['mean'], r['sd'], 2):>12}  "
+        lines.append(f"  {r['framework']:<6} {r['score']:<12} vs {r['against']:<9} {fmt(r['mean'], r['sd'], 2):>12}  "
                      f"[{r['positive']}+ / {r['negative']}-"
                      + (f" / {r['undefined']} undefined" if r["undefined"] else "") + "]  per seed: "
                      + " ".join("nan" if math.isnan(v) else f"{v:+.2f}" for v in r["per_seed"]))
-    lines += ["", "net5 is the lowest of the five MLPs, in seeds: "
-              + ", ".join(f"{k.removeprefix('net5_lowest_')} {v['holds']}/{v['seeds']}"
-                          for k, v in summary["claims"].items())]
+    lines.append("")
+    for framework, claims in summary["claims"].items():
+        lines.append(f"{framework}: net5 is the lowest of the five MLPs, in seeds: "
+                     + ", ".join(f"{k.removeprefix('net5_lowest_')} {v['holds']}/{v['seeds']}"
+                                 for k, v in claims.items()))
+    if summary["agreement"]:
+        lines += ["", *_agreement_table(summary), *verdict_lines(summary["agreement"])]
     return "\n".join(lines)
+
+
+def _agreement_table(summary: dict[str, Any]) -> list[str]:
+    """Each non-torch framework's mean against torch's, per MLP and measure."""
+    head = (f"{'MLPs':<6} {'model':<6} {'measure':<12} {'torch':>17} {'this framework':>17} {'diff':>8} "
+            f"{'2*max sd':>8} {'t':>6}  agrees")
+    lines = ["Across frameworks: the same CNN and attacked images, the MLPs trained by each framework; "
+             f"agreement: {summary['agreement_rule']} (t: the difference over its standard error)",
+             head, "-" * len(head)]
+    for r in summary["agreement"]:
+        verdict = "-" if r["agrees"] is None else ("yes" if r["agrees"] else "NO")
+        t = "-" if math.isnan(r["t"]) else f"{r['t']:+.1f}"
+        bound = "-" if math.isnan(r["bound"]) else f"{r['bound']:.4f}"
+        lines.append(f"{r['framework']:<6} {r['model']:<6} {r['measure']:<12} "
+                     f"{fmt(r['torch_mean'], r['torch_sd']):>17} {fmt(r['mean'], r['sd']):>17} "
+                     f"{r['diff']:>+8.4f} {bound:>8} {t:>6}  {verdict}")
+    return [*lines, ""]
 
 
 def _table(rows: list[dict[str, Any]], title: str, ours: list[tuple[str, str]],
            paper: list[tuple[str, str]]) -> list[str]:
-    """A fixed-width table: model, our columns (mean ± sd), then the paper's numbers."""
-    head = (f"{'model':<6} " + " ".join(f"{label:>17}" for label, _ in ours) + " | "
+    """A fixed-width table: framework, model, our columns (mean ± sd), then the paper's numbers."""
+    head = (f"{'MLPs':<6} {'model':<6} " + " ".join(f"{label:>17}" for label, _ in ours) + " | "
             + " ".join(f"{label:>{max(6, len(label))}}" for label, _ in paper))
     lines = [title, head, "-" * len(head)]
     for row in rows:
         cells = [fmt(row[f"{key}_mean"], row[f"{key}_sd"]) for _, key in ours]
         refs = ["-" if math.isnan(row[key]) else f"{row[key]:.4f}" for _, key in paper]
         widths = [max(6, len(label)) for label, _ in paper]
-        lines.append(f"{row['model']:<6} " + " ".join(f"{c:>17}" for c in cells) + " | "
+        lines.append(f"{row['framework']:<6} {row['model']:<6} " + " ".join(f"{c:>17}" for c in cells) + " | "
                      + " ".join(f"{r:>{w}}" for r, w in zip(refs, widths, strict=True)))
     return [*lines, ""]

@@ -1,10 +1,16 @@
 """Who trains the models: a trained model is whatever a neurocorr provider accepts, plus the
 layer selector of its neurons and a ``predict`` function for the accuracy tables.
 
-The MLPs are trained by a framework chosen by name (``--mlp-framework``); the CNNs (target
-and surrogate) are always PyTorch. A cross-framework run (the paper's MLPs trained in Keras
-or JAX, compared with the PyTorch CNN) adds a trainer to :data:`MLP_TRAINERS` with the
-:data:`MLPTrainer` signature; nothing else in the experiment changes.
+The MLPs are trained by a framework chosen by name (``--mlp-framework``: ``torch``, ``keras``,
+``jax``); the CNNs (target and surrogate) are always PyTorch, so a cross-framework run compares
+Keras and JAX MLPs with the PyTorch CNN through the ordinary ``compare`` (each side's provider
+is picked by its model's type). Every trainer builds the same network (Flatten, Linear + ReLU
+per hidden layer, dropout 0.5, Linear 10) with PyTorch's default initialisation (weights and
+biases uniform in +-1/sqrt(fan_in)), trains it with plain SGD (lr 0.1, batch 128, mean
+cross-entropy, reshuffled every epoch) and selects the hidden ReLU outputs as its neurons.
+What differs between frameworks is only their random streams (initial weights, dropout masks,
+batch order) and floating-point summation order. Keras and JAX are imported only when their
+trainer runs (:mod:`.keras_mlp`, :mod:`.jax_mlp`).
 """
 
 from __future__ import annotations
@@ -70,4 +76,37 @@ def cnn_like(data: Split, settings: Settings) -> CNN:
     return CNN(channels=channels, side=side, padding=settings.padding)
 
 
-MLP_TRAINERS: dict[str, Callable[..., TrainedModel]] = {"torch": torch_mlp}
+def keras_mlp(name: str, hidden: Sequence[int], data: Split, settings: Settings, seed: int) -> TrainedModel:
+    from .keras_mlp import train_mlp
+
+    return train_mlp(name, hidden, data, settings, seed)
+
+
+def jax_mlp(name: str, hidden: Sequence[int], data: Split, settings: Settings, seed: int) -> TrainedModel:
+    from .jax_mlp import train_mlp
+
+    return train_mlp(name, hidden, data, settings, seed)
+
+
+MLP_TRAINERS: dict[str, Callable[..., TrainedModel]] = {"torch": torch_mlp, "keras": keras_mlp, "jax": jax_mlp}
+# What each framework's trainer imports, how to install it, and the neurocorr provider that reads its models.
+REQUIREMENTS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "torch": (("torch",), "pip install torch", "torch"),
+    "keras": (("keras", "tensorflow"), "pip install tensorflow-cpu keras", "tensorflow"),
+    "jax": (("jax", "flax", "optax"), "pip install jax flax optax", "jax"),
+}
+
+
+def require(framework: str) -> None:
+    """Fail now, with the install command, if ``framework``'s packages or its neurocorr provider
+    are missing (without importing the framework: that waits until its trainer runs)."""
+    import importlib.util
+
+    from neurocorr_core import NeurocorrError, get_plugin_manager
+
+    modules, install, provider = REQUIREMENTS[framework]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise NeurocorrError(f"--mlp-framework {framework} needs {', '.join(missing)}, which is not installed; "
+                             f"install it with: {install}")
+    get_plugin_manager().provider(provider)  # its own error names the plugin to install

@@ -22,8 +22,11 @@ def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     (["mnist-family", "--dataset", "digits", "--seeds", "x"], "invalid int value: 'x'"),
     (["mnist-family", "--dataset", "digits", "--seeds", "0"], "--seeds must be at least 1, got 0"),
     (["mnist-family", "--dataset", "digits", "--threads", "0"], "--threads must be at least 1"),
-    (["mnist-family", "--dataset", "digits", "--mlp-framework", "keras"],
-     "--mlp-framework 'keras' is not available; choose one of torch"),
+    (["mnist-family", "--dataset", "digits", "--mlp-framework", "tf"],
+     "--mlp-framework tf is not available; choose one or more of torch, keras, jax"),
+    (["mnist-family", "--dataset", "digits", "--mlp-framework", "torch,,pytorch"],
+     "--mlp-framework pytorch is not available"),
+    (["mnist-family", "--dataset", "digits", "--mlp-framework", ","], "--mlp-framework '' is not available"),
     (["efficientnet", "--resolution", "100"], "--resolution must be a multiple of 32"),
     (["efficientnet", "--images", "3"], "--images must be at least 10"),
     (["efficientnet", "--sample", "1"], "--sample must be at least 2"),
@@ -82,3 +85,17 @@ def test_default_threads_is_within_the_cpus_we_may_use():
     import os
 
     assert 1 <= cli.default_threads() <= len(os.sched_getaffinity(0))
+
+
+def test_mlp_frameworks_repeated_and_comma_lists():
+    assert cli.mlp_frameworks(None) == ["torch"]
+    assert cli.mlp_frameworks(["torch,keras", "jax", "keras"]) == ["torch", "keras", "jax"]
+    assert cli.mlp_frameworks([" jax , torch "]) == ["jax", "torch"]
+
+
+def test_missing_framework_fails_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optax", None)  # as if not installed
+    err = error_of(["mnist-family", "--dataset", "digits", "--mlp-framework", "torch,jax",
+                    "--out", str(tmp_path / "o")], capsys)
+    assert "--mlp-framework jax needs optax, which is not installed; install it with: pip install jax flax optax" in err
+    assert not (tmp_path / "o").exists()

@@ -60,7 +60,7 @@ def test_quick_digits(tmp_path, capsys):
         assert min(mlps, key=lambda m: mlps[m]["score_large"]) == "net5"
         for model, r in rows.items():  # the transfer attack lowers every model's accuracy
             assert r["attacked"] < r["attack_clean"] - 0.1, model
-    assert doc["claims"]["net5_lowest_accuracy"] == {"seeds": 2, "holds": 2}
+    assert doc["claims"]["torch"]["net5_lowest_accuracy"] == {"seeds": 2, "holds": 2}
     for line in ("net1", "net5", "cnn", "Spearman rho", "net1-net2", "wrote "):
         assert line in text
 
@@ -83,16 +83,17 @@ def test_summary_and_files_from_hand_made_records():
     from neurocorr_paper.mnist_family import Run
     from neurocorr_paper.settings import FULL
 
-    run = Run("mnist", FULL["mnist"], [0, 1], "torch", {"train": 8, "test": 4, "attack": 4,
+    run = Run("mnist", FULL["mnist"], [0, 1], ["torch"], {"train": 8, "test": 4, "attack": 4,
                                                      "paper_probe": 2, "large_probe": 4})
     for seed in (0, 1):
         for k, model in enumerate(MODELS):
             score = math.nan if model == "cnn" else 0.5 + 0.1 * k + 0.01 * seed
-            run.records.append({"seed": seed, "model": model, "hidden": [1], "accuracy": 0.8 + 0.02 * k,
+            run.records.append({"seed": seed, "framework": "torch", "model": model, "hidden": [1],
+                                "accuracy": 0.8 + 0.02 * k,
                                 "attack_clean": 0.8, "attacked": 0.7 - 0.05 * k + 0.01 * seed,
                                 "score_paper": score, "score_large": score, "sym_paper": score,
                                 "sym_large": score, "dead_paper": 0, "dead_large": 0})
-        run.pairs += [{"seed": seed, "pair": p, "a_to_b": 0.6, "b_to_a": 0.4, "symmetric": 0.5}
+        run.pairs += [{"seed": seed, "framework": "torch", "pair": p, "a_to_b": 0.6, "b_to_a": 0.4, "symmetric": 0.5}
                       for p in PAIRS]
     summary = summarise(run)
     net3 = summary["table"][2]
@@ -103,8 +104,9 @@ def test_summary_and_files_from_hand_made_records():
     assert ranks[("score_paper", "accuracy")]["per_seed"] == [pytest.approx(1.0)] * 2
     assert ranks[("score_paper", "attacked")]["mean"] == pytest.approx(-1.0)
     assert ranks[("score_paper", "drop")]["positive"] == 2
-    assert summary["claims"]["net5_lowest_accuracy"]["holds"] == 0
-    assert summary["claims"]["net5_lowest_attacked"]["holds"] == 2
+    assert summary["claims"]["torch"]["net5_lowest_accuracy"]["holds"] == 0
+    assert summary["claims"]["torch"]["net5_lowest_attacked"]["holds"] == 2
+    assert summary["agreement"] == []  # one framework: nothing to compare
     assert summary["fc_pairs"][0]["paper"] == .6442
     assert summary["fc_pairs"][0]["a_to_b_mean"] == 0.6 and summary["fc_pairs"][0]["symmetric_mean"] == 0.5
     files = render(run, summary)

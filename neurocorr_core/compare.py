@@ -451,7 +451,7 @@ def _result(plan: Plan, out: Outcome, samples: int, config: dict[str, Any], sign
         layers_a=_layer_results(plan.a, out.dead_a, value_a, plan.rows_a, layer_level),
         layers_b=_layer_results(plan.b, out.dead_b, value_b, plan.rows_b, layer_level),
         layer_table=out.ab.table, layer_table_ba=out.ba.table,
-        partner_a=partner_a, partner_b=partner_b,
+        partner_a=partner_a, partner_b=partner_b, value_a=value_a, value_b=value_b,
         config=config, versions=pm.versions(),
         matched_fraction={"a_to_b": _matched(out.ab.partner), "b_to_a": _matched(out.ba.partner)},
         standard_error=out.standard_error, significance=significance,

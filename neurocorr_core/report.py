@@ -28,7 +28,7 @@ from .result import Comparison
 OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
 #: Top-level keys of ``Comparison.to_dict()`` the report shows in their own sections.
 _SHOWN = {"model_a", "model_b", "samples", "score", "layers_a", "layers_b", "layer_table",
-          "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "config", "versions",
+          "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "value_a", "value_b", "config", "versions",
           "matched_fraction", "standard_error", "significance"}
 #: Score entries shown as the three headline numbers; any other entry (an interval, a p-value,
 #: a standard error) is listed under them.
@@ -143,12 +143,13 @@ def csv_text(results: Iterable[Comparison]) -> str:
 
 # -- HTML -----------------------------------------------------------------------------------------
 def neuron_scores(result: Comparison) -> dict[str, np.ndarray] | None:
-    """Each neuron's best-match score per direction, when the result carries them (attributes
-    ``neuron_scores_a`` and ``neuron_scores_b``); None otherwise."""
-    a, b = getattr(result, "neuron_scores_a", None), getattr(result, "neuron_scores_b", None)
-    if a is None or b is None:
+    """Each matched neuron's best-match score per direction; None for a layer-level metric."""
+    from .plots import metric_level
+
+    if metric_level(result) == "layer":
         return None
-    return {"A → B": np.asarray(a, dtype=float), "B → A": np.asarray(b, dtype=float)}
+    return {label: values[np.isfinite(values)]
+            for label, values in (("A → B", result.value_a), ("B → A", result.value_b))}
 
 
 def html_report(result: Comparison, title: str | None = None) -> str:

@@ -100,6 +100,10 @@ class Comparison:
     layer-level metric: the metric's own table and its transpose).
     ``partner_a[k]``: index (into B's concatenated neurons) of neuron k of A's match, -1
     for none (unmatched, or not sampled); for a layer-level metric, layer indices.
+    ``value_a[k]``: neuron k of A's term of the network score: its match's |r| (r with
+    ``absolute=False``) divided by the depth penalty; 0 for a constant or unmatched neuron, NaN
+    for one not sampled; per layer for a layer-level metric. ``partner_b``, ``value_b``: the
+    same from B to A.
     ``matched_fraction``: share of each side's (sampled) neurons that got a partner (below
     1 for ``mutual``, and for ``hungarian`` on the larger side). ``standard_error``: of the
     scores estimated from sampled neurons (None when every neuron was used).
@@ -115,6 +119,8 @@ class Comparison:
     layer_table_ba: np.ndarray
     partner_a: np.ndarray
     partner_b: np.ndarray
+    value_a: np.ndarray
+    value_b: np.ndarray
     config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     matched_fraction: dict[str, float] = field(default_factory=dict)
@@ -139,6 +145,8 @@ class Comparison:
             "dead_neurons": self.dead_neurons,
             "partner_a": self.partner_a.tolist(),
             "partner_b": self.partner_b.tolist(),
+            "value_a": _floats(self.value_a),
+            "value_b": _floats(self.value_b),
             "config": self.config,
             "versions": self.versions,
             "matched_fraction": self.matched_fraction,
@@ -164,3 +172,8 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN: None stands for a neuron without a match."""
+    return [float(v) if np.isfinite(v) else None for v in values.tolist()]

@@ -74,12 +74,12 @@ def test_report_is_self_contained_with_every_section(result):
     assert page.headings == ["Models", "Scores", "Heatmaps", "Layers", "Dead neurons", "Configuration",
                              "Plugin versions"]
     assert page.external == [] and page.scripts == 0 and "http" not in text
-    assert len(page.images) == 2
+    assert len(page.images) == 3  # two heatmaps and the per-neuron histogram
     for img in page.images:
         src = img["src"]
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
-        assert img["alt"].startswith("heatmap")
+        assert img["alt"].startswith(("heatmap", "histogram"))
 
 
 def test_report_shows_scores_config_dead_neurons_and_versions(result):
@@ -339,7 +339,7 @@ def test_report_renders_in_chromium_with_visible_heatmaps_and_no_console_errors(
     path = rep.write_report(result, tmp_path / "report.html")
     seen = open_in_browser(path)
     assert seen["problems"] == [], seen["problems"]
-    assert len(seen["images"]) == 2
+    assert len(seen["images"]) == 3  # two heatmaps and the per-neuron histogram
     for img in seen["images"]:
         assert img["complete"] and img["natural"] > 300 and img["shown"] > 300 and img["visible"], img
     (tmp_path / "screenshot.png").write_bytes(seen["screenshot"])
@@ -366,13 +366,11 @@ def test_the_browser_check_catches_a_broken_page(result, tmp_path):
     assert coloured < 50_000 and inked > 0.0, "a page without heatmaps has few coloured pixels"
 
 
-def test_per_neuron_histogram_when_the_result_carries_neuron_scores(result):
-    class WithNeuronScores(type(result)):
-        neuron_scores_a = np.linspace(0, 1, 40)
-        neuron_scores_b = np.linspace(0.2, 0.9, 40)
-
-    rich = WithNeuronScores(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)})
-    assert set(rep.neuron_scores(rich)) == {"A → B", "B → A"} and rep.neuron_scores(result) is None
-    page = parse(rep.html_report(rich))
+def test_per_neuron_histogram_of_the_results_best_match_scores(result):
+    scores = rep.neuron_scores(result)
+    assert set(scores) == {"A → B", "B → A"}
+    np.testing.assert_array_equal(scores["A → B"], result.value_a)  # every neuron matched under max
+    assert len(scores["B → A"]) == sum(lr.neurons for lr in result.layers_b)
+    page = parse(rep.html_report(result))
     assert [img["alt"] for img in page.images] == ["heatmap A to B", "heatmap B to A",
                                                    "histogram of per-neuron scores"]

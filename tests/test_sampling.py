@@ -79,6 +79,9 @@ def test_sampled_estimate_matches_the_full_per_neuron_scores(pm, nets):
     want = sum(n / 270 * values[lo:lo + n][np.isin(np.arange(lo, lo + n), sampled_a)].mean()
                for lo, n in ((0, 120), (120, 90), (210, 60)))
     assert part.score.a_to_b == pytest.approx(want, abs=1e-6)  # float32 GEMM vs float64 corrcoef
+    np.testing.assert_allclose(part.value_a[sampled_a], values[sampled_a], atol=1e-6)
+    assert np.isnan(np.delete(part.value_a, sampled_a)).all()  # not sampled: no value
+    assert part.to_dict()["value_a"].count(None) == 270 - len(sampled_a)  # JSON has no NaN
     assert part.standard_error["a_to_b"] > 0 and part.standard_error["b_to_a"] > 0
     assert part.standard_error["symmetric"] == pytest.approx(
         0.5 * np.hypot(part.standard_error["a_to_b"], part.standard_error["b_to_a"]))

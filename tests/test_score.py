@@ -26,7 +26,8 @@ def naive_neurons(net, probe, view, selected):
     return cols, depths
 
 
-def naive_score(cols_a, d_a, cols_b, d_b, penalty):
+def naive_values(cols_a, d_a, cols_b, d_b, penalty):
+    """Each neuron of A's best |r| over B's neurons, divided by the paper's depth penalty."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on constant input and returns nan
         best = []
@@ -37,7 +38,11 @@ def naive_score(cols_a, d_a, cols_b, d_b, penalty):
                 r = 0.0 if np.isnan(r) else abs(r)
                 vals.append(r / (abs(da - db) + 1) if penalty == "paper" else r)
             best.append(max(vals))
-    return float(np.mean(best))
+    return np.array(best)
+
+
+def naive_score(cols_a, d_a, cols_b, d_b, penalty):
+    return float(np.mean(naive_values(cols_a, d_a, cols_b, d_b, penalty)))
 
 
 @pytest.mark.parametrize("view", ["channel", "position"])
@@ -55,6 +60,8 @@ def test_score_equals_naive_formula(pm, view, penalty):
     assert result.score.a_to_b == pytest.approx(naive_score(cols_a, d_a, cols_b, d_b, penalty), abs=1e-5)
     assert result.score.b_to_a == pytest.approx(naive_score(cols_b, d_b, cols_a, d_a, penalty), abs=1e-5)
     assert result.score.symmetric == pytest.approx((result.score.a_to_b + result.score.b_to_a) / 2)
+    np.testing.assert_allclose(result.value_a, naive_values(cols_a, d_a, cols_b, d_b, penalty), atol=1e-5)
+    np.testing.assert_allclose(result.value_b, naive_values(cols_b, d_b, cols_a, d_a, penalty), atol=1e-5)
 
 
 def test_layer_table_is_mean_best_match_without_penalty(pm):

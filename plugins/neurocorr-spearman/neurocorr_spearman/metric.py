@@ -20,7 +20,7 @@ import numpy as np
 from neurocorr_core import Metric, NeurocorrError
 from neurocorr_core.stats import CoMoments, check_batch
 
-from .ranks import RANK_BYTES_PER_VALUE, average_ranks
+from .ranks import RANK_BYTES_PER_VALUE, rank_columns
 from .store import SampleStore
 
 #: Default memory budget: 1 GiB.
@@ -31,9 +31,6 @@ ROW_BYTES_PER_VALUE = 24
 #: At most this many samples per correlation chunk: each chunk's float32 GEMM sums this
 #: many products, and shorter sums keep the result within 1e-7 of float64.
 MAX_ROWS = 2048
-#: At most this many values are ranked at once (about 200 MB of working memory): larger
-#: chunks are no faster and only raise the peak.
-MAX_RANK_VALUES = 2**22
 #: Average ranks are multiples of 0.5, exact in float32 up to this many samples.
 FLOAT32_RANKS_UP_TO = 2**23
 
@@ -178,12 +175,11 @@ class Spearman(Metric):
     def _correlate(self, store: SampleStore) -> np.ndarray:
         n, width = store.n, store.width
         work = self.budget - (0 if store.spilled else self._ram_bytes(n))
-        cols = max(1, min(width, MAX_RANK_VALUES // n, work // (n * RANK_BYTES_PER_VALUE)))
+        cols = max(1, min(width, work // (n * RANK_BYTES_PER_VALUE)))  # ranked at once
         rows = max(1, min(n, MAX_ROWS, work // (width * ROW_BYTES_PER_VALUE)))
         ranks = store.scratch((n, width), _rank_dtype(n))
         try:
-            for c in range(0, width, cols):
-                average_ranks(store.columns(c, c + cols), out=ranks[:, c:c + cols])
+            rank_columns(store.columns, ranks.T, limit=cols)
             moments = CoMoments(self.n_a, self.n_b)
             for r in range(0, n, rows):
                 block = np.asarray(ranks[r:r + rows])

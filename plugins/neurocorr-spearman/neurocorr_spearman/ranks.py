@@ -9,9 +9,9 @@ back to the rows they came from.
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,6 +21,9 @@ RANK_BYTES_PER_VALUE = 48
 #: Tie groups are filled one slice each while there are at most this many per value of the
 #: block (a Python step each); more, and they are filled by one cumulative sum.
 RUNS_PER_VALUE = 1 / 1024
+#: Values ranked at once by one thread: the block's arrays (a few MB) stay in cache and are
+#: reused by the allocator; larger blocks cost fresh pages (page faults) on every block.
+BLOCK_VALUES = 2**18
 
 
 def average_ranks(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -35,27 +38,33 @@ def average_ranks(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if a.dtype not in (np.float32, np.float64):
         a = np.asarray(a, dtype=np.float64)
     target = np.empty((a.shape[1], a.shape[0])) if out is None else out.T
-    _parallel(a, target)
+    rank_columns(lambda lo, hi: a[:, lo:hi], target)
     return target.T
 
 
-def _parallel(a: np.ndarray, out: np.ndarray) -> None:
-    """:func:`_ranks` into ``out`` (k, n) on column blocks in threads (numpy's sorts and ufuncs
-    release the GIL), as many as BLAS may use: the cores the correlation's GEMMs use."""
+def rank_columns(fetch: Callable[[int, int], np.ndarray], out: np.ndarray, limit: int | None = None) -> None:
+    """Average ranks of columns ``lo:hi`` of some (n, k) data, got as ``fetch(lo, hi)`` (float32
+    or float64), into rows ``lo:hi`` of ``out`` (k, n); at most ``limit`` columns at once.
+
+    Blocks of about :data:`BLOCK_VALUES` values are fetched and ranked in threads (numpy's sorts
+    and ufuncs release the GIL), as many as BLAS may use: the cores the correlation's GEMMs use.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from neurocorr_core.backend import blas_threads
 
-    n, k = a.shape
-    workers = max(1, min(k, blas_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
-    if workers == 1 or n * k < 1 << 16:
-        _ranks(a, out)
+    k, n = out.shape
+    limit = max(1, k if limit is None else limit)
+    workers = max(1, min(k, limit, blas_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
+    step = max(1, min(BLOCK_VALUES // max(n, 1), limit // workers))
+    blocks = [(lo, min(lo + step, k)) for lo in range(0, k, step)]
+    if workers == 1 or len(blocks) == 1:
+        for lo, hi in blocks:
+            _ranks(fetch(lo, hi), out[lo:hi])
         return
-    edges = np.linspace(0, k, workers + 1).astype(int)
     with ThreadPoolExecutor(workers) as pool:
-        jobs = [pool.submit(_ranks, a[:, lo:hi], out[lo:hi]) for lo, hi in itertools.pairwise(edges)]
-        for job in jobs:
-            job.result()
+        for _ in pool.map(lambda block: _ranks(fetch(*block), out[block[0]:block[1]]), blocks):
+            pass
 
 
 def _ranks(a: np.ndarray, out: np.ndarray) -> None:

@@ -16,7 +16,7 @@ from neurocorr_core import NeurocorrError, PluginManager
 from neurocorr_spearman import Spearman, average_ranks, parse_bytes
 from neurocorr_spearman import metric as metric_module
 from neurocorr_spearman import store as store_module
-from neurocorr_spearman.ranks import RANK_BYTES_PER_VALUE
+from neurocorr_spearman.ranks import RANK_BYTES_PER_VALUE, rank_columns
 
 
 def reference(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -135,13 +135,15 @@ def test_spill_file_removed_when_compute_fails(tmp_path, tiny_budget, monkeypatc
     m = run(x, y, [7], [5], memory_budget=tiny_budget, tmp_dir=str(tmp_path))
     calls = []
 
-    def broken(a, out=None):
-        calls.append(a.shape)
-        if len(calls) == 3:
-            raise MemoryError("simulated failure while ranking")
-        return average_ranks(a, out)
+    def broken(fetch, out, limit=None):
+        def failing(lo, hi):
+            calls.append(lo)
+            if len(calls) == 3:
+                raise MemoryError("simulated failure while ranking")
+            return fetch(lo, hi)
+        return rank_columns(failing, out, limit)
 
-    monkeypatch.setattr(metric_module, "average_ranks", broken)
+    monkeypatch.setattr(metric_module, "rank_columns", broken)
     with pytest.raises(MemoryError):
         m.compute()
     (spill,) = spill_dirs(tmp_path)

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import NeurocorrError
 from .executor import check_sharding, sharded_accumulator
 from .interfaces import ActivationProvider, LayerInfo, MatchingStrategy, Metric
+from .matching import MaxMatching, MutualMatching
 from .models import check_provider_options, describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
@@ -247,6 +248,13 @@ def _side(model: object, provider: str | None, options: dict[str, Any] | None,
 
 
 # -- the plan: metrics, sampled rows, tiles ----------------------------------------------------
+#: Without a memory budget, a similarity whose full matrices would take this many bytes
+#: (``untiled_bytes``: 2 GB is about 8,000 x 8,000 neurons) is computed in tiles when the
+#: activations tiles keep take at most 1/AUTO_TILES_RATIO of that.
+AUTO_TILES_BYTES = 2 * 10**9
+AUTO_TILES_RATIO = 4
+
+
 @dataclass
 class Part:
     """One metric of the plan: rows from side ``rows`` ("a" or "b"), columns from the other.
@@ -301,9 +309,14 @@ class Plan:
 
     def fit(self, budget: int | None, keep: bool) -> None:
         """Decide, before any forward pass, whether the full matrices fit ``budget``; if not,
-        plan tiles (or say why that is impossible)."""
-        if budget is None or self.metric_cls.level != "neuron":
+        plan tiles (or say why that is impossible). Without a budget, tiles are chosen when
+        they are exact and far leaner than the full matrices (:meth:`_auto_budget`)."""
+        if self.metric_cls.level != "neuron":
             return
+        if budget is None:
+            budget = self._auto_budget(keep)
+            if budget is None:
+                return
         stored = 4 * self.samples * (sum(self.a.sizes) + sum(self.b.sizes)) if keep else 0
         full = stored + sum(untiled_bytes(sum(p.sizes_r), sum(p.sizes_c)) for p in self.parts)
         if full <= budget:
@@ -329,6 +342,25 @@ class Plan:
         for part in self.parts:
             part.tiles = plan_tiles(part.sizes_r, part.sizes_c, k=self.matcher.candidates,
                                     samples=self.samples, fixed=fixed, budget=budget, columns=part.both)
+
+    def _auto_budget(self, keep: bool) -> int | None:
+        """A budget that makes tiles of a large similarity over few samples, or None.
+
+        The full path holds float64 n x m matrices (state, similarity) and passes over them
+        several times: with few samples per pair (EfficientNet's 19,200 x 19,200 channels over
+        1,024 images) those passes and page faults cost more than the GEMM itself. Tiles keep
+        the activations instead, and give the same matches for ``max`` and ``mutual``."""
+        exact = isinstance(self.matcher, (MaxMatching, MutualMatching)) and self.matcher.candidates == 1
+        if keep or not exact or not self.metric_cls.tiles:
+            return None
+        full = sum(untiled_bytes(sum(p.sizes_r), sum(p.sizes_c)) for p in self.parts)
+        kept = sum(self.metric_cls.tiled_state_bytes(p.sizes_r, p.sizes_c, self.samples) for p in self.parts)
+        if full < AUTO_TILES_BYTES or AUTO_TILES_RATIO * kept > full:
+            return None
+        budget = full // AUTO_TILES_RATIO
+        least = max(tile_minimum(p.sizes_r, p.sizes_c, k=1, samples=self.samples, fixed=kept, columns=p.both)
+                    for p in self.parts)
+        return budget if least <= budget else None
 
     def accumulator(self) -> Accumulator:
         return Accumulator(self)

@@ -5,9 +5,12 @@ The same probe batches go through
 - bare:           ``session.run(None, {input: x})`` on the unmodified model (logits only),
 - bare+outputs:   ``session.run`` of a session built by hand with the same layers added as graph
                   outputs (what a user would write without neurocorr; it isolates the cost
-                  onnxruntime pays to keep those tensors), and
+                  onnxruntime pays to keep those tensors),
 - neurocorr:      ``OnnxProvider.activations`` on the same batches, capturing the chosen layers
-                  (one ``session.run`` per batch, channels-first float32 numpy arrays out),
+                  (one ``session.run`` per batch, channels-first float32 numpy arrays out: what
+                  the ``position`` view reads), and
+- neurocorr channel: the ``channel`` view as ``compare`` takes it (``neuron_batches``): the
+                  provider adds ReduceMean nodes, so the session returns (N, C) channel means,
 
 interleaved batch by batch (order flipped every other pass), repeated, reported as medians
 and ratios (target: overhead <= 15%), in wall-clock and in process CPU time.
@@ -37,6 +40,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from neurocorr_core.selection import select_layers
+from neurocorr_core.views import neuron_batches
 from neurocorr_onnx import OnnxProvider
 
 
@@ -147,10 +151,15 @@ def main() -> None:
         for _ in provider.activations([batch], names):
             pass
 
+    def channel(batch: np.ndarray) -> None:
+        for _ in neuron_batches(provider, [batch], names, "channel", args.model):
+            pass
+
     steps: dict[str, Callable[[np.ndarray], object]] = {
         "bare": lambda b: bare.run(None, {input_name: b}),
         "bare+outputs": lambda b: outputs.run(tensors, {input_name: b}),
         "neurocorr": extract,
+        "neurocorr channel": channel,
     }
     for step in steps.values():  # warm up, also for the last batch's size
         step(batches[0])
@@ -161,15 +170,15 @@ def main() -> None:
 
     print(f"onnxruntime {ort.__version__}, onnx {onnx.__version__}, {os.cpu_count()} CPUs; model {args.model}; "
           f"{samples} samples, batch {batch_size}, {args.repeats} repeats; neurocorr captures {len(names)} "
-          f"layers ({args.layers}) as channels-first float32 arrays")
+          f"layers ({args.layers}) as channels-first float32 arrays, and as channel means")
     print(f"{'repeat':>6} " + " ".join(f"{name + ' wall (s)':>22}" for name in steps))
     for i, run in enumerate(runs):
         print(f"{i:>6} " + " ".join(f"{run[name][0]:>22.4f}" for name in steps))
     print(f"{'median':>6} " + " ".join(f"{wall[name]:>22.4f}" for name in steps))
     print(f"{'cpu':>6} " + " ".join(f"{cpu[name]:>22.4f}" for name in steps))
-    for base in ("bare", "bare+outputs"):
-        ratio, cpu_ratio = wall["neurocorr"] / wall[base], cpu["neurocorr"] / cpu[base]
-        print(f"neurocorr / {base}: wall ratio {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%), "
+    for ours, base in (("neurocorr", "bare"), ("neurocorr", "bare+outputs"), ("neurocorr channel", "bare")):
+        ratio, cpu_ratio = wall[ours] / wall[base], cpu[ours] / cpu[base]
+        print(f"{ours} / {base}: wall ratio {ratio:.3f} (overhead {100 * (ratio - 1):+.1f}%), "
               f"cpu ratio {cpu_ratio:.3f} ({100 * (cpu_ratio - 1):+.1f}%); target <= +15% over bare")
 
 

@@ -1,12 +1,13 @@
 """Exact Spearman correlation between every neuron of A and every neuron of B.
 
 Spearman's rho is Pearson's r of the average ranks, so the metric keeps every sample
-(:class:`~neurocorr_spearman.store.SampleStore`, spilled to disk beyond the memory budget),
-ranks each neuron over all samples in chunks of neurons, and correlates the ranks with the
-core's streaming Pearson numerics (:class:`neurocorr_core.stats.CoMoments`) over chunks of
-samples. The memory budget bounds everything that grows with the number of samples; the
-(n_a, n_b) result and its accumulators (about 4 * n_a * n_b * 8 bytes, as for Pearson) are
-on top of it.
+(:class:`~neurocorr_spearman.store.SampleStore`, spilled to disk beyond the memory budget)
+and ranks each neuron over all samples in blocks of neurons. Average ranks need no running
+moments: every column's mean is (n + 1) / 2, ties or not, and its sum of squares follows from
+its tie groups, so the ranks are stored exactly centred and the co-moments are plain float32
+GEMMs over chunks of samples, added in float64 (on the core's backend, as for Pearson). The
+memory budget bounds everything that grows with the number of samples; the (n_a, n_b) result
+and its accumulator (about 2 * n_a * n_b * 8 bytes) are on top of it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import Metric, NeurocorrError
-from neurocorr_core.stats import CoMoments, check_batch
+from neurocorr_core import backend as backends
+from neurocorr_core.stats import check_batch
 
 from .ranks import RANK_BYTES_PER_VALUE, rank_columns
 from .store import SampleStore
 
 #: Default memory budget: 1 GiB.
 DEFAULT_BUDGET = 2**30
-#: Peak bytes per value when a chunk of rank rows is correlated: the centred float64 copy
-#: and its float32 cast made by CoMoments, and the rank rows themselves.
+#: Peak bytes per value when a chunk of rank rows is correlated: the rank rows read back, a
+#: float32 copy (of float64 ranks, or by a backend that needs contiguous rows), and slack.
 ROW_BYTES_PER_VALUE = 24
 #: At most this many samples per correlation chunk: each chunk's float32 GEMM sums this
 #: many products, and shorter sums keep the result within 1e-7 of float64.
@@ -179,15 +181,27 @@ class Spearman(Metric):
         rows = max(1, min(n, MAX_ROWS, work // (width * ROW_BYTES_PER_VALUE)))
         ranks = store.scratch((n, width), _rank_dtype(n))
         try:
-            rank_columns(store.columns, ranks.T, limit=cols)
-            moments = CoMoments(self.n_a, self.n_b)
+            squares = np.empty(width)
+            rank_columns(store.columns, ranks.T, limit=cols, centred=True, squares=squares)
+            # The ranks are centred exactly (their mean is known), so their co-moments are
+            # plain sums of products: one float32 GEMM per chunk of rows, added in float64.
+            backend = backends.resolve()
+            moments = backend.zeros(self.n_a, self.n_b)
             for r in range(0, n, rows):
-                block = np.asarray(ranks[r:r + rows])
-                moments.update(block[:, :self.n_a], block[:, self.n_a:])
-            return moments.correlation()
+                block = np.asarray(ranks[r:r + rows], dtype=np.float32)
+                backend.add_product(moments, block[:, :self.n_a], block[:, self.n_a:])
+            rho = backend.scaled(moments, _inverse_sqrt(squares[:self.n_a]), _inverse_sqrt(squares[self.n_a:]))
+            return np.clip(rho, -1.0, 1.0, out=rho)  # NaN (a constant neuron) stays NaN
         finally:
             del ranks
             store.drop_scratch()
+
+
+def _inverse_sqrt(squares: np.ndarray) -> np.ndarray:
+    """1 / sqrt(squares), NaN where it is 0 (a constant neuron: all its ranks tie)."""
+    out = np.full(squares.shape, np.nan)
+    np.divide(1.0, np.sqrt(squares), out=out, where=squares > 0)
+    return out
 
 
 def _rank_dtype(n: int) -> np.dtype:

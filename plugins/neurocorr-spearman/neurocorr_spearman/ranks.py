@@ -16,8 +16,10 @@ from collections.abc import Callable
 import numpy as np
 
 #: Peak bytes :func:`average_ranks` allocates per input value (measured with tracemalloc in
-#: the tests, rounded up): the keys, three orders of int64 positions and the result.
-RANK_BYTES_PER_VALUE = 48
+#: the tests, rounded up; the worst case is float64 data whose every value is tied with one
+#: other): the keys, three int64 orders while the radix passes compose them, the result, and
+#: the fetched column copy.
+RANK_BYTES_PER_VALUE = 56
 #: Tie groups are filled one slice each while there are at most this many per value of the
 #: block (a Python step each); more, and they are filled by one cumulative sum.
 RUNS_PER_VALUE = 1 / 1024
@@ -42,12 +44,17 @@ def average_ranks(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return target.T
 
 
-def rank_columns(fetch: Callable[[int, int], np.ndarray], out: np.ndarray, limit: int | None = None) -> None:
+def rank_columns(fetch: Callable[[int, int], np.ndarray], out: np.ndarray, limit: int | None = None, *,
+                 centred: bool = False, squares: np.ndarray | None = None) -> None:
     """Average ranks of columns ``lo:hi`` of some (n, k) data, got as ``fetch(lo, hi)`` (float32
     or float64), into rows ``lo:hi`` of ``out`` (k, n); at most ``limit`` columns at once.
 
-    Blocks of about :data:`BLOCK_VALUES` values are fetched and ranked in threads (numpy's sorts
-    and ufuncs release the GIL), as many as BLAS may use: the cores the correlation's GEMMs use.
+    ``centred``: minus their mean, which is (n + 1) / 2 for every column, ties or not (exact:
+    multiples of 0.5). ``squares`` (k,) receives each column's sum of squared centred ranks,
+    exactly from its tie groups: (n^3 - n) / 12 less (t^3 - t) / 12 for each group of t values;
+    0 for a constant column. Blocks of about :data:`BLOCK_VALUES` values are fetched and ranked
+    in threads (numpy's sorts and ufuncs release the GIL), as many as BLAS may use: the cores
+    the correlation's GEMMs use.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -58,29 +65,50 @@ def rank_columns(fetch: Callable[[int, int], np.ndarray], out: np.ndarray, limit
     workers = max(1, min(k, limit, blas_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
     step = max(1, min(BLOCK_VALUES // max(n, 1), limit // workers))
     blocks = [(lo, min(lo + step, k)) for lo in range(0, k, step)]
+
+    def rank(block: tuple[int, int]) -> None:
+        lo, hi = block
+        _ranks(fetch(lo, hi), out[lo:hi], centred, None if squares is None else squares[lo:hi])
+
     if workers == 1 or len(blocks) == 1:
-        for lo, hi in blocks:
-            _ranks(fetch(lo, hi), out[lo:hi])
+        for block in blocks:
+            rank(block)
         return
     with ThreadPoolExecutor(workers) as pool:
-        for _ in pool.map(lambda block: _ranks(fetch(*block), out[block[0]:block[1]]), blocks):
+        for _ in pool.map(rank, blocks):
             pass
 
 
-def _ranks(a: np.ndarray, out: np.ndarray) -> None:
-    """Average ranks of the float32 or float64 columns of ``a`` (n, k) into ``out`` (k, n)."""
+def _ranks(a: np.ndarray, out: np.ndarray, centred: bool = False, squares: np.ndarray | None = None) -> None:
+    """Average ranks of the float32 or float64 columns of ``a`` (n, k) into ``out`` (k, n); see
+    :func:`rank_columns`."""
     if a.size == 0:
         return
     keys = sort_keys(a)
+    del a  # a fetched copy: free it (every large array dropped as soon as it is spent)
     order = radix_order(keys)
-    ranks = _sorted_ranks(np.take(keys, order), out.dtype)
+    keys = np.take(keys, order)  # each row sorted
+    tied = np.zeros((keys.shape[0], keys.shape[1] + 1), dtype=np.int8)  # 1: equal to the value before
+    np.equal(keys[:, 1:], keys[:, :-1], out=tied[:, 1:-1].view(bool))
     del keys
+    ranks = _sorted_ranks(tied, out.dtype, centred, squares)
     if out.flags.c_contiguous:
-        out.reshape(-1)[order.reshape(-1)] = ranks.reshape(-1)
+        out.reshape(-1)[order] = ranks
         return
     flat = np.empty(out.shape, out.dtype)  # a contiguous scatter, then one transposing copy
-    flat.reshape(-1)[order.reshape(-1)] = ranks.reshape(-1)
+    flat.reshape(-1)[order] = ranks
     out[...] = flat
+
+
+def _cubes(t: np.ndarray) -> np.ndarray:
+    """(t^3 - t) / 12 in float64 for integers t (an array, used up): the sum of squared
+    deviations from their mean of t consecutive integers."""
+    cubes = t.astype(np.float64)
+    cubes *= cubes
+    cubes -= 1.0
+    cubes *= t
+    cubes /= 12.0
+    return cubes
 
 
 def sort_keys(a: np.ndarray) -> np.ndarray:
@@ -117,24 +145,40 @@ def radix_order(keys: np.ndarray) -> np.ndarray:
     return order
 
 
-def _sorted_ranks(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Average 1-based ranks (k, n) of sorted rows of keys: position + 1, except in a tie
-    group (a run of equal keys), where every member gets the mean of its positions."""
-    k, n = keys.shape
-    ranks = np.empty((k, n), dtype)
-    ranks[:] = np.arange(1, n + 1, dtype=dtype)
-    tied = np.zeros((k, n + 1), dtype=np.int8)  # 1 where a value equals the one before it
-    np.equal(keys[:, 1:], keys[:, :-1], out=tied[:, 1:n].view(bool))
+def _sorted_ranks(tied: np.ndarray, dtype: np.dtype, centred: bool = False,
+                  squares: np.ndarray | None = None) -> np.ndarray:
+    """Average 1-based ranks (k, n), or (n,) for every row, of sorted rows whose ties are
+    marked in ``tied`` (k, n + 1): 1 where a value equals the one before it, 0 elsewhere and in
+    the first and last column. A value's rank is its position + 1, except in a tie group (a
+    run of equal values), where every member gets the mean of the group's positions; less
+    (n + 1) / 2 if ``centred``. ``squares`` (k,) receives each row's sum of squared centred
+    ranks: that of n distinct ranks less what each tie group takes (:func:`_cubes`)."""
+    k, n = tied.shape[0], tied.shape[1] - 1
+    offset = (n + 1) / 2 if centred else 0.0
+    base = (np.arange(n, dtype=np.float64) + (1.0 - offset)).astype(dtype)
+    if squares is not None:
+        squares[...] = _cubes(np.array(n))
     if not tied.any():
-        return ranks
+        return base  # broadcast over the rows
     edges = np.flatnonzero(np.diff(tied, axis=1))  # flat (k, n): each group's first, then last
-    del tied
     first, last = edges[0::2], edges[1::2]
-    twice = first + last - (first // n) * (2 * n) + 2  # twice the mean 1-based position in its row
+    row = first // n
+    if squares is not None:
+        size = last - first
+        size += 1
+        squares -= np.bincount(row, weights=_cubes(size), minlength=k)
+        del size
+    twice = row  # (in place) twice the mean 1-based position of the group in its row
+    twice *= -2 * n
+    twice += first
+    twice += last
+    twice += 2
+    ranks = np.empty((k, n), dtype)
+    ranks[:] = base
     flat = ranks.reshape(-1)
     if first.size <= RUNS_PER_VALUE * flat.size:  # few groups (ReLU zeros): a slice each
         for start, stop, t in zip(first.tolist(), (last + 1).tolist(), twice.tolist(), strict=True):
-            flat[start:stop] = 0.5 * t
+            flat[start:stop] = 0.5 * t - offset
         return ranks
     # Many groups: +twice at each group's first position, -twice after its last, summed up
     # (exact: integers), gives twice the rank inside groups and 0 elsewhere.
@@ -144,4 +188,6 @@ def _sorted_ranks(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
     np.cumsum(fill[:-1], out=fill[:-1])
     inside = fill[:-1] > 0
     np.multiply(fill[:-1], 0.5, out=flat, where=inside, casting="unsafe")
+    if offset:
+        np.subtract(flat, offset, out=flat, where=inside, casting="unsafe")
     return ranks

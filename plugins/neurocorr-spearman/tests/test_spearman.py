@@ -135,13 +135,13 @@ def test_spill_file_removed_when_compute_fails(tmp_path, tiny_budget, monkeypatc
     m = run(x, y, [7], [5], memory_budget=tiny_budget, tmp_dir=str(tmp_path))
     calls = []
 
-    def broken(fetch, out, limit=None):
+    def broken(fetch, out, limit=None, **options):
         def failing(lo, hi):
             calls.append(lo)
             if len(calls) == 3:
                 raise MemoryError("simulated failure while ranking")
             return fetch(lo, hi)
-        return rank_columns(failing, out, limit)
+        return rank_columns(failing, out, limit, **options)
 
     monkeypatch.setattr(metric_module, "rank_columns", broken)
     with pytest.raises(MemoryError):
@@ -267,13 +267,21 @@ def test_average_ranks_equal_scipy_rankdata():
         np.testing.assert_array_equal(average_ranks(b), stats.rankdata(b, axis=0))
 
 
-def test_rank_working_memory_is_within_the_declared_bytes_per_value():
-    a = np.random.default_rng(0).normal(size=(20000, 20)).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("data", ["normal", "pairs"])
+def test_rank_working_memory_is_within_the_declared_bytes_per_value(dtype, data):
+    """Also for the worst case of tie groups: every value tied with exactly one other."""
+    rng = np.random.default_rng(0)
+    n = 20000
+    a = rng.normal(size=(n, 20)) if data == "normal" else np.repeat(np.arange(n // 2), 2)[
+        np.argsort(rng.random((n, 20)), axis=0)]
+    a = np.ascontiguousarray(a, dtype=dtype)
     tracemalloc.start()
-    average_ranks(a)
+    got = average_ranks(a)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak <= a.size * (RANK_BYTES_PER_VALUE - 8)  # 8 more for the column copy
+    np.testing.assert_array_equal(got, stats.rankdata(a, axis=0))
 
 
 def test_plugin_is_registered_under_its_name():
@@ -319,3 +327,23 @@ def test_radix_ranks_equal_scipy_for_both_tie_fills(monkeypatch, dtype, runs_per
     average_ranks(a, wide[:, a.shape[1]:2 * a.shape[1]])
     np.testing.assert_array_equal(wide[:, a.shape[1]:2 * a.shape[1]], want)
     assert not wide[:, :a.shape[1]].any() and not wide[:, 2 * a.shape[1]:].any()
+
+
+@pytest.mark.parametrize("runs_per_value", [0.0, 1.0])
+def test_centred_ranks_and_their_sums_of_squares_equal_scipy(monkeypatch, runs_per_value):
+    """What the metric correlates: ranks minus (n + 1) / 2, and each column's sum of their
+    squares taken from its tie groups (0 for a constant column)."""
+    from neurocorr_spearman import ranks as ranks_module
+
+    monkeypatch.setattr(ranks_module, "RUNS_PER_VALUE", runs_per_value)
+    rng = np.random.default_rng(11)
+    n = 4001
+    a = np.column_stack([np.maximum(rng.normal(size=n), 0), rng.integers(0, 30, n), rng.normal(size=n),
+                         np.full(n, -1.5), np.repeat([1.0, 2.0], [1, n - 1])]).astype(np.float32)
+    want = stats.rankdata(a, axis=0) - (n + 1) / 2
+    got = np.full(a.shape, np.nan, dtype=np.float32)
+    squares = np.full(a.shape[1], np.nan)
+    rank_columns(lambda lo, hi: a[:, lo:hi], got.T, centred=True, squares=squares)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(squares, (want ** 2).sum(axis=0), rtol=1e-15, atol=0)
+    assert squares[3] == 0.0 and squares[4] > 0.0

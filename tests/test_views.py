@@ -9,7 +9,7 @@ import pytest
 
 from neurocorr_core import NeurocorrError, compare, hookimpl
 from neurocorr_core.testing import ProviderConformance
-from neurocorr_core.views import apply_view, neuron_batches
+from neurocorr_core.views import _finite, apply_view, neuron_batches
 from numpy_models import NumpyProvider, cnn
 
 
@@ -81,3 +81,12 @@ def test_non_finite_outputs_are_refused_with_the_layer_named():
     name = prov.layers(probe[:2])[0].name
     with pytest.raises(NeurocorrError, match=f"layer '{name}' of net-x produced .* NaN/Inf"):
         next(neuron_batches(prov, [probe], [name], "position", "net-x"))
+
+
+def test_huge_finite_outputs_are_not_mistaken_for_inf():
+    big = np.full((4, 1000), 1e36, np.float32)  # finite values whose float32 sum overflows
+    assert not np.isfinite(big.sum())
+    assert _finite(big, "act0", "net-x") is big
+    big[2, 7] = np.inf
+    with pytest.raises(NeurocorrError, match="produced 1 NaN/Inf values"):
+        _finite(big, "act0", "net-x")

@@ -54,8 +54,9 @@ def neuron_batches(provider: ActivationProvider, batches: Iterable[np.ndarray], 
 
 
 def _finite(values: np.ndarray, layer: str, label: str) -> np.ndarray:
-    if np.isfinite(values.sum()):  # NaN or Inf anywhere makes the sum non-finite (overflow: counted below)
-        return values
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is counted exactly below
+        if np.isfinite(values.sum()):  # NaN or Inf anywhere makes the sum non-finite
+            return values
     bad = values.size - int(np.isfinite(values).sum())
     if bad:
         raise NeurocorrError(f"layer {layer!r} of {label} produced {bad} NaN/Inf values on this probe; "

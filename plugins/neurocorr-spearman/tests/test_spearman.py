@@ -347,3 +347,18 @@ def test_centred_ranks_and_their_sums_of_squares_equal_scipy(monkeypatch, runs_p
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(squares, (want ** 2).sum(axis=0), rtol=1e-15, atol=0)
     assert squares[3] == 0.0 and squares[4] > 0.0
+
+
+def test_torch_backend_gives_the_same_rho(monkeypatch):
+    """The rank GEMMs run on the core's backend: PyTorch's on the CPU here (its GPU where one is)."""
+    pytest.importorskip("torch")
+    import neurocorr_core.backend as backends
+
+    monkeypatch.setattr(backends, "_default", "torch:cpu")
+    calls = []
+    product = backends.TorchBackend.add_product
+    monkeypatch.setattr(backends.TorchBackend, "add_product",
+                        lambda self, *args: calls.append(1) or product(self, *args))
+    x, y = tied_data()
+    np.testing.assert_allclose(run(x, y, [3, 4], [5]).compute(), reference(x, y), atol=1e-6, rtol=0)
+    assert calls

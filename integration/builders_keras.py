@@ -19,8 +19,8 @@ from keras import layers
 from reference import cnn_weights, mlp_weights
 
 
-def _dense(w: np.ndarray, b: np.ndarray, name: str) -> layers.Dense:
-    layer = layers.Dense(w.shape[0], name=name)
+def _dense(w: np.ndarray, b: np.ndarray, name: str, activation: str | None = None) -> layers.Dense:
+    layer = layers.Dense(w.shape[0], activation=activation, name=name)
     layer.build((None, w.shape[1]))
     layer.set_weights([w.T, b])  # (out, in) -> (in, out)
     return layer
@@ -43,6 +43,16 @@ def build_mlp(seed: int = 0) -> keras.Model:
         _dense(w["fc2.w"], w["fc2.b"], "fc2"), layers.ReLU(name="relu2"),
         _dense(w["fc3.w"], w["fc3.b"], "fc3"),
     ], name="mlp")
+
+
+def build_mlp_fused(seed: int = 0) -> keras.Model:
+    """The MLP as Keras users often write it: the ReLUs fused into the Dense layers."""
+    w = mlp_weights(seed)
+    return keras.Sequential([
+        keras.Input((16,)),
+        _dense(w["fc1.w"], w["fc1.b"], "fc1", "relu"), _dense(w["fc2.w"], w["fc2.b"], "fc2", "relu"),
+        _dense(w["fc3.w"], w["fc3.b"], "fc3"),
+    ], name="mlp_fused")
 
 
 def build_cnn(seed: int = 0) -> keras.Model:

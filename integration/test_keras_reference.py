@@ -8,8 +8,9 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("neurocorr_tensorflow")
 
-from builders_keras import build_cnn, build_mlp
-from neurocorr_core import open_model
+from builders_keras import build_cnn, build_mlp, build_mlp_fused
+from builders_torch import build_mlp as torch_mlp
+from neurocorr_core import compare, open_model
 from neurocorr_core.cli import main
 from neurocorr_core.selection import select_layers
 from reference import cnn_forward, cnn_probe, cnn_weights, conv2d, mlp_forward, mlp_probe, mlp_weights
@@ -72,3 +73,16 @@ def test_cli_compares_a_torch_model_with_its_keras_twin(tmp_path, capsys):
     live = np.concatenate([c.std(axis=0) > 1e-9 for c in channels])
     assert len(scores) == 3, line
     np.testing.assert_allclose(scores, live.mean(), atol=1e-4, err_msg=line)
+
+
+def test_fused_relus_are_activations_matching_separate_relus_of_torch():
+    """Dense(activation="relu") outputs are after the ReLU: kind:activation (the default) selects
+    them, and they match the PyTorch twin's nn.ReLU outputs neuron for neuron."""
+    keras_model = build_mlp_fused(seed=2)  # seed 2: every ReLU is alive on the probe
+    layers = open_model(keras_model).layers(mlp_probe()[:2])
+    assert [(la.name, la.kind, la.op) for la in layers] == [
+        ("fc1", "activation", "Dense+relu"), ("fc2", "activation", "Dense+relu"), ("fc3", "dense", "Dense")]
+    result = compare(torch_mlp(seed=2), keras_model, mlp_probe())
+    assert [lr.info.name for lr in result.layers_b] == ["fc1", "fc2"]
+    assert result.partner_a.tolist() == list(range(20)) and result.partner_b.tolist() == list(range(20))
+    assert min(result.value_a.min(), result.value_b.min()) > 0.9999

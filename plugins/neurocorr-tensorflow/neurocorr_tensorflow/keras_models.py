@@ -26,12 +26,21 @@ IsLast = Callable[[str], bool]
 
 
 def op_name(layer: Any) -> str:
-    """The layer's type name; for ``Activation`` layers the activation's name (``relu``)."""
+    """The layer's type name; for ``Activation`` layers the activation's name (``relu``); with a
+    fused activation both (``Dense+relu``)."""
     import keras
 
     if isinstance(layer, keras.layers.Activation):
         return str(getattr(layer.activation, "__name__", "Activation"))
-    return type(layer).__name__
+    fused = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    return type(layer).__name__ + ("" if fused == "linear" else f"+{fused}")
+
+
+def layer_kind(op: str) -> str:
+    """The shared kind of an :func:`op_name`: a layer's output is after its fused activation, so
+    ``Dense+relu`` is an activation, as the ReLU after a Linear is in PyTorch or ONNX."""
+    base, _, fused = op.partition("+")
+    return "activation" if fused and kind_of(fused) == "activation" else kind_of(base)
 
 
 def data_format(layer: Any) -> str | None:
@@ -93,7 +102,7 @@ class KerasGraph:
         return op_name(self._by_name[name])
 
     def kind(self, name: str) -> str:
-        return kind_of(self.op(name))
+        return layer_kind(self.op(name))
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Build a Sequential model that never saw an input, for per-sample ``shape``."""
@@ -206,7 +215,7 @@ class KerasEager:
         return op_name(self.named[name])
 
     def kind(self, name: str) -> str:
-        return kind_of(self.op(name))
+        return layer_kind(self.op(name))
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         pass

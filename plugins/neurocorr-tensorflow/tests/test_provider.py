@@ -80,6 +80,17 @@ def test_activation_layers_are_named_by_their_function():
     assert found == {"d": ("dense", "Dense"), "a": ("activation", "relu"), "s": ("other", "softmax")}
 
 
+def test_a_fused_activation_decides_the_kind():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((1, 6, 6))
+    x = layers.Conv2D(2, 3, activation="relu6", data_format="channels_first", name="c")(inputs)
+    x = layers.Dense(3, activation="tanh", name="d")(layers.Flatten(name="f")(x))
+    model = keras.Model(inputs, layers.Dense(2, activation="softmax", name="s")(x))
+    found = {la.name: (la.kind, la.op) for la in TensorFlowProvider(model).layers(probe(2, 1, 6, 6))}
+    assert found == {"c": ("activation", "Conv2D+relu6"), "f": ("other", "Flatten"),
+                     "d": ("activation", "Dense+tanh"), "s": ("dense", "Dense+softmax")}
+
+
 def test_depth_is_topological_in_a_branched_model():
     keras.utils.set_random_seed(0)
     inputs = keras.Input((4,))

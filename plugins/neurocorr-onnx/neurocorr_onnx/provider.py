@@ -298,19 +298,28 @@ def _make_session(provider: OnnxProvider, tensors: tuple[str, ...], means: Seque
 
 def _mean_nodes(layer: _Layer, opset: int) -> list[Any]:
     """Nodes computing ``layer.mean_tensor``: the float32 mean of its raw output over the spatial
-    axes of its own layout (an NHWC output is reduced over axes 1, 2), leaving (N, C)."""
+    axes of its own layout (an NHWC output is reduced over axes 1, 2), leaving (N, C).
+
+    One ReduceMean per axis, the last first: onnxruntime sums a whole 112 x 112 map in float32
+    with errors up to 2e-5 (measured on EfficientNet-Lite0); a mean of 112 row means stays
+    within 1e-6 of the float64 mean."""
     from onnx import TensorProto, helper
 
     source, nodes = layer.tensor, []
     if layer.dtype.itemsize < 4:  # float16 sums would lose precision (float64 ones are cast afterwards)
         source = f"{layer.tensor}/neurocorr_float32"
         nodes.append(helper.make_node("Cast", [layer.tensor], [source], to=TensorProto.FLOAT))
-    axes = list(layer.spatial_axes)
-    if opset < 18:  # ReduceMean took its axes as an attribute before opset 18
-        return [*nodes, helper.make_node("ReduceMean", [source], [layer.mean_tensor], axes=axes, keepdims=0)]
-    axes_name = f"{layer.tensor}/neurocorr_mean_axes"
-    return [*nodes, helper.make_node("Constant", [], [axes_name], value_ints=axes),
-            helper.make_node("ReduceMean", [source, axes_name], [layer.mean_tensor], keepdims=0)]
+    axes = sorted(layer.spatial_axes, reverse=True)
+    for i, axis in enumerate(axes):
+        target = layer.mean_tensor if i == len(axes) - 1 else f"{layer.tensor}/neurocorr_mean_{axis}"
+        if opset < 18:  # ReduceMean took its axes as an attribute before opset 18
+            nodes.append(helper.make_node("ReduceMean", [source], [target], axes=[axis], keepdims=0))
+        else:
+            axes_name = f"{layer.tensor}/neurocorr_mean_axis_{axis}"
+            nodes += [helper.make_node("Constant", [], [axes_name], value_ints=[axis]),
+                      helper.make_node("ReduceMean", [source, axes_name], [target], keepdims=0)]
+        source = target
+    return nodes
 
 
 def _opset(proto: Any) -> int:

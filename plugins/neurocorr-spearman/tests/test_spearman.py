@@ -362,3 +362,15 @@ def test_torch_backend_gives_the_same_rho(monkeypatch):
     x, y = tied_data()
     np.testing.assert_allclose(run(x, y, [3, 4], [5]).compute(), reference(x, y), atol=1e-6, rtol=0)
     assert calls
+
+
+def test_float64_ranks_beyond_float32_range_give_the_same_rho(monkeypatch, tmp_path, tiny_budget):
+    """Past 2**23 samples ranks are kept in float64 (here forced at 150 samples), in RAM or spilled."""
+    monkeypatch.setattr(metric_module, "FLOAT32_RANKS_UP_TO", 10)
+    x, y = tied_data()
+    for options in ({}, {"memory_budget": 2 * tiny_budget, "tmp_dir": str(tmp_path)}):
+        m = run(x, y, [7], [5], **options)
+        assert metric_module._rank_dtype(m.count) == np.float64
+        np.testing.assert_allclose(m.compute(), reference(x, y), atol=1e-6, rtol=0)
+        assert m.spilled == bool(options)
+        m.close()

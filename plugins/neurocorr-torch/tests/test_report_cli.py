@@ -34,7 +34,8 @@ def test_compare_writes_report_csv_heatmap_and_json_together(tmp_path):
     assert float(next(r for r in rows if r["side"] == "symmetric")["score"]) == pytest.approx(
         data["score"]["symmetric"])
     text = out["report"].read_text()
-    assert text.startswith("<!DOCTYPE html>") and "models:small_cnn" in text and text.count("<img ") == 2
+    # two figures, and the per-neuron histogram drawn for every neuron-level metric (since 2e73116)
+    assert text.startswith("<!DOCTYPE html>") and "models:small_cnn" in text and text.count("<img ") == 3
     assert out["heatmap"].read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png", "r.csv", "r.html", "r.json"]
 

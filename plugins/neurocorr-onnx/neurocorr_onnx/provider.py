@@ -282,10 +282,9 @@ def _make_session(provider: OnnxProvider, tensors: tuple[str, ...], means: Seque
     outputs, nodes = graph.output, graph.node
     present = {o.name for o in outputs}
     before, nodes_before = len(outputs), len(nodes)
-    # Appended to the shared proto only while it is serialised, so the weights are not copied.
-    nodes.extend(node for layer in means for node in _mean_nodes(layer, _opset(provider.proto)))
-    outputs.extend(onnx.ValueInfoProto(name=t) for t in tensors if t not in present)
-    try:
+    try:  # appended to the shared proto only while it is serialised, so the weights are not copied
+        nodes.extend(node for layer in means for node in _mean_nodes(layer, _opset(provider.proto)))
+        outputs.extend(onnx.ValueInfoProto(name=t) for t in tensors if t not in present)
         data = provider.proto.SerializeToString()
     finally:
         del outputs[before:]

@@ -101,7 +101,7 @@ def _ranks(a: np.ndarray, out: np.ndarray, centred: bool = False, squares: np.nd
 
 
 def _cubes(t: np.ndarray) -> np.ndarray:
-    """(t^3 - t) / 12 in float64 for integers t (an array, used up): the sum of squared
+    """(t^3 - t) / 12 in float64 for an array of integers t: the sum of squared
     deviations from their mean of t consecutive integers."""
     cubes = t.astype(np.float64)
     cubes *= cubes

@@ -3,6 +3,7 @@ claims that held in every one of 8 quick digits seeds (net5 lowest by accuracy a
 attack lowering every model's accuracy by 0.22 or more)."""
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -112,3 +113,42 @@ def test_summary_and_files_from_hand_made_records():
     files = render(run, summary)
     assert sorted(files) == FILES
     assert json.loads(files["results.json"])["table"][5]["score_paper_mean"] is None  # the CNN: NaN -> null
+
+
+@pytest.mark.slow
+def test_quick_digits_across_frameworks(tmp_path, capsys, monkeypatch):
+    """torch, keras and jax MLPs against the same torch CNN: a framework column everywhere, one
+    CNN per seed, and the agreement table and verdict lines. Fewer epochs and attack rounds
+    than --quick, to keep the test short; the numbers are not checked, only that each
+    framework's MLPs learned."""
+    from neurocorr_paper.settings import QUICK
+
+    monkeypatch.setitem(QUICK, "digits", dataclasses.replace(QUICK["digits"], mlp_epochs=20, cnn_epochs=3,
+                                                              attack_rounds=2, refit_epochs=1))
+    out = tmp_path / "out"
+    assert neurocorr(["reproduce", "mnist-family", "--dataset", "digits", "--quick", "--seeds", "2", "--out",
+                      str(out), "--quiet", "--threads", "1", "--mlp-framework", "torch,keras",
+                      "--mlp-framework", "jax"]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "agreement.csv"])
+    with open(out / "table.csv") as f:
+        table = list(csv.DictReader(f))
+    frameworks = ["torch", "keras", "jax"]
+    assert [(r["framework"], r["model"]) for r in table] == [
+        *((fw, m) for fw in frameworks for m in MLP_SHAPES), ("torch", "cnn")]
+    for row in table:
+        assert float(row["score_paper_mean"] or 0) <= 1.0
+        if row["model"] == "net1":
+            assert float(row["accuracy_mean"]) > 0.8, row["framework"]  # chance: 0.1
+    with open(out / "agreement.csv") as f:
+        agreement = list(csv.DictReader(f))
+    assert len(agreement) == 2 * 5 * 4 and {r["framework"] for r in agreement} == {"keras", "jax"}
+    assert all(r["agrees"] in ("True", "False") for r in agreement)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["mlp_frameworks"] == frameworks
+    assert sorted(r["framework"] for r in doc["per_seed"] if r["model"] == "cnn") == ["torch", "torch"]
+    assert {p["framework"] for p in doc["fc_pairs_per_seed"]} == set(frameworks)
+    assert "MLPs in torch, keras, jax (the CNN in torch)" in text
+    assert "agreement: |mean_fw - mean_torch| <= 2 * max(sd_fw, sd_torch) over seeds" in text
+    for fw in ("keras", "jax"):
+        assert f"{fw} agrees with torch within the seed-to-seed spread: FC->CNN score (paper probe) " in text

@@ -181,7 +181,7 @@ def _compiled(sub: Any) -> Callable[[Any], list[np.ndarray]]:
         return predict
     import tensorflow as tf
 
-    function = tf.function(lambda x: sub(x, training=False), reduce_retracing=True)
+    function = tf.function(lambda x: sub(x, training=False), reduce_retracing=True, autograph=False)
 
     def run(x: Any) -> list[np.ndarray]:
         outs = function(x)

@@ -49,6 +49,7 @@ class TorchProvider(ActivationProvider):
         self.module = module.to(self.device)
         self.label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
         self._script = _ScriptCapture(module) if isinstance(module, torch.jit.ScriptModule) else None
+        self._copy = False  # becomes True once an in-place op is seen overwriting a captured output
 
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         outputs, ops = self._run(sample, None)
@@ -76,7 +77,11 @@ class TorchProvider(ActivationProvider):
             with torch.no_grad():
                 if self._script is not None:
                     return self._script.run(x, wanted, channel_means), self._script.ops
-                return _run_hooked(self.module, x, wanted, channel_means)
+                outputs, ops, overwritten = _run_hooked(self.module, x, wanted, channel_means, self._copy)
+                if overwritten:  # e.g. ReLU(inplace=True) after a captured conv: capture copies from now on
+                    self._copy = True
+                    outputs, ops, _ = _run_hooked(self.module, x, wanted, channel_means, copy=True)
+                return outputs, ops
         except RuntimeError as exc:
             raise NeurocorrError(
                 f"{self.label} rejected a probe batch of shape {tuple(batch.shape)}: "
@@ -99,14 +104,19 @@ def _to_numpy(out: Any, channel_means: bool) -> np.ndarray:
     return out.cpu().numpy()
 
 
-def _run_hooked(module: Any, x: Any, wanted: set[str] | None,
-                channel_means: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: bool = False,
+                copy: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str], bool]:
     """One forward pass, recording every call's tensor output in finishing order (a module
-    called k times, like EfficientNet's shared activations, gives k layers)."""
+    called k times, like EfficientNet's shared activations, gives k layers).
+
+    Outputs are shared with torch, not copied, unless ``copy``; the last value says whether an
+    in-place op changed one of them after its hook (torch's version counter), so that the
+    caller runs again with ``copy``."""
     import torch
 
     outputs: dict[str, np.ndarray] = {}
     ops: dict[str, str] = {}
+    versions: list[tuple[Any, int]] = []
     bases = None if wanted is None else {w.partition("#")[0] for w in wanted}
 
     def recorder(name: str) -> Callable[..., None]:
@@ -117,8 +127,9 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None,
             key = call_name(name, calls)
             calls += 1
             if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
-                outputs[key] = _to_numpy(out, channel_means)
+                outputs[key] = _to_numpy(out.clone() if copy else out, channel_means)
                 ops[key] = type(mod).__name__
+                versions.append((out, out._version))
         return hook
 
     handles = [sub.register_forward_hook(recorder(name))
@@ -129,7 +140,8 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None,
     finally:
         for handle in handles:
             handle.remove()
-    return outputs, ops
+    shared = not (copy or channel_means)  # a channel mean is a new tensor, taken in the hook
+    return outputs, ops, shared and any(out._version != seen for out, seen in versions)
 
 
 class _ScriptCapture:
@@ -166,12 +178,28 @@ class _ScriptCapture:
                 self.ops[key] = op
             previous = current
         self.names = list(self.values)
-        self._function = _with_outputs(graph, [self.values[name] for name in self.names])
+        self._function = _with_outputs(graph, [_before_in_place(graph, self.values[name]) for name in self.names])
 
     def run(self, x: Any, wanted: set[str] | None, channel_means: bool = False) -> dict[str, np.ndarray]:
         outs = self._function(self.module._c, x)
         return {name: _to_numpy(out, channel_means) for name, out in zip(self.names, outs, strict=True)
                 if wanted is None or name in wanted}
+
+
+def _before_in_place(graph: Any, value: Any) -> Any:
+    """``value``, or a copy of it taken where it is made when an in-place op (``aten::relu_``)
+    later overwrites it: the graph returns its outputs only after the whole forward pass."""
+    if not any(use.user.kind().endswith("_") for use in value.uses()):
+        return value
+    import torch
+
+    none = graph.create("prim::Constant")  # clone's memory_format argument
+    none.output().setType(torch._C.NoneType.get())
+    clone = graph.create("aten::clone", [value, none.output()])
+    clone.output().setType(value.type())
+    clone.insertAfter(value.node())
+    none.insertBefore(clone)
+    return clone.output()
 
 
 def _with_outputs(graph: Any, values: list[Any]) -> Any:

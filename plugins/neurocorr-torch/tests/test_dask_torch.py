@@ -56,10 +56,10 @@ def test_cache_skips_torch_forward_passes(files, probe, tmp_path, monkeypatch):
     calls = []
     run = TorchProvider._run
 
-    def counting(self, batch, wanted):
+    def counting(self, batch, wanted, *args):
         if len(batch) > 2:  # not the 2-sample layer listing
             calls.append(len(batch))
-        return run(self, batch, wanted)
+        return run(self, batch, wanted, *args)
 
     monkeypatch.setattr(TorchProvider, "_run", counting)
     cache = ActivationCache(tmp_path, 10**8)

@@ -36,7 +36,7 @@ def import_keras() -> Any:
     if keras.backend.backend() != "tensorflow":
         raise NeurocorrError(f"--mlp-framework keras needs the TensorFlow backend of Keras, but KERAS_BACKEND "
                              f"is {keras.backend.backend()!r}; unset it or set KERAS_BACKEND=tensorflow")
-    tf.get_logger().setLevel("ERROR")  # AutoGraph's warnings about the provider's lambdas
+    tf.get_logger().setLevel("ERROR")  # TensorFlow's Python-side notices (e.g. retracing) would flood the log
     threads = torch.get_num_threads()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)

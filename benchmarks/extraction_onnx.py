@@ -12,7 +12,7 @@ The same probe batches go through
 - neurocorr channel: the ``channel`` view as ``compare`` takes it (``neuron_batches``): the
                   provider adds ReduceMean nodes, so the session returns (N, C) channel means,
 
-interleaved batch by batch (order flipped every other pass), repeated, reported as medians
+interleaved batch by batch (order rotated and reversed from pass to pass), repeated, reported as medians
 and ratios (target: overhead <= 15%), in wall-clock and in process CPU time.
 
 Models: ``paper`` is the seed paper's CNN (conv 32 -> maxpool -> ReLU -> conv 64 -> maxpool ->
@@ -110,11 +110,15 @@ def clock(step: Callable[[np.ndarray], object], batch: np.ndarray) -> tuple[floa
 
 
 def interleaved(steps: dict[str, Callable[[np.ndarray], object]], batches: list[np.ndarray],
-                flip: bool) -> dict[str, tuple[float, float]]:
-    """One pass over the probe, batch by batch, every step in turn (order flipped on every other
-    pass), so load from other processes on a shared machine hits all steps alike."""
+                turn: int) -> dict[str, tuple[float, float]]:
+    """One pass over the probe, batch by batch, every step in turn, so load from other processes
+    on a shared machine hits all steps alike. The order is rotated by ``turn`` and reversed on odd
+    turns: a step's time depends on its neighbours (on EfficientNet-Lite0 a step run next to
+    ``bare`` in a fixed order measured 2-6% faster, up to 20% for some), so every step takes every place."""
     total = {name: [0.0, 0.0] for name in steps}
-    names = list(steps)[::-1] if flip else list(steps)
+    names = list(steps)
+    names = names[turn % len(names):] + names[:turn % len(names)]
+    names = names[::-1] if turn % 2 else names
     for batch in batches:
         for name in names:
             wall, cpu = clock(steps[name], batch)
@@ -164,7 +168,7 @@ def main() -> None:
     for step in steps.values():  # warm up, also for the last batch's size
         step(batches[0])
         step(batches[-1])
-    runs = [interleaved(steps, batches, flip=bool(r % 2)) for r in range(args.repeats)]
+    runs = [interleaved(steps, batches, turn=r) for r in range(args.repeats)]
     wall = {name: statistics.median(run[name][0] for run in runs) for name in steps}
     cpu = {name: statistics.median(run[name][1] for run in runs) for name in steps}
 

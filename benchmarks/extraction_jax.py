@@ -66,6 +66,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen, nnx
+from harness import rotated
 
 from neurocorr_core.selection import select_layers
 from neurocorr_jax import JaxProvider
@@ -163,12 +164,12 @@ def spatial_means(run: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], An
 
 
 def interleaved(steps: dict[str, tuple[Callable[[np.ndarray], object], list[np.ndarray]]],
-                flip: bool) -> dict[str, tuple[float, float]]:
-    """One pass over the probe, batch by batch, every step in turn (the order flipped on every
-    other pass), so load from other processes hits all steps alike: wall-clock and process
-    CPU seconds (all threads) per step."""
+                turn: int) -> dict[str, tuple[float, float]]:
+    """One pass over the probe, batch by batch, every step in turn (in the order of
+    :func:`harness.rotated`), so load from other processes hits all steps alike: wall-clock and
+    process CPU seconds (all threads) per step."""
     total = {name: [0.0, 0.0] for name in steps}
-    order = list(steps)[::-1] if flip else list(steps)
+    order = rotated(list(steps), turn)
     for i in range(len(next(iter(steps.values()))[1])):
         for name in order:
             step, batches = steps[name]
@@ -215,7 +216,7 @@ def main() -> None:
     for step, batches in steps.values():  # compile, also for the last batch's shape
         step(batches[0])
         step(batches[-1])
-    runs = [interleaved(steps, flip=bool(r % 2)) for r in range(args.repeats)]
+    runs = [interleaved(steps, turn=r) for r in range(args.repeats)]
     wall = {name: statistics.median(run[name][0] for run in runs) for name in steps}
     cpu = {name: statistics.median(run[name][1] for run in runs) for name in steps}
 

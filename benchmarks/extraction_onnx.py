@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from harness import rotated
 from onnx import TensorProto, helper, numpy_helper
 
 from neurocorr_core.selection import select_layers
@@ -116,9 +117,7 @@ def interleaved(steps: dict[str, Callable[[np.ndarray], object]], batches: list[
     turns: a step's time depends on its neighbours (on EfficientNet-Lite0 a step run next to
     ``bare`` in a fixed order measured 2-6% faster, up to 20% for some), so every step takes every place."""
     total = {name: [0.0, 0.0] for name in steps}
-    names = list(steps)
-    names = names[turn % len(names):] + names[:turn % len(names)]
-    names = names[::-1] if turn % 2 else names
+    names = rotated(list(steps), turn)
     for batch in batches:
         for name in names:
             wall, cpu = clock(steps[name], batch)

@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
+from harness import rotated
 from keras import layers
 
 from neurocorr_core.selection import select_layers
@@ -51,11 +52,11 @@ def clock(step: Callable[[np.ndarray], object], batch: np.ndarray) -> float:
 
 
 def interleaved(steps: dict[str, Callable[[np.ndarray], object]], batches: list[list[np.ndarray]],
-                flip: bool) -> dict[str, float]:
-    """One pass over the probe: batch by batch, every step in turn (the order flipped on every
-    other pass), so load from other processes on a shared machine hits all steps alike."""
+                turn: int) -> dict[str, float]:
+    """One pass over the probe: batch by batch, every step in turn (in the order of
+    :func:`harness.rotated`), so load from other processes on a shared machine hits all steps alike."""
     total = dict.fromkeys(steps, 0.0)
-    names = list(steps)[::-1] if flip else list(steps)
+    names = rotated(list(steps), turn)
     for i in range(len(batches[0])):
         for name in names:
             total[name] += clock(steps[name], batches[list(steps).index(name)][i])
@@ -96,7 +97,7 @@ def main() -> None:
     for name, batches in zip(steps, inputs, strict=True):  # compile, also for the last batch's shape
         for batch in (batches[0], batches[-1]):
             steps[name](batch)
-    runs = [interleaved(steps, inputs, flip=bool(r % 2)) for r in range(args.repeats)]
+    runs = [interleaved(steps, inputs, turn=r) for r in range(args.repeats)]
     med = {name: statistics.median(run[name] for run in runs) for name in steps}
 
     print(f"tensorflow {tf.__version__}, keras {keras.__version__}, {os.cpu_count()} CPUs; "

@@ -88,12 +88,12 @@ class ActivationProvider(ABC):
 
     @abstractmethod
     def activations(
-        self, batches: Iterable[np.ndarray], layers: Sequence[str], *, channel_means: bool = False
+        self, batches: Iterable[np.ndarray], layers: Sequence[str]
     ) -> Iterator[dict[str, np.ndarray]]:
         """For each probe batch, yield ``{layer name: float32 array (batch, *shape)}`` for
-        the requested layers, channels-first, computed in inference mode. With
-        ``channel_means`` (only passed when the class sets :attr:`channel_means`), outputs
-        with spatial axes come back as their per-channel means, (batch, C)."""
+        the requested layers, channels-first, computed in inference mode. A class that sets
+        :attr:`channel_means` adds a keyword ``channel_means: bool = False``; with it true,
+        outputs with spatial axes come back as their per-channel means, (batch, C)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook for providers holding resources
         """Release what the provider holds (sessions, hooks)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,9 +46,9 @@ def neuron_batches(provider: ActivationProvider, batches: Iterable[np.ndarray], 
     A provider that can take channel means inside its framework does so (whole feature maps
     never reach numpy); NaN or Inf outputs are refused, naming the layer of model ``label``.
     """
+    activations: Any = provider.activations  # the keyword is optional, declared by the class's flag
     pushdown = view == "channel" and type(provider).channel_means
-    outputs = (provider.activations(batches, layers, channel_means=True) if pushdown
-               else provider.activations(batches, layers))
+    outputs = activations(batches, layers, channel_means=True) if pushdown else activations(batches, layers)
     for out in outputs:
         yield {name: _finite(apply_view(out[name], view), name, label).astype(np.float32, copy=False)
                for name in layers}

@@ -59,8 +59,9 @@ class ActivationProvider(ABC):
 
     Subclasses set ``name`` and implement :meth:`accepts`, :meth:`layers` and
     :meth:`activations`. The constructor takes the model (whatever ``accepts`` said yes to)
-    and keyword options; it should fail with :class:`neurocorr_core.NeurocorrError` for a
-    model it cannot load.
+    and keyword options, each a named parameter (``open_model`` refuses an option no
+    constructor in the class hierarchy names; ``trust_pickle`` reaches every provider); it
+    should fail with :class:`neurocorr_core.NeurocorrError` for a model it cannot load.
     """
 
     name: ClassVar[str]

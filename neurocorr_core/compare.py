@@ -15,7 +15,7 @@ from .errors import NeurocorrError
 from .executor import check_sharding, sharded_accumulator
 from .interfaces import ActivationProvider, LayerInfo, MatchingStrategy, Metric
 from .matching import MaxMatching, MutualMatching
-from .models import check_provider_options, describe, resolve_model
+from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison, LayerResult, Score
@@ -46,7 +46,6 @@ def open_model(model: object, *, provider: str | None = None, pm: PluginManager 
         raise NeurocorrError(f"model file {os.fspath(obj)!r} does not exist; give a path, "
                              "or a 'module:callable' reference that builds the model")
     cls = pm.provider(provider) if provider else pm.provider_for(obj)
-    check_provider_options(cls, options)
     return cls(obj, **options)
 
 

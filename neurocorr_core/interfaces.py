@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from .errors import NeurocorrError
 
 #: Layer kinds shared by every framework, so one selector (``kind:activation``) picks the
 #: same layers of a model and of its export. ``LayerInfo.op`` keeps the framework's own name.
@@ -59,9 +62,10 @@ class ActivationProvider(ABC):
 
     Subclasses set ``name`` and implement :meth:`accepts`, :meth:`layers` and
     :meth:`activations`. The constructor takes the model (whatever ``accepts`` said yes to)
-    and keyword options, each a named parameter (``open_model`` refuses an option no
-    constructor in the class hierarchy names; ``trust_pickle`` reaches every provider); it
-    should fail with :class:`neurocorr_core.NeurocorrError` for a model it cannot load.
+    and keyword options, each a named parameter of a constructor in the class hierarchy: what
+    reaches this base constructor unused is refused (but ``trust_pickle``, which reaches every
+    provider); it should fail with :class:`neurocorr_core.NeurocorrError` for a model it
+    cannot load.
     """
 
     name: ClassVar[str]
@@ -79,6 +83,7 @@ class ActivationProvider(ABC):
         a framework that is not already imported unless ``model`` is a file it owns."""
 
     def __init__(self, model: object, **options: Any) -> None:
+        _refuse_unknown(type(self), options)
         self.model = model
         self.options = options
 
@@ -105,6 +110,21 @@ class ActivationProvider(ABC):
         ``module:callable`` reference and its module's source itself, and does not cache an
         in-memory model (see :mod:`neurocorr_core.cache`)."""
         return None
+
+
+def _refuse_unknown(cls: type, options: dict[str, Any]) -> None:
+    """Options no constructor of ``cls`` took (``trust_pickle`` goes to every provider: one that
+    loads no pickles ignores it) are a user's mistake: say which, and what the provider takes."""
+    unknown = sorted(set(options) - {"trust_pickle"})
+    if unknown:
+        named = set().union(*(_parameters(c) for c in cls.__mro__ if "__init__" in vars(c))) - {"trust_pickle"}
+        raise NeurocorrError(f"provider {getattr(cls, 'name', cls.__name__)!r} has no option(s) "
+                             f"{', '.join(unknown)}; the options it takes: {', '.join(sorted(named)) or 'none'}")
+
+
+def _parameters(cls: type) -> set[str]:
+    params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"self", "model"}
 
 
 class Metric(ABC):

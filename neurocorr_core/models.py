@@ -1,14 +1,12 @@
-"""Turning what a user typed (a path or ``module:callable``, provider options) into something a provider loads."""
+"""Turning what a user typed (a path or ``module:callable``) into something a provider loads."""
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from .errors import NeurocorrError
 
@@ -49,19 +47,3 @@ def describe(spec: object) -> str:
     if isinstance(spec, (str, os.PathLike)):
         return os.fspath(spec)
     return type(spec).__name__
-
-
-def check_provider_options(cls: type, options: dict[str, Any]) -> None:
-    """Refuse options that no constructor in the provider's class hierarchy names as a parameter
-    (``trust_pickle`` goes to every provider: one that loads no pickles ignores it)."""
-    named = set().union(*(_parameters(c) for c in cls.__mro__ if "__init__" in vars(c)))
-    unknown = sorted(set(options) - named - {"trust_pickle"})
-    if unknown:
-        takes = ", ".join(sorted(named - {"trust_pickle"})) or "none"
-        raise NeurocorrError(f"provider {getattr(cls, 'name', cls.__name__)!r} has no option(s) "
-                             f"{', '.join(unknown)}; the options it takes: {takes}")
-
-
-def _parameters(cls: type) -> set[str]:
-    params = inspect.signature(vars(cls)["__init__"]).parameters.values()
-    return {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"self", "model"}

@@ -82,6 +82,8 @@ def test_unknown_option_is_refused_with_the_options_the_provider_takes(pm):
                                              "it takes: none"):
         open_model(net(), provider="numpy-test", pm=pm, scale=2)
     assert open_model(net(), provider="numpy-test", pm=pm, trust_pickle=True).name == "numpy-test"
+    with pytest.raises(NeurocorrError, match="provider 'numpy-scaled' has no option\\(s\\) colour"):
+        ScaledProvider(net(), colour="red")  # built directly (as the executor's workers do): the same check
 
 
 def test_cli_option_reaches_the_provider(cli, capsys):

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from .adapters import Adapter
 
 LAYOUTS = ("auto", "nchw", "nhwc")
-#: Options other providers take that the CLI may pass to any provider; meaningless here.
-_IGNORED_OPTIONS = {"trust_pickle"}
 
 
 def model_kind(model: object) -> str | None:
@@ -67,11 +65,7 @@ class JaxProvider(ActivationProvider):
 
     def __init__(self, model: object, *, layout: str = "auto", call_kwargs: dict[str, Any] | None = None,
                  **options: Any) -> None:
-        super().__init__(model, **options)
-        unknown = sorted(set(options) - _IGNORED_OPTIONS)
-        if unknown:
-            raise NeurocorrError(f"unknown option(s) {unknown} for the jax provider; it takes "
-                                 "layout='auto'|'nchw'|'nhwc' and call_kwargs={...}")
+        super().__init__(model, **options)  # refuses options it does not take
         if layout not in LAYOUTS:
             raise NeurocorrError(f"layout={layout!r} is not one of {', '.join(LAYOUTS)}: 'nhwc' for a model "
                                  "that takes channels-last images, 'nchw' for channels-first, 'auto' to try")

@@ -344,7 +344,7 @@ def fill(atlas: Atlas, probe: Any, *, config: Any = None, names: Sequence[str] |
 # -- command line: neurocorr atlas add|ls|rm, neurocorr grid -----------------------------------------------
 def add_commands(sub: Any) -> None:
     """Add ``neurocorr atlas`` and ``neurocorr grid`` to the CLI's subparsers."""
-    from .cli_options import add_model_options
+    from .cli_options import add_comparison_options, add_model_options
     from .executor import add_arguments
 
     p = sub.add_parser("atlas", help="the reference atlas: models of known quality (docs/atlas.md)")
@@ -373,9 +373,8 @@ def add_commands(sub: Any) -> None:
     g = sub.add_parser("grid", help="compare every pair of the atlas's models; resumes an interrupted run")
     _atlas_option(g)
     g.add_argument("--models", help="comma-separated model names (default: all)")
-    from .grid import add_config_arguments
 
-    add_config_arguments(g)
+    add_comparison_options(g, layers=False)
     add_arguments(g, cache_default=True)
     g.add_argument("--quiet", action="store_true", help="no line per finished pair")
     g.set_defaults(run=_grid)

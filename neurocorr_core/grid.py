@@ -245,15 +245,9 @@ def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: S
 
 
 # -- command line: the compare options a grid shares --------------------------------------------------
-def add_config_arguments(p: Any) -> None:
-    """The probe and compare options of ``grid`` and ``predict`` (their layers are per model)."""
-    from .cli_options import add_comparison_options
-
-    add_comparison_options(p, layers=False)
-
-
 def config_from(args: Any) -> tuple[GridConfig, Probe]:
-    """The :class:`GridConfig` and probe of parsed :func:`add_config_arguments` options."""
+    """The :class:`GridConfig` and probe of parsed ``add_comparison_options(p, layers=False)`` options
+    (:mod:`neurocorr_core.cli_options`)."""
     if args.batch_size < 1:
         raise NeurocorrError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.probe_limit is not None and args.probe_limit < 2:

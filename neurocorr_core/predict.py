@@ -311,9 +311,8 @@ def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *
 # -- command line: neurocorr predict ----------------------------------------------------------------------
 def add_command(sub: Any) -> None:
     """Add ``neurocorr predict`` to the CLI's subparsers."""
-    from .cli_options import add_model_options
+    from .cli_options import add_comparison_options, add_model_options
     from .executor import add_arguments
-    from .grid import add_config_arguments
 
     p = sub.add_parser("predict", help="predict a new model's accuracy from the reference atlas "
                                        "(docs/atlas.md)")
@@ -332,7 +331,7 @@ def add_command(sub: Any) -> None:
                    help="instead: predict every reference from the others, with each estimator and the "
                         "baseline")
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
-    add_config_arguments(p)
+    add_comparison_options(p, layers=False)
     add_arguments(p, cache_default=True)
     p.set_defaults(run=_predict)
 

@@ -2,7 +2,7 @@
 
 On the seed paper's CNN (conv 32 -> maxpool -> ReLU -> conv 64 -> maxpool -> ReLU -> dense 100
 -> dense 10) at 28x28, built as a Flax nnx module, a Flax linen module or a plain JAX function,
-the same probe batches go, batch by batch and interleaved (the order flipped every other pass),
+the same probe batches go, batch by batch and interleaved (harness.by_batch: the order rotated every pass),
 through
 
 - bare:               the model's forward pass under ``jax.jit`` on NHWC batches, output fetched
@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +65,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen, nnx
-from harness import rotated
+from harness import by_batch
 
 from neurocorr_core.selection import select_layers
 from neurocorr_jax import JaxProvider
@@ -163,23 +162,6 @@ def spatial_means(run: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], An
     return jax.jit(lambda x: means(run(x)))
 
 
-def interleaved(steps: dict[str, tuple[Callable[[np.ndarray], object], list[np.ndarray]]],
-                turn: int) -> dict[str, tuple[float, float]]:
-    """One pass over the probe, batch by batch, every step in turn (in the order of
-    :func:`harness.rotated`), so load from other processes hits all steps alike: wall-clock and
-    process CPU seconds (all threads) per step."""
-    total = {name: [0.0, 0.0] for name in steps}
-    order = rotated(list(steps), turn)
-    for i in range(len(next(iter(steps.values()))[1])):
-        for name in order:
-            step, batches = steps[name]
-            wall, cpu = time.perf_counter(), time.process_time()
-            step(batches[i])
-            total[name][0] += time.perf_counter() - wall
-            total[name][1] += time.process_time() - cpu
-    return {name: (w, c) for name, (w, c) in total.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kind", choices=["nnx", "linen", "fn"], default="nnx")
@@ -216,7 +198,7 @@ def main() -> None:
     for step, batches in steps.values():  # compile, also for the last batch's shape
         step(batches[0])
         step(batches[-1])
-    runs = [interleaved(steps, turn=r) for r in range(args.repeats)]
+    runs = [by_batch(steps, turn=r) for r in range(args.repeats)]
     wall = {name: statistics.median(run[name][0] for run in runs) for name in steps}
     cpu = {name: statistics.median(run[name][1] for run in runs) for name in steps}
 

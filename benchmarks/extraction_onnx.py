@@ -30,14 +30,13 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from harness import rotated
+from harness import by_batch
 from onnx import TensorProto, helper, numpy_helper
 
 from neurocorr_core.selection import select_layers
@@ -104,28 +103,6 @@ def with_outputs(path: Path, tensors: list[str]) -> bytes:
     return model.SerializeToString()
 
 
-def clock(step: Callable[[np.ndarray], object], batch: np.ndarray) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    step(batch)
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def interleaved(steps: dict[str, Callable[[np.ndarray], object]], batches: list[np.ndarray],
-                turn: int) -> dict[str, tuple[float, float]]:
-    """One pass over the probe, batch by batch, every step in turn, so load from other processes
-    on a shared machine hits all steps alike. The order is rotated by ``turn`` and reversed on odd
-    turns: a step's time depends on its neighbours (on EfficientNet-Lite0 a step run next to
-    ``bare`` in a fixed order measured 2-6% faster, up to 20% for some), so every step takes every place."""
-    total = {name: [0.0, 0.0] for name in steps}
-    names = rotated(list(steps), turn)
-    for batch in batches:
-        for name in names:
-            wall, cpu = clock(steps[name], batch)
-            total[name][0] += wall
-            total[name][1] += cpu
-    return {name: (w, c) for name, (w, c) in total.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", choices=["paper", "efficientnet"], default="paper")
@@ -167,7 +144,7 @@ def main() -> None:
     for step in steps.values():  # warm up, also for the last batch's size
         step(batches[0])
         step(batches[-1])
-    runs = [interleaved(steps, batches, turn=r) for r in range(args.repeats)]
+    runs = [by_batch({name: (step, batches) for name, step in steps.items()}, turn=r) for r in range(args.repeats)]
     wall = {name: statistics.median(run[name][0] for run in runs) for name in steps}
     cpu = {name: statistics.median(run[name][1] for run in runs) for name in steps}
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
-from harness import rotated
+from harness import by_batch
 from keras import layers
 
 from neurocorr_core.selection import select_layers
@@ -43,24 +42,6 @@ def paper_cnn() -> keras.Model:
     x = layers.ReLU(name="relu2")(layers.MaxPooling2D(2)(layers.Conv2D(64, 3)(x)))
     x = layers.ReLU(name="relu3")(layers.Dense(100)(layers.Flatten()(x)))
     return keras.Model(inputs, layers.Dense(10)(x))
-
-
-def clock(step: Callable[[np.ndarray], object], batch: np.ndarray) -> float:
-    start = time.perf_counter()
-    step(batch)
-    return time.perf_counter() - start
-
-
-def interleaved(steps: dict[str, Callable[[np.ndarray], object]], batches: list[list[np.ndarray]],
-                turn: int) -> dict[str, float]:
-    """One pass over the probe: batch by batch, every step in turn (in the order of
-    :func:`harness.rotated`), so load from other processes on a shared machine hits all steps alike."""
-    total = dict.fromkeys(steps, 0.0)
-    names = rotated(list(steps), turn)
-    for i in range(len(batches[0])):
-        for name in names:
-            total[name] += clock(steps[name], batches[list(steps).index(name)][i])
-    return total
 
 
 def main() -> None:
@@ -97,7 +78,8 @@ def main() -> None:
     for name, batches in zip(steps, inputs, strict=True):  # compile, also for the last batch's shape
         for batch in (batches[0], batches[-1]):
             steps[name](batch)
-    runs = [interleaved(steps, inputs, turn=r) for r in range(args.repeats)]
+    paired = {name: (steps[name], batches) for name, batches in zip(steps, inputs, strict=True)}
+    runs = [{name: wall for name, (wall, _) in by_batch(paired, turn=r).items()} for r in range(args.repeats)]
     med = {name: statistics.median(run[name] for run in runs) for name in steps}
 
     print(f"tensorflow {tf.__version__}, keras {keras.__version__}, {os.cpu_count()} CPUs; "

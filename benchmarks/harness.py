@@ -17,7 +17,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,6 +97,23 @@ def rotated(names: Sequence[str], turn: int) -> list[str]:
     names = list(names)
     names = names[turn % len(names):] + names[:turn % len(names)]
     return names[::-1] if turn % 2 else names
+
+
+def by_batch(steps: Mapping[str, tuple[Callable[[Any], object], Sequence[Any]]],
+             turn: int) -> dict[str, tuple[float, float]]:
+    """One pass over the probe, batch by batch, every step on its own i-th batch in turn (in the
+    order of :func:`rotated`), so load from other processes hits all steps alike: each step's
+    wall-clock and process CPU seconds (all threads)."""
+    total = {name: [0.0, 0.0] for name in steps}
+    order = rotated(list(steps), turn)
+    for i in range(len(next(iter(steps.values()))[1])):
+        for name in order:
+            step, batches = steps[name]
+            wall, cpu = time.perf_counter(), time.process_time()
+            step(batches[i])
+            total[name][0] += time.perf_counter() - wall
+            total[name][1] += time.process_time() - cpu
+    return {name: (w, c) for name, (w, c) in total.items()}
 
 
 def paired_ratio(times: dict[str, list[float]]) -> float:

@@ -130,9 +130,11 @@ def bare_forward(kind: str, width: int = 1) -> tuple[Callable[[np.ndarray], Any]
     return jitted, protocol
 
 
-def layerwise(kind: str, width: int = 1) -> Callable[[np.ndarray], Any]:
+def layerwise(kind: str, width: int = 1, means: bool = False) -> Callable[[np.ndarray], Any]:
     """XLA alone, no neurocorr: the bare model under ``jax.jit``, layer by layer, also returning
-    the three ReLU outputs (NHWC); isolates what capturing costs inside XLA from what we add."""
+    the three ReLU outputs (NHWC; with ``means`` averaged over H and W inside the jit), the
+    weights passed as bare and the provider pass them (jit arguments of a Flax module; constants
+    of a plain function). Isolates what capturing costs inside XLA from what neurocorr adds."""
     keep = (2, 5, 8)  # the ReLUs of the Sequential: what kind:activation selects
 
     def through(layers: Any, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
@@ -140,7 +142,7 @@ def layerwise(kind: str, width: int = 1) -> Callable[[np.ndarray], Any]:
         for i, layer in enumerate(layers):
             x = layer(x)
             if i in keep:
-                captured.append(x)
+                captured.append(x.mean(axis=(1, 2)) if means and x.ndim == 4 else x)
         return x, captured
 
     if kind == "nnx":
@@ -151,15 +153,12 @@ def layerwise(kind: str, width: int = 1) -> Callable[[np.ndarray], Any]:
         module, variables = linen_cnn(width)
         bound = jax.jit(lambda v, x: through(module.bind(v).layers, x))
         return lambda x: bound(variables, x)
-    _, protocol = fn_cnn(width)
-    return jax.jit(protocol)
+    _, protocol = fn_cnn(width)  # a plain function closes over its weights: constants, as in bare
 
-
-def spatial_means(run: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
-    """``run`` with its NHWC feature maps averaged over H and W inside the same jit."""
-    def means(out: Any) -> Any:
-        return jax.tree.map(lambda a: a.mean(axis=(1, 2)) if a.ndim == 4 else a, out)
-    return jax.jit(lambda x: means(run(x)))
+    def captures(x: jax.Array) -> Any:
+        out, captured = protocol(x)
+        return out, {k: v.mean(axis=(1, 2)) if means and v.ndim == 4 else v for k, v in captured.items()}
+    return jax.jit(captures)
 
 
 def main() -> None:
@@ -179,7 +178,7 @@ def main() -> None:
     provider = JaxProvider(model, layout="nhwc")
     names = [la.name for la in select_layers(provider.layers(nchw[0][:2]), args.layers, "cnn")]
     xla = layerwise(args.kind, args.width)
-    xla_means = spatial_means(xla)
+    xla_means = layerwise(args.kind, args.width, means=True)
 
     def extract(means: bool) -> Callable[[np.ndarray], None]:
         def step(batch: np.ndarray) -> None:

@@ -47,6 +47,25 @@ def test_activations_equal_numpy_forward(tmp_path):
         np.testing.assert_allclose(got, ref[name], rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+def test_arrays_of_earlier_batches_survive_later_runs():
+    """session.run hands out onnxruntime's own buffers (no copy): a later run must not reuse them."""
+    import gc
+
+    w, x = weights(), probe()
+    prov = OnnxProvider(nchw_cnn(w))
+    prov.layers(x[:2])
+    batches = [x[i:i + 3] for i in range(0, 9, 3)]  # equal sizes, so a reusing allocator would reuse
+    kept = []
+    for out in prov.activations(batches, ["relu1", "relu2"]):
+        kept.append(out)
+        gc.collect()
+    for batch, out in zip(batches, kept, strict=True):
+        ref = forward(w, batch)
+        for name in ("relu1", "relu2"):
+            np.testing.assert_allclose(out[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=name)
+            assert out[name].flags.writeable
+
+
 def test_channels_last_graph_is_fed_nhwc_and_returns_channels_first():
     w, x = weights(channels=3), probe(channels=3)
     prov = OnnxProvider(nhwc_cnn(w))

@@ -51,6 +51,7 @@ of returning intermediates at all, which no provider can avoid without giving up
 whole-network fusion (which is what makes the bare pass fast).
 
     python benchmarks/extraction_jax.py [--kind nnx|linen|fn] [--samples 4096] [--batch 256] [--width 1]
+                                        [--mlp 100 | --mlp 20,20,20,20,20 | --mlp 1024,1024,1024]
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def nnx_cnn(width: int = 1) -> nnx.Sequential:
         nnx.Linear(c2 * 5 * 5, 100, rngs=rngs), nnx.relu, nnx.Linear(100, 10, rngs=rngs))
 
 
+def nnx_mlp(hidden: list[int]) -> nnx.Sequential:
+    """flatten, (Linear + ReLU) per hidden width, Linear 10: the seed paper's MLPs (net1 = [100],
+    net5 = [20] * 5), or wider ones."""
+    rngs, sizes, layers = nnx.Rngs(0), [28 * 28, *hidden], [_flatten]
+    for n_in, n_out in zip(sizes, hidden, strict=False):
+        layers += [nnx.Linear(n_in, n_out, rngs=rngs), nnx.relu]
+    return nnx.Sequential(*layers, nnx.Linear(sizes[-1], 10, rngs=rngs))
+
+
+def nnx_model(width: int, mlp: list[int] | None) -> nnx.Sequential:
+    return nnx_mlp(mlp) if mlp else nnx_cnn(width)
+
+
 def linen_cnn(width: int = 1) -> tuple[linen.Module, Any]:
     module = linen.Sequential([
         linen.Conv(32 * width, (3, 3), padding="VALID"), _pool, linen.relu,
@@ -113,11 +127,11 @@ def fn_cnn(width: int = 1) -> tuple[Callable[..., Any], Callable[[jax.Array], An
     return (lambda x: forward(p, x)[0]), functools.partial(forward, p)
 
 
-def bare_forward(kind: str, width: int = 1) -> tuple[Callable[[np.ndarray], Any], object]:
+def bare_forward(kind: str, width: int = 1, mlp: list[int] | None = None) -> tuple[Callable[[np.ndarray], Any], object]:
     """A jitted forward of the model (weights as jit arguments where the model has them)
     and the object neurocorr is given."""
     if kind == "nnx":
-        model = nnx_cnn(width)
+        model = nnx_model(width, mlp)
         graphdef, state = nnx.split(model)
         run = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
         return (lambda x: run(state, x)), model
@@ -130,12 +144,13 @@ def bare_forward(kind: str, width: int = 1) -> tuple[Callable[[np.ndarray], Any]
     return jitted, protocol
 
 
-def layerwise(kind: str, width: int = 1, means: bool = False) -> Callable[[np.ndarray], Any]:
+def layerwise(kind: str, width: int = 1, means: bool = False,
+              mlp: list[int] | None = None) -> Callable[[np.ndarray], Any]:
     """XLA alone, no neurocorr: the bare model under ``jax.jit``, layer by layer, also returning
     the three ReLU outputs (NHWC; with ``means`` averaged over H and W inside the jit), the
     weights passed as bare and the provider pass them (jit arguments of a Flax module; constants
     of a plain function). Isolates what capturing costs inside XLA from what neurocorr adds."""
-    keep = (2, 5, 8)  # the ReLUs of the Sequential: what kind:activation selects
+    keep = [i for i, layer in enumerate(nnx_model(width, mlp).layers) if layer is nnx.relu]  # kind:activation
 
     def through(layers: Any, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         captured = []
@@ -146,7 +161,7 @@ def layerwise(kind: str, width: int = 1, means: bool = False) -> Callable[[np.nd
         return x, captured
 
     if kind == "nnx":
-        graphdef, state = nnx.split(nnx_cnn(width))
+        graphdef, state = nnx.split(nnx_model(width, mlp))
         run = jax.jit(lambda s, x: through(nnx.merge(graphdef, s).layers, x))
         return lambda x: run(state, x)
     if kind == "linen":
@@ -169,16 +184,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--layers", default="kind:activation", help="layers neurocorr captures")
     parser.add_argument("--width", type=int, default=1, help="multiplies the conv channels (32, 64)")
+    parser.add_argument("--mlp", type=lambda v: [int(w) for w in v.split(",")], metavar="WIDTHS",
+                        help="an nnx MLP with these hidden widths (e.g. 100, or 20,20,20,20,20) instead of the CNN")
     args = parser.parse_args()
+    if args.mlp and args.kind != "nnx":
+        parser.error("--mlp builds an nnx model: use it with --kind nnx")
 
-    bare_run, model = bare_forward(args.kind, args.width)
+    bare_run, model = bare_forward(args.kind, args.width, args.mlp)
     probe = np.random.default_rng(0).random((args.samples, 1, 28, 28), dtype=np.float32)
     nchw = [probe[i:i + args.batch] for i in range(0, len(probe), args.batch)]
     nhwc = [np.ascontiguousarray(b.transpose(0, 2, 3, 1)) for b in nchw]
     provider = JaxProvider(model, layout="nhwc")
     names = [la.name for la in select_layers(provider.layers(nchw[0][:2]), args.layers, "cnn")]
-    xla = layerwise(args.kind, args.width)
-    xla_means = layerwise(args.kind, args.width, means=True)
+    xla = layerwise(args.kind, args.width, mlp=args.mlp)
+    xla_means = layerwise(args.kind, args.width, means=True, mlp=args.mlp)
 
     def extract(means: bool) -> Callable[[np.ndarray], None]:
         def step(batch: np.ndarray) -> None:
@@ -201,7 +220,8 @@ def main() -> None:
     wall = {name: statistics.median(run[name][0] for run in runs) for name in steps}
     cpu = {name: statistics.median(run[name][1] for run in runs) for name in steps}
 
-    print(f"jax {jax.__version__} ({jax.default_backend()}), {args.kind} model, width {args.width}; "
+    shape = f"MLP {args.mlp}" if args.mlp else f"CNN, width {args.width}"
+    print(f"jax {jax.__version__} ({jax.default_backend()}), {args.kind} {shape}; "
           f"{args.samples} samples, batch {args.batch}, {args.repeats} repeats; "
           f"neurocorr captures {len(names)} layers: {', '.join(names)}")
     print(f"{'step':>20} {'wall s':>8} {'ratio':>6} {'cpu s':>8} {'ratio':>6}   (medians; ratio: over bare)")

@@ -21,10 +21,13 @@ Anywhere else, sow the value: its name gives its op (``relu1`` -> ``relu``).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -67,6 +70,19 @@ class Adapter:
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
         raise NotImplementedError
+
+    def structure(self) -> Hashable | None:
+        """What decides the traced program besides the weights, so that providers of models
+        with equal structures share one compiled program (the weights are its arguments);
+        None when that cannot be hashed: then nothing is shared."""
+        return None
+
+    def without_params(self) -> Adapter:
+        """A copy without the weights, for a program cached beyond this provider's life:
+        it must not keep the first model's weights alive."""
+        stripped = copy.copy(self)
+        stripped.params = None
+        return stripped
 
 
 def adapter_for(model: object, call_kwargs: Mapping[str, Any]) -> Adapter:
@@ -146,6 +162,68 @@ def _describe(path: tuple[Any, ...], ops: Mapping[tuple[Any, ...], str],
     return _join(path), op_from_name(str(key))
 
 
+# -- what a compiled program depends on -------------------------------------------------------
+#: Fields of Flax's own linen layers that only create parameters (never called by ``apply``
+#: with complete variables): builds of one architecture with other initialisers share programs.
+INITIALISERS = frozenset({"kernel_init", "bias_init", "scale_init", "embedding_init", "recurrent_kernel_init"})
+
+
+class _Same:
+    """Hashes and compares by identity (and keeps the object alive, so its id stays its own)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` as nested tuples (lists, dicts, partials, and linen modules field by field
+    without ``parent``), so that equal configurations compare and hash equal."""
+    nn = sys.modules.get("flax.linen")  # a linen module exists only once linen is imported
+    if nn is not None and isinstance(value, nn.Module):
+        skip = INITIALISERS if type(value).__module__.startswith("flax.linen") else frozenset()
+        return (type(value), tuple((f.name, _frozen(getattr(value, f.name))) for f in dataclasses.fields(value)
+                                   if f.name != "parent" and f.name not in skip))
+    if isinstance(value, functools.partial):  # functools compares partials by identity
+        return (functools.partial, _frozen(value.func), _frozen(value.args), _frozen(value.keywords))
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_frozen(v) for v in value))
+    if isinstance(value, Mapping):
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+class EqualPartial(functools.partial):
+    """A bare ``partial`` of an nnx Sequential, equal to one of the same function and arguments
+    (a static attribute, it is part of the GraphDef: builds of one model then share programs)."""
+
+    def _key(self) -> Hashable:
+        key = _frozen(self)
+        return _Same(self) if _hashable(key) is None else key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EqualPartial) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+def _hashable(key: Hashable) -> Hashable | None:
+    """``key``, or None if something in it cannot be hashed (an array attribute, say)."""
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 # -- Flax nnx -------------------------------------------------------------------------------
 @functools.cache
 def _nnx_function_module() -> type:
@@ -173,16 +251,21 @@ class NnxAdapter(Adapter):
         self.call_kwargs = dict(call_kwargs)
         # A private copy in inference mode (Dropout off, BatchNorm on running statistics):
         # the user's model is never modified.
-        copy = nnx.clone(model)
-        copy.set_attributes(deterministic=True, use_running_average=True, raise_if_not_found=False)
-        _wrap_nnx_functions(copy)
+        model_copy = nnx.clone(model)
+        model_copy.set_attributes(deterministic=True, use_running_average=True, raise_if_not_found=False)
+        _wrap_nnx_functions(model_copy)
         function = _nnx_function_module()
         self.types: dict[tuple[Any, ...], type] = {}
         self.ops: dict[tuple[Any, ...], str] = {}
-        for path, module in nnx.iter_modules(copy):
+        for path, module in nnx.iter_modules(model_copy):
             self.types[tuple(path)] = type(module)
             self.ops[tuple(path)] = _module_op(module, function)
-        self.graphdef, self.params = nnx.split(copy)
+        self.graphdef, self.params = nnx.split(model_copy)
+
+    def structure(self) -> Hashable | None:
+        # The GraphDef holds the module types, the wiring and every static attribute (the
+        # wrapped bare functions too): equal GraphDefs run the same program on their states.
+        return _hashable(("nnx", self.graphdef, _frozen(self.call_kwargs)))
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
         from flax import nnx
@@ -206,6 +289,7 @@ def _wrap_nnx_functions(model: Any) -> None:
         if isinstance(module, nnx.Sequential):
             for i, fn in enumerate(list(module.layers)):
                 if callable(fn) and not isinstance(fn, nnx.Module):
+                    fn = EqualPartial(fn.func, *fn.args, **fn.keywords) if isinstance(fn, functools.partial) else fn
                     module.layers[i] = nnx.data(function(fn))
 
 
@@ -237,6 +321,9 @@ class LinenAdapter(Adapter):
         self.module = _wrap_linen_functions(module)
         self.params = variables
         self.call_kwargs = dict(call_kwargs)
+
+    def structure(self) -> Hashable | None:
+        return _hashable(("linen", _frozen(self.module), _frozen(self.call_kwargs)))
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
         function = _linen_function_module()
@@ -299,6 +386,11 @@ class FunctionAdapter(Adapter):
         # A jitted function would return its dict with sorted keys (jit flattens pytrees);
         # trace the Python function inside: the capture is jitted as a whole anyway.
         self.fn = fn.__wrapped__ if hasattr(fn, "lower") and hasattr(fn, "__wrapped__") else fn
+
+    def structure(self) -> Hashable | None:
+        # A function closes over its weights, which are constants of its program: only the
+        # very same function object may reuse it.
+        return ("function", _Same(self.fn))
 
     def trace(self, params: Any, x: Any) -> list[Captured]:
         result = self.fn(x)

@@ -10,8 +10,10 @@ import difflib
 import functools
 import inspect
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -22,6 +24,52 @@ if TYPE_CHECKING:
     from .adapters import Adapter
 
 LAYOUTS = ("auto", "nchw", "nhwc")
+
+V = TypeVar("V")
+
+
+class Lru(Generic[V]):
+    """A small thread-safe least-recently-used map of at most ``size`` entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+#: Compiled captures shared by the providers of models of one structure (the weights are
+#: arguments): (structure, channels_last, layer names, channel means) -> the jitted capture.
+PROGRAMS: Lru[Callable[..., Any]] = Lru(32)
+#: Layer listings: (structure, layouts to try, probe shape, weight shapes) -> (layers, channels_last).
+LISTINGS: Lru[tuple[tuple[LayerInfo, ...], bool]] = Lru(32)
+
+
+def clear_cache() -> None:
+    """Forget every shared compiled capture and layer listing (e.g. to free the memory of the
+    plain functions they keep alive, and so their weights)."""
+    PROGRAMS.clear()
+    LISTINGS.clear()
 
 
 def model_kind(model: object) -> str | None:
@@ -83,21 +131,19 @@ class JaxProvider(ActivationProvider):
     # -- the provider contract --------------------------------------------------------------
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         """Every captured intermediate of ``sample`` in forward order, found by tracing one
-        forward pass (nothing is computed). Shapes are per sample, 4-D ones channels-first."""
+        forward pass (nothing is computed). Shapes are per sample, 4-D ones channels-first.
+        A model of the same structure, weight shapes and probe shape listed before (by any
+        provider) is not traced again."""
         x = _as_input(sample)
-        closed, meta = self._trace(x)
-        shapes = [tuple(int(s) for s in aval.shape[1:]) for aval in closed.out_avals]
-        order = _forward_order(closed, meta)
-        infos: dict[str, LayerInfo] = {}
-        for index in order:
-            name, op = meta[index]
-            shape = shapes[index]
-            if self.channels_last and len(shape) == 3:
-                shape = (shape[2], shape[0], shape[1])
-            if name not in infos:
-                infos[name] = LayerInfo(name, shape, len(infos), kind_of(op), op)
-        self._layers = infos
-        return list(infos.values())
+        key = self._listing_key(x.shape)
+        listing = LISTINGS.get(key) if key is not None else None
+        if listing is None:
+            listing = self._list(x)
+            if key is not None:
+                LISTINGS.put(key, listing)
+        infos, self.channels_last = listing
+        self._layers = {info.name: info for info in infos}
+        return list(infos)
 
     def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str], *,
                     channel_means: bool = False) -> Iterator[dict[str, np.ndarray]]:
@@ -124,35 +170,21 @@ class JaxProvider(ActivationProvider):
                    for name, arr in zip(key[0], host, strict=True)}
 
     # -- tracing and compiling ----------------------------------------------------------------
-    def _runner(self, channels_last: bool, names: tuple[str, ...] | None,
-                meta: list[tuple[str, str]] | None = None, means: bool = False) -> Callable[[Any, Any], list[Any]]:
-        """A pure ``(params, x_nchw) -> [arrays]``: the requested layers as float32, or
-        (``names`` None) every capture, with the (name, op) of each written into ``meta``.
-        Outputs stay in the model's layout; :meth:`activations` makes them channels-first.
-        With ``means``, outputs with spatial axes become their per-channel means (batch, C)."""
-        import jax.numpy as jnp
+    def _list(self, x: np.ndarray) -> tuple[tuple[LayerInfo, ...], bool]:
+        """Trace every capture of ``x``: the layers in forward order and the layout chosen."""
+        closed, meta, channels_last = self._trace(x)
+        shapes = [tuple(int(s) for s in aval.shape[1:]) for aval in closed.out_avals]
+        infos: dict[str, LayerInfo] = {}
+        for index in _forward_order(closed, meta):
+            name, op = meta[index]
+            shape = shapes[index]
+            if channels_last and len(shape) == 3:
+                shape = (shape[2], shape[0], shape[1])
+            if name not in infos:
+                infos[name] = LayerInfo(name, shape, len(infos), kind_of(op), op)
+        return tuple(infos.values()), channels_last
 
-        adapter = self.adapter
-
-        def run(params: Any, x: Any) -> list[Any]:
-            if channels_last and x.ndim == 4:
-                x = jnp.transpose(x, (0, 2, 3, 1))
-            captured = adapter.trace(params, x)
-            if names is None:
-                if meta is not None:
-                    meta[:] = [(c.name, c.op) for c in captured]
-                return [c.value for c in captured]
-            by_name = {c.name: c.value for c in captured}
-            missing = [n for n in names if n not in by_name]
-            if missing:
-                raise NeurocorrError(f"layers {missing} of {self.label} produced no output on a batch of "
-                                     f"shape {tuple(x.shape)}; choose layers listed by 'neurocorr layers'")
-            outs = [by_name[n].astype(jnp.float32) for n in names]
-            return [_spatial_mean(out, channels_last) for out in outs] if means else outs
-
-        return run
-
-    def _trace(self, x: np.ndarray) -> tuple[Any, list[tuple[str, str]]]:
+    def _trace(self, x: np.ndarray) -> tuple[Any, list[tuple[str, str]], bool]:
         """Trace every capture of ``x`` in each candidate layout until one is accepted."""
         import jax
 
@@ -162,15 +194,30 @@ class JaxProvider(ActivationProvider):
         for channels_last in self._candidates(x.ndim):
             meta: list[tuple[str, str]] = []
             try:
-                closed = jax.make_jaxpr(self._runner(channels_last, None, meta))(self.adapter.params, x)
+                closed = jax.make_jaxpr(_runner(self.adapter, channels_last, None, meta))(self.adapter.params, x)
             except ProtocolError:
                 raise
             except Exception as exc:  # a shape the model rejects: try the next layout
                 failures.append((channels_last, exc))
                 continue
-            self.channels_last = channels_last
-            return closed, meta
+            return closed, meta, channels_last
         raise NeurocorrError(self._rejected(x.shape, failures))
+
+    def _listing_key(self, shape: tuple[int, ...]) -> Hashable | None:
+        """What decides the listing: the structure, the layouts to try, the probe's shape and
+        the weights' shapes and dtypes (a same-structure model could hold other shapes)."""
+        import jax
+
+        structure = self.adapter.structure()
+        if structure is None:
+            return None
+        leaves, treedef = jax.tree.flatten(self.adapter.params)
+        weights = tuple((np.shape(leaf), str(getattr(leaf, "dtype", type(leaf).__name__))) for leaf in leaves)
+        try:
+            hash(treedef)
+        except TypeError:
+            return None
+        return structure, tuple(self._candidates(len(shape))), shape, treedef, weights
 
     def _candidates(self, ndim: int) -> list[bool]:
         if self.layout != "auto":
@@ -189,7 +236,13 @@ class JaxProvider(ActivationProvider):
             close = difflib.get_close_matches(unknown[0], list(self._layers), n=5, cutoff=0.3)
             raise NeurocorrError(f"{self.label} has no layer(s) {unknown}; closest names: "
                                  f"{', '.join(close or list(self._layers)[:5])}. List all with 'neurocorr layers'")
-        run = jax.jit(self._runner(self.channels_last, names, means=means))
+        structure = self.adapter.structure()
+        key = None if structure is None else (structure, self.channels_last, names, means)
+        run = PROGRAMS.get(key) if key is not None else None
+        if run is None:
+            run = jax.jit(_runner(self.adapter.without_params(), self.channels_last, names, means=means))
+            if key is not None:
+                PROGRAMS.put(key, run)
         self._compiled[names, means] = run
         return run
 
@@ -204,6 +257,34 @@ class JaxProvider(ActivationProvider):
                    "(on the command line, 'module:builder')" if getattr(self.adapter, "builder_like", False)
                    else ""))
         return f"{self.label} ({self.adapter.kind}) rejected a probe batch of shape {tuple(shape)} ({tried}). {hint}"
+
+
+def _runner(adapter: Adapter, channels_last: bool, names: tuple[str, ...] | None,
+            meta: list[tuple[str, str]] | None = None, means: bool = False) -> Callable[[Any, Any], list[Any]]:
+    """A pure ``(params, x_nchw) -> [arrays]``: the requested layers as float32, or (``names``
+    None) every capture, with the (name, op) of each written into ``meta``. Outputs stay in
+    the model's layout; :meth:`JaxProvider.activations` makes them channels-first. With
+    ``means``, outputs with spatial axes become their per-channel means (batch, C). It uses
+    only ``adapter``'s structure: the weights are the argument ``params``."""
+    import jax.numpy as jnp
+
+    def run(params: Any, x: Any) -> list[Any]:
+        if channels_last and x.ndim == 4:
+            x = jnp.transpose(x, (0, 2, 3, 1))
+        captured = adapter.trace(params, x)
+        if names is None:
+            if meta is not None:
+                meta[:] = [(c.name, c.op) for c in captured]
+            return [c.value for c in captured]
+        by_name = {c.name: c.value for c in captured}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise NeurocorrError(f"layers {missing} of {adapter.label} produced no output on a batch of "
+                                 f"shape {tuple(x.shape)}; choose layers listed by 'neurocorr layers'")
+        outs = [by_name[n].astype(jnp.float32) for n in names]
+        return [_spatial_mean(out, channels_last) for out in outs] if means else outs
+
+    return run
 
 
 def _as_input(batch: np.ndarray) -> np.ndarray:

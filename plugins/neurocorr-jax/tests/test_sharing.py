@@ -5,6 +5,7 @@ Traces are counted by a Python side effect in the model, which runs only while J
 runs. Every value is checked against numpy with the model's own weights.
 """
 
+import functools
 import gc
 import weakref
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from flax import linen, nnx
 
-from jax_models import mlp_numpy, nnx_mlp, vector_probe, weights
+from jax_models import image_probe, mlp_numpy, nnx_mlp, vector_probe, weights
 from neurocorr_core import compare
 from neurocorr_jax import JaxProvider
 from neurocorr_jax import provider as jax_provider
@@ -49,8 +50,9 @@ class CountingLinen(linen.Module):
     init_scale: float = 1.0
 
     @linen.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, boost: float = 1.0) -> jax.Array:
         TRACES.append(1)
+        x = x * boost
         # A new initialiser closure per module: it never runs in apply, so it must not matter.
         init = linen.initializers.normal(self.init_scale)
         h = jax.nn.relu(linen.Dense(7, name="dense1", kernel_init=init)(x * self.factor))
@@ -80,9 +82,9 @@ def counting_fn(seed: int = 0):
     return mlp
 
 
-def capture(model, names, *, channel_means=False, probe=None):
+def capture(model, names, *, channel_means=False, probe=None, **options):
     """A new provider's listing and one batch of ``names`` (a glob-free list of names)."""
-    prov = JaxProvider(model)
+    prov = JaxProvider(model, **options)
     x = vector_probe() if probe is None else probe
     prov.layers(x[:2])
     return prov, next(prov.activations([x], names, channel_means=channel_means))
@@ -127,6 +129,15 @@ def test_a_static_setting_is_part_of_the_structure(build, relu):
     np.testing.assert_allclose(scaled[relu], relu_of(0, factor=2.0), rtol=1e-5, atol=1e-5)
 
 
+def test_call_kwargs_are_part_of_the_structure():
+    _, plain = capture(linen_model(0), [LINEN_RELU], call_kwargs={"boost": 1.0})
+    _, boosted = capture(linen_model(0), [LINEN_RELU], call_kwargs={"boost": 2.0})
+    capture(linen_model(1), [LINEN_RELU], call_kwargs={"boost": 2.0})
+    assert len(TRACES) == 4 and len(jax_provider.PROGRAMS) == 2
+    np.testing.assert_allclose(plain[LINEN_RELU], relu_of(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(boosted[LINEN_RELU], relu_of(0, factor=2.0), rtol=1e-5, atol=1e-5)
+
+
 def test_a_bare_function_of_a_sequential_is_part_of_the_structure():
     w = weights(0)
     outs = {}
@@ -138,6 +149,58 @@ def test_a_bare_function_of_a_sequential_is_part_of_the_structure():
     dense1 = mlp_numpy(vector_probe())["dense1"]
     np.testing.assert_allclose(outs[nnx.relu], np.maximum(dense1, 0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs[nnx.tanh], np.tanh(dense1), rtol=1e-5, atol=1e-5)
+
+
+class CountNnx(nnx.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        TRACES.append(1)
+        return x
+
+
+class CountLinen(linen.Module):
+    def __call__(self, x: jax.Array) -> jax.Array:
+        TRACES.append(1)
+        return x
+
+
+def nnx_sequential(seed: int, floor: float = 0.0) -> nnx.Sequential:
+    """A build with its own bare partial (a new object each build, equal arguments)."""
+    w = weights(seed)
+    layers = [nnx.Linear(10, 7, rngs=nnx.Rngs(0)), nnx.Linear(7, 3, rngs=nnx.Rngs(0))]
+    for layer, k, b in zip(layers, ("k1", "k2"), ("b1", "b2"), strict=True):
+        layer.kernel.set_value(jnp.asarray(w[k]))
+        layer.bias.set_value(jnp.asarray(w[b]))
+    return nnx.Sequential(CountNnx(), layers[0], functools.partial(jnp.maximum, floor), layers[1])
+
+
+def linen_sequential(seed: int, floor: float = 0.0) -> tuple[linen.Module, dict]:
+    """A build with its own bare partial and its own initialiser closures."""
+    w = weights(seed)
+    init = linen.initializers.normal(0.1)
+    module = linen.Sequential([CountLinen(), linen.Dense(7, kernel_init=init), functools.partial(jnp.maximum, floor),
+                               linen.Dense(3, kernel_init=init)])
+    params = {"layers_1": {"kernel": jnp.asarray(w["k1"]), "bias": jnp.asarray(w["b1"])},
+              "layers_3": {"kernel": jnp.asarray(w["k2"]), "bias": jnp.asarray(w["b2"])}}
+    return module, {"params": params}
+
+
+@pytest.mark.parametrize("build, relu", [(nnx_sequential, "layers.2"), (linen_sequential, "layers_2")])
+def test_builds_of_one_sequential_share_with_their_own_partials_and_initialisers(build, relu):
+    _, out0 = capture(build(0), [relu])
+    _, out1 = capture(build(1), [relu])
+    assert len(TRACES) == 2 and len(jax_provider.PROGRAMS) == 1
+    np.testing.assert_allclose(out0[relu], relu_of(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out1[relu], relu_of(1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build, relu", [(nnx_sequential, "layers.2"), (linen_sequential, "layers_2")])
+def test_a_partial_with_other_arguments_is_another_structure(build, relu):
+    _, out0 = capture(build(0), [relu])
+    _, out1 = capture(build(0, floor=0.5), [relu])
+    assert len(TRACES) == 4 and len(jax_provider.PROGRAMS) == 2
+    dense1 = mlp_numpy(vector_probe())["dense1"]
+    np.testing.assert_allclose(out0[relu], np.maximum(dense1, 0.0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out1[relu], np.maximum(dense1, 0.5), rtol=1e-5, atol=1e-5)
 
 
 def test_different_plain_functions_never_share_even_with_the_same_code():
@@ -163,6 +226,21 @@ def test_another_layer_set_or_mode_compiles_anew_once():
     capture(CountingNnx(3), [NNX_RELU, "mlp.layers.0"])
     capture(CountingNnx(4), [NNX_RELU], channel_means=True)
     assert len(TRACES) == 4 and len(jax_provider.PROGRAMS) == 3
+
+
+def test_the_layout_is_part_of_the_key():
+    """One function run as NCHW and as NHWC: its last axis is W in one, C in the other."""
+
+    def pool(x):
+        TRACES.append(1)
+        return x, {"pool1": x.mean(axis=3)}
+
+    x = image_probe()
+    _, nchw = capture(pool, ["pool1"], probe=x, layout="nchw")
+    _, nhwc = capture(pool, ["pool1"], probe=x, layout="nhwc")
+    assert len(TRACES) == 4 and len(jax_provider.PROGRAMS) == 2
+    np.testing.assert_allclose(nchw["pool1"], x.mean(axis=3), rtol=1e-6)
+    np.testing.assert_allclose(nhwc["pool1"], x.mean(axis=1), rtol=1e-6)
 
 
 def test_another_probe_shape_is_listed_anew():

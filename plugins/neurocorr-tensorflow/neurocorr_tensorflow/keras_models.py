@@ -1,15 +1,15 @@
 """Capturing layer outputs of in-memory Keras 3 models.
 
 Functional and Sequential models: one sub-model from the model's input to the chosen layers'
-outputs, built once per set of layers and run with ``predict_on_batch`` (one compiled forward
-pass per batch). Subclassed models have no symbolic graph to cut, so their sublayers' ``call``
+outputs (inside nested models too, see :mod:`.flat`), built once per set of layers and run as
+one compiled forward pass per batch. Subclassed models have no symbolic graph to cut, so their sublayers' ``call``
 is wrapped for the duration of one eager forward pass and the first output of each is recorded.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,8 @@ import numpy as np
 from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import kind_of
 
-from .layout import FIRST, LAST, spatial_axes, to_canonical
+from .flat import FlatLayer, Scratch, flatten
+from .layout import FIRST, LAST, data_format, spatial_axes, to_canonical
 
 Feed = Callable[[np.ndarray], Any]
 #: Says whether a layer's output is channels-last (so the provider wants its channels moved first).
@@ -43,12 +44,7 @@ def layer_kind(op: str) -> str:
     return "activation" if fused and kind_of(fused) == "activation" else kind_of(base)
 
 
-def data_format(layer: Any) -> str | None:
-    fmt = getattr(layer, "data_format", None)
-    return fmt if fmt in (FIRST, LAST) else None
-
-
-def first_format(layers: Sequence[Any]) -> str:
+def first_format(layers: Iterable[Any]) -> str:
     """The data format of the first layer that declares one (conv, pooling), else Keras' default."""
     import keras
 
@@ -66,14 +62,13 @@ def to_numpy(value: Any) -> np.ndarray:
 
 
 class KerasGraph:
-    """A Functional or Sequential model: layers are ``model.layers`` in topological order."""
+    """A Functional or Sequential model: every layer with one output in its flat graph (layers
+    inside nested models too, as ``block/conv``), in the order the outputs are computed."""
 
     def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
         self.model, self.label, self.feed = model, label, feed
         self._subs: dict[tuple[tuple[str, ...], bool], Any] = {}
-        self._outputs: dict[str, Any] | None = None
-        self.layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-        self._by_name = {layer.name: layer for layer in self.layers}
+        self._flat: dict[str, FlatLayer] | None = None
         inputs = self._inputs()
         if inputs is not None and len(inputs) != 1 and feed is None:
             raise multi_input_error(label, [(getattr(t, "name", "?"), tuple(t.shape)) for t in inputs])
@@ -92,14 +87,13 @@ class KerasGraph:
         return tuple(inputs[0].shape[1:])
 
     def fallback_format(self) -> str:
-        return first_format(self.layers)
+        return first_format(self.model._flatten_layers(include_self=False, recursive=True))
 
     def layer_format(self, name: str) -> str | None:
-        layer = self._by_name.get(name)
-        return None if layer is None else data_format(layer)
+        return self.outputs()[name].fmt
 
     def op(self, name: str) -> str:
-        return op_name(self._by_name[name])
+        return op_name(self.outputs()[name].layer)
 
     def kind(self, name: str) -> str:
         return layer_kind(self.op(name))
@@ -113,22 +107,13 @@ class KerasGraph:
                                      f"inputs of shape (N, {', '.join(map(str, shape))}); give it "
                                      "a keras.Input(shape) as its first layer")
 
-    def outputs(self) -> dict[str, Any]:
-        """Every layer with one symbolic output tensor; a layer called more than once (shared)
-        has no single output and is left out."""
-        if self._outputs is None:
-            import keras
-
-            found = {}
-            for layer in self.layers:
-                try:
-                    out = layer.output
-                except (AttributeError, ValueError):
-                    continue
-                if isinstance(out, keras.KerasTensor) and len(out.shape) >= 1:
-                    found[layer.name] = out
-            self._outputs = found
-        return self._outputs
+    def outputs(self) -> dict[str, FlatLayer]:
+        """Every layer output of the flat graph, in forward order (its tensors only describe
+        shapes: each sub-model replays the graph afresh)."""
+        if self._flat is None:
+            with Scratch() as scratch:
+                self._flat = flatten(self.model, scratch.touch)[1]
+        return self._flat
 
     def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
             means: bool = False) -> dict[str, np.ndarray]:
@@ -146,23 +131,23 @@ class KerasGraph:
         return {n: np.asarray(o) for n, o in zip(names, outs, strict=True)}
 
     def _sub_model(self, names: tuple[str, ...], is_last: IsLast, means: bool) -> Any:
-        """One model from the input to every chosen output; channels-last outputs are moved
-        channels-first inside it, where the transpose is a fast compiled op (a numpy copy per
-        batch costs about a third of the forward pass of a small CNN). With ``means`` the
-        outputs with spatial axes are averaged over them instead (no transpose needed)."""
+        """One model from the input to every chosen output of the flat graph; channels-last
+        outputs are moved channels-first inside it, where the transpose is a fast compiled op
+        (a numpy copy per batch costs about a third of the forward pass of a small CNN). With
+        ``means`` the outputs with spatial axes are averaged over them instead (no transpose)."""
         import keras
 
-        inputs = self._inputs()
-        assert inputs is not None
-        outputs = []
-        for name in names:
-            out = self.outputs()[name]
-            if means and len(out.shape) >= 3:
-                out = keras.ops.mean(out, axis=spatial_axes(len(out.shape), LAST if is_last(name) else FIRST))
-            elif is_last(name) and len(out.shape) >= 3:
-                out = keras.ops.moveaxis(out, -1, 1)
-            outputs.append(out)
-        return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+        with Scratch() as scratch:  # the model must be built while the replayed nodes exist
+            inputs, flat = flatten(self.model, scratch.touch)
+            outputs = []
+            for name in names:
+                out = flat[name].tensor
+                if means and len(out.shape) >= 3:
+                    out = keras.ops.mean(out, axis=spatial_axes(len(out.shape), LAST if is_last(name) else FIRST))
+                elif is_last(name) and len(out.shape) >= 3:
+                    out = keras.ops.moveaxis(out, -1, 1)
+                outputs.append(out)
+            return scratch.model(inputs[0] if len(inputs) == 1 else inputs, outputs)
 
 
 def _compiled(sub: Any) -> Callable[[Any], list[np.ndarray]]:

@@ -18,6 +18,12 @@ LAST, FIRST = "channels_last", "channels_first"
 Shape = Sequence[int | None]
 
 
+def data_format(layer: object) -> str | None:
+    """A layer's own data format (conv, pooling), else None: its output follows its input's."""
+    fmt = getattr(layer, "data_format", None)
+    return fmt if fmt in (FIRST, LAST) else None
+
+
 def check_layout(layout: str) -> str:
     if layout not in LAYOUTS:
         raise NeurocorrError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)} "

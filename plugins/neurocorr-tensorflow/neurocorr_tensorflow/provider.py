@@ -39,8 +39,9 @@ class _Backend(Protocol):
 
 
 class TensorFlowProvider(ActivationProvider):
-    """Layers of a Keras 3 model (``model.layers``, in topological order) or of a SavedModel
-    signature (its Keras name scopes), captured in one forward pass per batch.
+    """Layers of a Keras 3 model (in forward order, with the layers inside nested models named
+    ``block/conv``) or of a SavedModel signature (its Keras name scopes), captured in one
+    forward pass per batch.
 
     Options: ``layout`` (``auto``: move the NCHW probe's channels last when the model's input
     asks for it; ``nchw``: feed as given; ``nhwc``: always move), ``signature`` (SavedModel

@@ -120,15 +120,6 @@ def test_one_sub_model_and_one_forward_pass_per_batch():
     np.testing.assert_array_equal(next(prov.activations([x[:3]], names))["fc"], outs[0]["fc"])
 
 
-def test_nested_model_is_one_layer():
-    keras.utils.set_random_seed(0)
-    block = keras.Sequential([keras.Input((4,)), layers.Dense(3), layers.ReLU()], name="block")
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, layers.Dense(2, name="head")(block(inputs)))
-    names = [la.name for la in TensorFlowProvider(model).layers(probe(2, 4))]
-    assert names == ["block", "head"]
-
-
 def test_subclassed_sublayers_are_named_by_attribute_and_match_keras():
     keras.utils.set_random_seed(0)
     model, x = Subclassed(), probe(3, 1, 8, 8)

@@ -55,3 +55,22 @@ def saved(kind: str) -> str:
 
 def image_probe() -> np.ndarray:
     return np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32)
+
+
+def nested_cnn() -> keras.Model:
+    """A functional model holding a Sequential block without an Input of its own (itself holding a
+    Sequential) and a nested functional block: layers stem, block1/{conv, relu, pair/{conv, relu}},
+    block2/{conv, act, pool}, gap, fc."""
+    keras.utils.set_random_seed(0)
+    x = inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, padding="same", name="stem")(x)
+    pair = keras.Sequential([layers.Conv2D(4, 3, padding="same", name="conv"), layers.ReLU(name="relu")],
+                            name="pair")
+    x = keras.Sequential([layers.Conv2D(5, 3, name="conv"), layers.ReLU(name="relu"), pair], name="block1")(x)
+    y = block_input = keras.Input((6, 6, 4))
+    y = layers.Conv2D(6, 3, name="conv")(y)
+    y = layers.Activation("relu", name="act")(y)
+    y = layers.MaxPooling2D(2, name="pool")(y)
+    x = keras.Model(block_input, y, name="block2")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(3, name="fc")(x))

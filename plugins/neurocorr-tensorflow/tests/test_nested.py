@@ -181,6 +181,26 @@ def test_each_call_of_a_shared_nested_model_has_its_own_names():
     np.testing.assert_allclose(got["head"], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 
 
+def test_a_nested_model_with_two_inputs_and_two_outputs():
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((4,)), keras.Input((4,))
+    total = layers.Add(name="add")([a, b])
+    two = keras.Model([a, b], [layers.Dense(3, name="d")(total), total], name="two")
+    inputs = keras.Input((4,))
+    first, second = two([inputs, layers.Dense(4, name="pre")(inputs)])
+    doubled = keras.ops.multiply(first, 2.0)  # an op, not a layer: not listed
+    model = keras.Model(inputs, layers.Dense(2, name="head")(layers.Concatenate(name="cat")([doubled, second])))
+    x = np.random.default_rng(4).normal(size=(5, 4)).astype(np.float32)
+    prov = TensorFlowProvider(model)
+    # "two" returns two tensors, so it is no layer of its own; its layers are
+    assert [la.name for la in prov.layers(x[:2])] == ["pre", "two/add", "two/d", "cat", "head"]
+    got = next(prov.activations([x], ["two/d", "head"]))
+    pre = np.asarray(model.get_layer("pre")(x))
+    expected = keras.Model(two.inputs, two.get_layer("d").output)([x, pre])
+    np.testing.assert_allclose(got["two/d"], np.asarray(expected), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["head"], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+
+
 def test_a_subclassed_model_inside_stays_one_layer():
     class Doubled(keras.Model):
         def __init__(self) -> None:

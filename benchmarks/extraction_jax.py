@@ -43,6 +43,11 @@ ratios over bare on a shared, heavily loaded 2-core machine):
   the fetch 1.42x (the core's position view copies the view once when it flattens it).
 - The channel view does not beat the position view on the CPU backend (the maps never cross a
   device boundary there); on an accelerator it saves the copy of the maps to the host.
+- Also no help: the weights as compile-time constants (bare and capture both ~7% faster);
+  per-compilation XLA options for the capture alone (``compile(compiler_options=...)``: other
+  ``xla_cpu_experimental_ynn_fusion_type`` sets, XNNPACK graph fusion modes: 1.29-6.3x).
+- Dense layers lose no cross-layer fusion: ``--mlp 100`` and ``--mlp 1024,1024,1024`` cost
+  1.00-1.03x in both views (``--mlp 20,20,20,20,20``, 0.4 ms a batch, ~1.15x: per-call cost).
 - The cost is relatively largest for thin layers (little arithmetic per value written):
   ``--width 2`` (64 and 128 conv channels) gives about 1.16x.
 

@@ -7,9 +7,10 @@ The same probe batches go through
   as float32 numpy arrays: whole feature maps (the ``position`` view), or, in the ``channel``
   view, the per-channel means taken inside the forward hooks (``channel_means=True``),
 
-interleaved (reference, neurocorr, ...), repeated, and reported as medians of the paired ratios
-(target: overhead <= 15%). Two models: the seed paper's CNN at 28 x 28 (random weights) and
-EfficientNet-Lite0 with its offline ImageNet weights on real photos (33 activation outputs).
+interleaved batch by batch in an order rotated every pass (harness.by_batch, as the TF, JAX and
+ONNX scripts), repeated, and reported as medians of the paired ratios (target: overhead <= 15%).
+Two models: the seed paper's CNN at 28 x 28 (random weights) and EfficientNet-Lite0 with its
+offline ImageNet weights on real photos (33 activation outputs).
 
     python benchmarks/extraction_torch.py [--quick] [--repeats N] [--threads N]
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from end_to_end_efficientnet import photos
-from harness import Row, cli, finish, header, interleaved, median, torch_threads
+from harness import Row, by_batch, cli, finish, header, median, torch_threads
 
 from neurocorr_core.selection import select_layers
 
@@ -41,23 +42,22 @@ def efficientnet() -> Any:
     return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
 
 
-def passes(model: Any, batches: list[np.ndarray]) -> dict[str, Callable[[], None]]:
-    """The bare forward pass and neurocorr's two captures, each over every batch."""
+def steps(model: Any, sample: np.ndarray) -> dict[str, Callable[[np.ndarray], None]]:
+    """The bare forward pass and neurocorr's two captures, each of one batch."""
     import torch
 
     from neurocorr_torch import TorchProvider
 
     provider = TorchProvider(model)
-    names = [la.name for la in select_layers(provider.layers(batches[0][:2]), "kind:activation", "model")]
+    names = [la.name for la in select_layers(provider.layers(sample[:2]), "kind:activation", "model")]
 
-    def bare() -> None:
+    def bare(batch: np.ndarray) -> None:
         with torch.inference_mode():
-            for batch in batches:
-                model(torch.from_numpy(batch)).numpy()
+            model(torch.from_numpy(batch)).numpy()
 
-    def capture(channel_means: bool) -> Callable[[], None]:
-        def run() -> None:
-            for _ in provider.activations(batches, names, channel_means=channel_means):
+    def capture(channel_means: bool) -> Callable[[np.ndarray], None]:
+        def run(batch: np.ndarray) -> None:
+            for _ in provider.activations([batch], names, channel_means=channel_means):
                 pass
         return run
 
@@ -66,10 +66,12 @@ def passes(model: Any, batches: list[np.ndarray]) -> dict[str, Callable[[], None
 
 def rows_for(label: str, model: Any, probe: np.ndarray, batch: int, repeats: int) -> list[Row]:
     batches = [probe[i:i + batch] for i in range(0, len(probe), batch)]
-    runs = passes(model, batches)
-    for run in runs.values():  # warm-up: allocator, threads, first-touch pages
-        run()
-    times = interleaved(runs, repeats)
+    runs = {name: (step, batches) for name, step in steps(model, probe).items()}
+    for step, _ in runs.values():  # warm-up: allocator, threads, first-touch pages
+        for b in batches:
+            step(b)
+    passes = [by_batch(runs, turn=r) for r in range(repeats)]
+    times = {name: [wall for wall, _ in (p[name] for p in passes)] for name in runs}
     rows = []
     for view in ("position", "channel"):
         row = Row(f"torch extraction, {label}, {view} view", f"{len(probe)} samples, batch {batch}",

@@ -234,3 +234,23 @@ class TestNested(ProviderConformance):
 
     def make_probe(self):
         return image_probe()
+
+
+def test_a_keras_applications_base_inside_a_classifier():
+    """Transfer learning's usual shape: a whole keras.applications network (built here, no
+    weights downloaded) as one layer of a small classifier; its inner ReLUs are captured as the
+    base model alone computes them."""
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35)
+    inputs = keras.Input((32, 32, 3))
+    head = layers.Dense(3)(layers.GlobalAveragePooling2D()(base(inputs)))
+    model = keras.Model(inputs, head)
+    x = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    provider = TensorFlowProvider(model)
+    chosen = [la.name for la in select_layers(provider.layers(x[:2]), "kind:activation", "model")]
+    assert len(chosen) == 35 and all(name.startswith(f"{base.name}/") for name in chosen)
+    got = next(provider.activations([x], chosen))
+    inner = [base.get_layer(name.split("/", 1)[1]).output for name in chosen]
+    reference = keras.Model(base.input, inner)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), training=False)
+    for name, ref in zip(chosen, reference, strict=True):
+        np.testing.assert_allclose(got[name], np.asarray(ref).transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6,
+                                   err_msg=name)

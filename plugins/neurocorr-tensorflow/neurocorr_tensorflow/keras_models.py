@@ -3,7 +3,8 @@
 Functional and Sequential models: one sub-model from the model's input to the chosen layers'
 outputs (inside nested models too, see :mod:`.flat`), built once per set of layers and run as
 one compiled forward pass per batch. Subclassed models have no symbolic graph to cut, so their sublayers' ``call``
-is wrapped for the duration of one eager forward pass and the first output of each is recorded.
+is wrapped for the duration of one eager forward pass and the output of each call is recorded
+(``act``, ``act#1``, ... for a sublayer called several times).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import kind_of
 
-from .flat import FlatLayer, Scratch, flatten
+from .flat import FlatLayer, Scratch, call_name, flatten
 from .layout import FIRST, LAST, data_format, spatial_axes, to_canonical
 
 Feed = Callable[[np.ndarray], Any]
@@ -175,12 +176,13 @@ def _compiled(sub: Any) -> Callable[[Any], list[np.ndarray]]:
 
 
 class KerasEager:
-    """A subclassed model: every sublayer (recursively, named by its path ``block/conv``) is a
-    layer, in the order its call finishes; one eager forward pass per batch."""
+    """A subclassed model: every call of a sublayer (recursively, named by its path ``block/conv``)
+    that returns one tensor is a layer, the k-th call of a shared one (k >= 1) ``path#k`` as in
+    the torch provider, in the order the calls finish; one eager forward pass per batch."""
 
     def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
         self.model, self.label, self.feed = model, label, feed
-        self.named = dict(_walk(model, ""))
+        self.named = dict(_walk(model, "", set()))
         if not self.named:
             raise NeurocorrError(f"{label} is a subclassed Keras model without tracked sublayers, so "
                                  "nothing inside it can be captured. Supported: Sequential and "
@@ -194,10 +196,10 @@ class KerasEager:
         return first_format(list(self.named.values()))
 
     def layer_format(self, name: str) -> str | None:
-        return data_format(self.named[name])
+        return data_format(self.named[self._path(name)])
 
     def op(self, name: str) -> str:
-        return op_name(self.named[name])
+        return op_name(self.named[self._path(name)])
 
     def kind(self, name: str) -> str:
         return layer_kind(self.op(name))
@@ -207,28 +209,43 @@ class KerasEager:
 
     def run(self, x: np.ndarray, names: Sequence[str] | None, is_last: IsLast,
             means: bool = False) -> dict[str, np.ndarray]:
-        """Outputs of ``names`` (all sublayers that returned one tensor when None), channels-first,
+        """Outputs of ``names`` (every call that returned one tensor when None), channels-first,
         or with ``means`` their per-channel spatial means, taken by Keras before the copy out."""
-        wanted = list(self.named) if names is None else list(names)
-        unknown = [n for n in wanted if n not in self.named]
-        if unknown:
-            raise NeurocorrError(f"{self.label} has no sublayer {unknown[0]!r}; "
-                                 f"sublayers: {', '.join(self.named)}")
-        recorded: dict[str, np.ndarray] = {}
+        x = self.feed(x) if self.feed else x
         reduce = _spatial_mean(is_last) if means else None
-        with _recording({n: self.named[n] for n in wanted}, recorded, reduce):
-            self.model(self.feed(x) if self.feed else x, training=False)
-        missing = [n for n in wanted if n not in recorded]
-        if missing and names is not None:
-            raise NeurocorrError(f"sublayers {missing} of {self.label} returned no single tensor on "
-                                 "this batch (not called, or several outputs); choose layers listed "
-                                 "by 'neurocorr layers'")
+        wanted = None if names is None else set(names)
+        bases = None if wanted is None else {self._path(n) for n in wanted}
+        paths = {p: layer for p, layer in self.named.items() if bases is None or p in bases}
+        recorded: dict[str, np.ndarray] = {}
+        with _recording(paths, recorded, wanted, reduce):
+            self.model(x, training=False)
+        missing = [n for n in names or () if n not in recorded]
+        if missing:
+            raise self._no_layer(missing[0], x)
         return {n: to_canonical(v, LAST if is_last(n) else FIRST) for n, v in recorded.items()}
+
+    def _path(self, name: str) -> str:
+        """The sublayer path of a layer name: ``act#2`` is the third call of ``act``."""
+        if name in self.named:
+            return name
+        path, _, call = name.rpartition("#")
+        return path if call.isdigit() and path in self.named else name
+
+    def _no_layer(self, name: str, x: Any) -> NeurocorrError:
+        """The error for a name no call produced, listing the layers a forward pass of ``x`` gives."""
+        found: dict[str, np.ndarray] = {}
+        with _recording(self.named, found, None):
+            self.model(x, training=False)
+        return NeurocorrError(f"{self.label} has no layer {name!r} on this batch; its layers (one per call "
+                              "of a sublayer that returns one tensor: act, act#1, ... for a sublayer act "
+                              f"called several times) are: {', '.join(found)}")
 
 
 def symbolic(value: Any) -> bool:
     import keras
 
+    if isinstance(value, keras.KerasTensor):
+        return True
     if keras.backend.backend() != "tensorflow":
         return False
     import tensorflow as tf
@@ -236,16 +253,20 @@ def symbolic(value: Any) -> bool:
     return bool(tf.is_symbolic_tensor(value))
 
 
-def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+def _walk(layer: Any, prefix: str, seen: set[int]) -> Iterator[tuple[str, Any]]:
     """Sublayers depth-first, named by the attribute that holds them (``block/conv``, a list
-    item ``blocks/0``), else by the layer's own name (layers of a nested Sequential)."""
+    item ``blocks/0``), else by the layer's own name (layers of a nested Sequential). A layer
+    held in several places is named once, by its first path, as torch names a shared module."""
     # Keras 3 keeps tracked sublayers in _flatten_layers; Model.layers is the same, one level.
     children = layer._flatten_layers(include_self=False, recursive=False)
     attrs = _attribute_names(layer)
     for child in children:
+        if id(child) in seen:
+            continue
+        seen.add(id(child))
         path = f"{prefix}{attrs.get(id(child), child.name)}"
         yield path, child
-        yield from _walk(child, path + "/")
+        yield from _walk(child, path + "/", seen)
 
 
 def _attribute_names(layer: Any) -> dict[int, str]:
@@ -275,34 +296,41 @@ def _spatial_mean(is_last: IsLast) -> Callable[[str, Any], Any]:
 
 
 @contextmanager
-def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray],
+def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray], wanted: set[str] | None,
                reduce: Callable[[str, Any], Any] | None = None) -> Iterator[None]:
-    """Wrap each layer's ``call`` (an instance attribute shadows the class method) so its
-    first single-tensor output (through ``reduce`` if given) lands in ``recorded``, in the
-    order calls finish."""
+    """Wrap each layer's ``call`` (an instance attribute shadows the class method) so that the
+    single-tensor output of its k-th call (through ``reduce`` if given) lands in ``recorded`` as
+    ``call_name(path, k)``, in the order calls finish; only names in ``wanted`` unless it is None."""
     import keras
 
-    def wrap(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(path: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        calls = 0
+
         @functools.wraps(call)
         def recorder(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
             out = call(*args, **kwargs)
-            # symbolic tensors appear while Keras builds a nested model: they hold no values
-            if name not in recorded and keras.ops.is_tensor(out) and not symbolic(out):
+            # symbolic tensors appear while Keras builds a layer or nested model: no call of the pass
+            if any(symbolic(leaf) for leaf in keras.tree.flatten(out)):
+                return out
+            name = call_name(path, calls)
+            calls += 1
+            if keras.ops.is_tensor(out) and (wanted is None or name in wanted):
                 recorded[name] = to_numpy(reduce(name, out) if reduce else out)
             return out
         return recorder
 
-    originals = {name: layer.__dict__.get("call") for name, layer in layers.items()}
+    originals = {path: layer.__dict__.get("call") for path, layer in layers.items()}
     try:
-        for name, layer in layers.items():
-            layer.call = wrap(name, layer.call)
+        for path, layer in layers.items():
+            layer.call = wrap(path, layer.call)
         yield
     finally:
-        for name, layer in layers.items():
-            if originals[name] is None:
+        for path, layer in layers.items():
+            if originals[path] is None:
                 del layer.call
             else:
-                layer.call = originals[name]
+                layer.call = originals[path]
 
 
 def multi_input_error(label: str, inputs: Sequence[tuple[str, tuple[Any, ...]]]) -> NeurocorrError:

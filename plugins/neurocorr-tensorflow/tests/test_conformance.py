@@ -5,7 +5,7 @@ import numpy as np
 
 from neurocorr_core.testing import ProviderConformance
 from neurocorr_tensorflow import TensorFlowProvider
-from tf_models import Subclassed, functional_cnn, image_probe, saved, sequential_mlp
+from tf_models import SharedCalls, Subclassed, functional_cnn, image_probe, saved, sequential_mlp
 
 
 class TestFunctional(ProviderConformance):
@@ -54,6 +54,19 @@ class TestSubclassed(ProviderConformance):
     def make_model(self):
         keras.utils.set_random_seed(0)
         return Subclassed()
+
+    def make_probe(self):
+        return image_probe()
+
+
+class TestSubclassedSharedCalls(ProviderConformance):
+    """A sublayer called several times: one layer per call."""
+
+    provider = TensorFlowProvider
+
+    def make_model(self):
+        keras.utils.set_random_seed(0)
+        return SharedCalls()
 
     def make_probe(self):
         return image_probe()

@@ -1,6 +1,7 @@
 """Behaviour of the tensorflow provider beyond the conformance suite: layouts, kinds, depth,
 SavedModels, one sub-model per batch, and every error a user can cause."""
 
+import re
 import sys
 
 import keras
@@ -8,10 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras import layers
+from numpy.lib.stride_tricks import sliding_window_view
 
 from neurocorr_core import NeurocorrError, PluginManager, open_model
+from neurocorr_core.selection import select_layers
 from neurocorr_tensorflow import TensorFlowProvider
-from tf_models import Subclassed, functional_cnn, saved
+from tf_models import SharedCalls, Subclassed, functional_cnn, saved
 
 
 def probe(*shape: int, seed: int = 0) -> np.ndarray:
@@ -131,6 +134,146 @@ def test_subclassed_sublayers_are_named_by_attribute_and_match_keras():
     np.testing.assert_allclose(out["act"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["fc"], np.asarray(model(nhwc)), rtol=1e-5, atol=1e-6)
     assert "call" not in vars(model.conv), "the recording wrapper is removed after the pass"
+
+
+SHARED_NAMES = ["conv1", "act", "conv2", "act#1", "conv2#1", "act#2", "gap", "fc"]
+
+
+def shared_calls_by_hand(model: SharedCalls, x: np.ndarray) -> dict[str, np.ndarray]:
+    """SharedCalls' forward pass in numpy from its weights (NCHW), every call's output."""
+    def conv(layer, v):
+        kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())  # (3, 3, in, out)
+        windows = sliding_window_view(np.pad(v, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+        return np.einsum("nchwij,ijco->nohw", windows, kernel) + bias[:, None, None]
+
+    out = {"conv1": conv(model.conv1, x.astype(np.float64))}
+    out["act"] = np.maximum(out["conv1"], 0)
+    out["conv2"] = conv(model.conv2, out["act"])
+    out["act#1"] = np.maximum(out["conv2"], 0)
+    out["conv2#1"] = conv(model.conv2, out["act#1"])
+    out["act#2"] = np.maximum(out["conv2#1"], 0)
+    out["gap"] = out["act#2"].mean(axis=(2, 3))
+    weights, bias = model.fc.get_weights()
+    out["fc"] = out["gap"] @ weights + bias
+    return out
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_every_call_of_a_shared_sublayer_is_a_layer(data_format):
+    keras.utils.set_random_seed(0)
+    model, x = SharedCalls(data_format), probe(5, 2, 6, 6)
+    prov = TensorFlowProvider(model)
+    found = prov.layers(x[:2])
+    assert [la.name for la in found] == SHARED_NAMES, "one layer per call, in the order calls finish"
+    assert [la.depth for la in found] == list(range(len(SHARED_NAMES)))
+    info = {la.name: la for la in found}
+    for name in ("act#1", "act#2"):
+        assert (info[name].kind, info[name].op, info[name].shape) == ("activation", "ReLU", (4, 6, 6))
+    assert (info["conv2#1"].kind, info["conv2#1"].op) == ("conv", "Conv2D")
+    expected = shared_calls_by_hand(model, x)
+    raw = next(prov.activations([x], SHARED_NAMES))
+    means = next(prov.activations([x], SHARED_NAMES, channel_means=True))
+    for name in SHARED_NAMES:  # the position view's whole maps and the channel view's means
+        np.testing.assert_allclose(raw[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        mean = expected[name].mean(axis=(2, 3)) if expected[name].ndim == 4 else expected[name]
+        np.testing.assert_allclose(means[name], mean, rtol=1e-4, atol=1e-5, err_msg=name)
+    alone = next(prov.activations([x], ["act#1"]))
+    assert list(alone) == ["act#1"], "a later call alone is captured without the others"
+    np.testing.assert_allclose(alone["act#1"], expected["act#1"], rtol=1e-4, atol=1e-5)
+    assert "call" not in vars(model.act), "the recording wrapper is removed after the pass"
+
+
+def test_kind_activation_selects_every_call_of_a_shared_activation():
+    keras.utils.set_random_seed(0)
+    found = TensorFlowProvider(SharedCalls()).layers(probe(2, 1, 6, 6))
+    assert [la.name for la in select_layers(found, "kind:activation", "model")] == ["act", "act#1", "act#2"]
+
+
+def test_an_unknown_call_lists_the_layers_of_a_forward_pass():
+    keras.utils.set_random_seed(0)
+    prov = TensorFlowProvider(SharedCalls())
+    listing = re.escape(", ".join(SHARED_NAMES))
+    for name in ("act#5", "nope"):
+        with pytest.raises(NeurocorrError, match=rf"no layer '{name}' on this batch; .* are: {listing}$"):
+            next(prov.activations([probe(3, 1, 6, 6)], ["act", name]))
+
+
+def test_a_sublayer_held_in_two_places_is_named_once():
+    class Block(keras.layers.Layer):
+        def __init__(self, act) -> None:
+            super().__init__()
+            self.dense, self.act = layers.Dense(3), act
+
+        def call(self, x):
+            return self.act(self.dense(x))
+
+    class Model(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = layers.ReLU()
+            self.block = Block(self.act)
+
+        def call(self, x):
+            return self.block(self.act(x))
+
+    keras.utils.set_random_seed(0)
+    model, x = Model(), probe(4, 5)
+    prov = TensorFlowProvider(model)
+    assert [la.name for la in prov.layers(x[:2])] == ["act", "block/dense", "act#1", "block"]
+    out = next(prov.activations([x], ["act#1", "block"]))
+    np.testing.assert_allclose(out["act#1"], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
+    assert "call" not in vars(model.act)
+
+
+def test_a_nested_sequential_built_by_the_first_pass_counts_only_real_calls():
+    class Twice(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = keras.Sequential([layers.Dense(4, name="d"), layers.ReLU(name="r")])
+            self.fc = layers.Dense(2)
+
+        def call(self, x):
+            return self.fc(self.block(self.block(x)))
+
+    keras.utils.set_random_seed(0)
+    model, x = Twice(), probe(3, 4)
+    prov = TensorFlowProvider(model)  # the block has no Input: Keras builds it symbolically in the pass
+    assert [la.name for la in prov.layers(x)] == ["block/d", "block/r", "block", "block/d#1", "block/r#1",
+                                                  "block#1", "fc"]
+    out = next(prov.activations([x], ["block/d#1", "block#1"]))
+    once = np.asarray(model.block(x))
+    np.testing.assert_allclose(out["block/d#1"], np.asarray(model.block.get_layer("d")(once)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["block#1"], np.asarray(model.block(once)), rtol=1e-5, atol=1e-6)
+
+
+def test_shared_calls_are_named_as_in_torch():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("neurocorr_torch")
+    from neurocorr_torch import TorchProvider
+
+    class Twin(torch.nn.Module):  # SharedCalls in torch: one nn.ReLU, conv2 used twice
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.conv2 = torch.nn.Conv2d(4, 4, 3, padding=1)
+            self.act = torch.nn.ReLU()
+            self.gap = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            x = self.act(self.conv1(x))
+            x = self.act(self.conv2(x))
+            x = self.act(self.conv2(x))
+            return self.fc(self.gap(x))
+
+    keras.utils.set_random_seed(0)
+    x = probe(2, 1, 6, 6)
+    tf_layers = TensorFlowProvider(SharedCalls()).layers(x)
+    torch_layers = [la for la in TorchProvider(Twin()).layers(x) if not la.name.startswith("gap.")]
+    assert [la.name for la in tf_layers] == [la.name for la in torch_layers] == SHARED_NAMES
+    relus = [[la.name for la in select_layers(found, "kind:activation", "model")]
+             for found in (tf_layers, torch_layers)]
+    assert relus[0] == relus[1] == ["act", "act#1", "act#2"]
 
 
 def test_subclassed_without_sublayers_says_what_is_supported():

@@ -40,6 +40,25 @@ class Subclassed(keras.Model):
         return self.fc(self.flat(self.act(self.conv(x))))
 
 
+class SharedCalls(keras.Model):
+    """One ReLU applied after each of three convs (EfficientNet's shared activations) and one conv
+    used twice: layers conv1, act, conv2, act#1, conv2#1, act#2, gap, fc."""
+
+    def __init__(self, data_format: str = "channels_last") -> None:
+        super().__init__()
+        self.conv1 = layers.Conv2D(4, 3, padding="same", data_format=data_format)
+        self.conv2 = layers.Conv2D(4, 3, padding="same", data_format=data_format)
+        self.act = layers.ReLU()
+        self.gap = layers.GlobalAveragePooling2D(data_format=data_format)
+        self.fc = layers.Dense(3)
+
+    def call(self, x):
+        x = self.act(self.conv1(x))
+        x = self.act(self.conv2(x))
+        x = self.act(self.conv2(x))
+        return self.fc(self.gap(x))
+
+
 @cache
 def saved(kind: str) -> str:
     folder = tempfile.mkdtemp(prefix="neurocorr-tf-")

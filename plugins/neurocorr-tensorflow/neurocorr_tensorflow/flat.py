@@ -73,7 +73,8 @@ class Scratch:
 
 def flatten(model: Any, touch: Touch) -> tuple[list[Any], dict[str, FlatLayer]]:
     """Fresh symbolic inputs and every layer output reachable from them, named by nested path
-    (``block/conv``; the k-th call of a shared layer or nested model, k >= 1, is ``name#k``),
+    (``block/conv``; the k-th call of a shared layer or nested model, k >= 1, is ``name#k``, and
+    the layers inside the k-th call of a nested model are ``block/conv#k``, as in torch),
     in the order the outputs are computed."""
     import keras
 
@@ -113,7 +114,8 @@ class _Replay:
         if inner is not None and name is not None:
             # a nested model's own kwargs (training, mask) are left out: the sub-model's call
             # passes training=False to every layer of the flat graph
-            out = self.graph(inner, args[0] if args else kwargs["inputs"], name + "/")
+            # inner layers count their own calls, as torch's submodules do: block/conv#1, not block#1/conv
+            out = self.graph(inner, args[0] if args else kwargs["inputs"], prefix + op.name + "/")
             fmt = self._formats.get(id(out))
         else:
             self.touch(op)

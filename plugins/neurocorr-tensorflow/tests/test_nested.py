@@ -168,15 +168,15 @@ def test_each_call_of_a_shared_nested_model_has_its_own_names():
     x = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
     prov = TensorFlowProvider(model)
     assert [la.name for la in prov.layers(x[:2])] == [
-        "block/dense", "block/relu", "block", "act", "mid", "block#1/dense", "block#1/relu", "block#1",
+        "block/dense", "block/relu", "block", "act", "mid", "block/dense#1", "block/relu#1", "block#1",
         "act#1", "head"]
-    got = next(prov.activations([x], ["block/dense", "block#1/dense", "block#1/relu", "act#1", "head"]))
+    got = next(prov.activations([x], ["block/dense", "block/dense#1", "block/relu#1", "act#1", "head"]))
     inner = model.get_layer("block").get_layer("dense")
     first = dense(inner, x)
     second = dense(inner, dense(model.get_layer("mid"), np.maximum(first, 0)))  # same weights
     np.testing.assert_allclose(got["block/dense"], first, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got["block#1/dense"], second, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got["block#1/relu"], np.maximum(second, 0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["block/dense#1"], second, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["block/relu#1"], np.maximum(second, 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["act#1"], np.maximum(second, 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["head"], np.asarray(model(x)), rtol=1e-5, atol=1e-6)
 

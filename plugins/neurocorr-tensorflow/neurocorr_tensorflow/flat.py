@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from neurocorr_core import NeurocorrError
+
 from .layout import data_format
 
 Touch = Callable[[Any], None]
@@ -78,11 +80,30 @@ def flatten(model: Any, touch: Touch) -> tuple[list[Any], dict[str, FlatLayer]]:
     in the order the outputs are computed."""
     import keras
 
+    _check_keras()
     graph = model._functional if isinstance(model, keras.Sequential) else model
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in graph.inputs]
     replay = _Replay(touch)
     replay.graph(graph, keras.tree.pack_sequence_as(graph._inputs_struct, inputs), "")
     return inputs, replay.found
+
+
+#: The Keras methods the replay walks with (Keras 3.0 to 3.15 have them).
+INTERNALS = ("_run_through_graph", "_standardize_inputs")
+
+
+def _check_keras() -> None:
+    """A clear error, instead of an AttributeError deep in the replay, on a Keras that moved them."""
+    import keras
+    from keras.src.models.functional import Functional
+
+    missing = [f"Functional.{name}" for name in INTERNALS if not hasattr(Functional, name)]
+    if missing:
+        raise NeurocorrError(
+            f"Keras {keras.__version__} has no {', '.join(missing)}, which neurocorr-tensorflow uses to list "
+            "the layers of functional and Sequential models (nested ones included); it is tested with Keras "
+            "3.15: install a Keras 3 release that has them (pip install 'keras<=3.15'), or pass the model as "
+            "a SavedModel directory (model.export(path)), which does not need them")
 
 
 def call_name(path: str, call: int) -> str:

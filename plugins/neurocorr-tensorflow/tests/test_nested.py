@@ -254,3 +254,12 @@ def test_a_keras_applications_base_inside_a_classifier():
     for name, ref in zip(chosen, reference, strict=True):
         np.testing.assert_allclose(got[name], np.asarray(ref).transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6,
                                    err_msg=name)
+
+
+def test_a_keras_without_the_methods_the_replay_uses_gets_a_clear_error(monkeypatch):
+    from keras.src.models.functional import Functional
+
+    monkeypatch.delattr(Functional, "_standardize_inputs")
+    x = image_probe()[:2]
+    with pytest.raises(NeurocorrError, match=r"has no Functional\._standardize_inputs.*tested with Keras 3\.15"):
+        TensorFlowProvider(nested_cnn()).layers(x)

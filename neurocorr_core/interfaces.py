@@ -21,6 +21,12 @@ _ACTIVATIONS = {"relu", "relu6", "gelu", "silu", "swish", "sigmoid", "tanh", "le
                 "prelu", "hardtanh", "activation", "memoryefficientswish"}
 
 
+def call_name(name: str, call: int) -> str:
+    """The layer name of the ``call``-th call (from 0) of a layer or module called several times in
+    one forward pass: ``act``, ``act#1``, ... (every provider names shared layers alike)."""
+    return name if call == 0 else f"{name}#{call}"
+
+
 def kind_of(op: str) -> str:
     """The shared kind of a framework op name: ``Conv2d``/``Conv2D``/``Conv`` -> ``conv``."""
     low = op.lower().replace("_", "")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neurocorr_core import NeurocorrError
+from neurocorr_core.interfaces import call_name
 
 from .layout import data_format
 
@@ -104,12 +105,6 @@ def _check_keras() -> None:
             "the layers of functional and Sequential models (nested ones included); it is tested with Keras "
             "3.15: install a Keras 3 release that has them (pip install 'keras<=3.15'), or pass the model as "
             "a SavedModel directory (model.export(path)), which does not need them")
-
-
-def call_name(path: str, call: int) -> str:
-    """The name of a layer's ``call``-th call in one forward pass: ``act``, ``act#1``, ... (as the
-    torch provider names the calls of a shared module)."""
-    return path if call == 0 else f"{path}#{call}"
 
 
 class _Replay:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import NeurocorrError
-from neurocorr_core.interfaces import kind_of
+from neurocorr_core.interfaces import call_name, kind_of
 
-from .flat import FlatLayer, Scratch, call_name, flatten
+from .flat import FlatLayer, Scratch, flatten
 from .layout import FIRST, LAST, data_format, spatial_axes, to_canonical
 
 Feed = Callable[[np.ndarray], Any]

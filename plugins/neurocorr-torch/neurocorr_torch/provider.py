@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
-from neurocorr_core.interfaces import kind_of
+from neurocorr_core.interfaces import call_name, kind_of
 
 SUFFIXES = (".pt", ".pth", ".ts")
 
@@ -88,11 +88,6 @@ class TorchProvider(ActivationProvider):
                 f"{str(exc).splitlines()[0]}. {_expected_input(self.module)}") from None
         finally:
             self.module.train(training)
-
-
-def call_name(name: str, call: int) -> str:
-    """The layer name of a module's ``call``-th call in one forward pass: ``act``, ``act#1``, ..."""
-    return name if call == 0 else f"{name}#{call}"
 
 
 def _to_numpy(out: Any, channel_means: bool) -> np.ndarray:

@@ -152,16 +152,14 @@ def bare_forward(kind: str, width: int = 1, mlp: list[int] | None = None) -> tup
 def layerwise(kind: str, width: int = 1, means: bool = False,
               mlp: list[int] | None = None) -> Callable[[np.ndarray], Any]:
     """XLA alone, no neurocorr: the bare model under ``jax.jit``, layer by layer, also returning
-    the three ReLU outputs (NHWC; with ``means`` averaged over H and W inside the jit), the
+    the ReLU outputs (NHWC; with ``means`` averaged over H and W inside the jit), the
     weights passed as bare and the provider pass them (jit arguments of a Flax module; constants
     of a plain function). Isolates what capturing costs inside XLA from what neurocorr adds."""
-    keep = [i for i, layer in enumerate(nnx_model(width, mlp).layers) if layer is nnx.relu]  # kind:activation
-
     def through(layers: Any, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
         captured = []
-        for i, layer in enumerate(layers):
+        for layer in layers:
             x = layer(x)
-            if i in keep:
+            if layer is nnx.relu:  # the ReLUs of the Sequential: what kind:activation selects
                 captured.append(x.mean(axis=(1, 2)) if means and x.ndim == 4 else x)
         return x, captured
 

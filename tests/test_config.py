@@ -180,13 +180,13 @@ def test_run_writes_every_output_and_equals_compare(folder, cli_pm, capsys):
     direct = compare(nets_for_config.net_a(), nets_for_config.net_b(), probe, layers_a="*",
                      layers_b="kind:activation", depth_penalty="none", batch_size=16, plugin_manager=cli_pm)
     data = json.loads((out / "result-pearson.json").read_text())
-    assert data["score"]["symmetric"] == pytest.approx(direct.score.symmetric, abs=1e-12)
+    assert data["score"]["symmetric"] == pytest.approx(direct.score.symmetric, abs=1e-6)  # another process
     assert data["samples"] == 60 and data["config"]["probe"] == "probe.npy[:60]"
     assert json.loads((out / "result-pearson-copy.json").read_text())["config"]["metric"] == "pearson-copy"
     rows = list(csv.DictReader(io.StringIO((out / "scores.csv").read_text())))
     assert {r["metric"] for r in rows} == {"pearson", "pearson-copy"}
     sym = [float(r["score"]) for r in rows if r["side"] == "symmetric"]
-    assert sym == pytest.approx([direct.score.symmetric] * 2, abs=1e-12)
+    assert sym == pytest.approx([direct.score.symmetric] * 2, abs=1e-6)
     assert (out / "report-pearson.html").read_text().startswith("<!DOCTYPE html>")
     assert "== metric pearson-copy" in capsys.readouterr().out
 

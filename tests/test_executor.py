@@ -84,9 +84,10 @@ def test_sharded_grid_equals_naive_formula_and_unsharded_compare(pm, probe):
         direct = compare(f"grid_models:{NAMES[i]}", f"grid_models:{NAMES[j]}", probe, plugin_manager=pm)
         assert result.scores[i, j] == pytest.approx(direct.score.a_to_b, abs=1e-6)
         assert result.scores[j, i] == pytest.approx(direct.score.b_to_a, abs=1e-6)
-    # one shard, one batch: the very computation compare() does
+    # one shard, one batch: the computation compare() does, reached through the grid
     single = grid(models(), probe, plugin_manager=pm)
-    assert single.scores[2, 3] == direct.score.a_to_b and single.scores[3, 2] == direct.score.b_to_a
+    assert single.scores[2, 3] == pytest.approx(direct.score.a_to_b, abs=1e-6)
+    assert single.scores[3, 2] == pytest.approx(direct.score.b_to_a, abs=1e-6)
 
 
 def test_each_model_is_extracted_once_per_shard(pm, probe):
@@ -155,9 +156,9 @@ def test_dask_local_cluster_equals_local_on_the_same_shards(pm, probe, cluster):
     dask = grid(models(), probe, shards=3, executor=cluster, plugin_manager=pm)
     assert dask.executor.startswith("dask") and dask.shards == 3
     assert sorted(dask.computed) == sorted(local.computed)
-    np.testing.assert_allclose(dask.scores, local.scores, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(dask.scores, local.scores, atol=1e-6, rtol=0)  # other processes, other BLAS threads
     for pair, comp in local.comparisons.items():
-        np.testing.assert_allclose(dask.comparisons[pair].layer_table, comp.layer_table, atol=1e-9, rtol=0)
+        np.testing.assert_allclose(dask.comparisons[pair].layer_table, comp.layer_table, atol=1e-6, rtol=0)
         np.testing.assert_array_equal(dask.comparisons[pair].partner_a, comp.partner_a)
 
 
@@ -221,7 +222,7 @@ def test_dask_scheduler_and_worker_processes_equal_local(pm, probe, tmp_path):
         finally:
             ex.close()
         local = grid(models(), probe, shards=3, executor=LocalExecutor(threads=1), plugin_manager=pm)
-        np.testing.assert_allclose(remote.scores, local.scores, atol=1e-9, rtol=0)
+        np.testing.assert_allclose(remote.scores, local.scores, atol=1e-6, rtol=0)
         assert remote.executor.startswith(f"dask ({address}")
     finally:
         for proc in reversed(procs):
@@ -233,7 +234,8 @@ def test_compare_on_shards_equals_the_grid_and_records_what_ran(pm, probe):
     result = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, shards=3, plugin_manager=pm)
     assert result.config["executor"] == {"executor": "local", "shards": 3, "cache": None}
     table = grid(models(["mlp_a", "cnn_a"]), probe, shards=3, plugin_manager=pm)
-    assert (result.score.a_to_b, result.score.b_to_a) == (table.scores[0, 1], table.scores[1, 0])
+    assert result.score.a_to_b == pytest.approx(table.scores[0, 1], abs=1e-6)
+    assert result.score.b_to_a == pytest.approx(table.scores[1, 0], abs=1e-6)
     plain = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, plugin_manager=pm)
     assert "executor" not in plain.config
     assert result.score.symmetric == pytest.approx(plain.score.symmetric, abs=1e-6)
@@ -245,9 +247,9 @@ def test_compare_on_dask_equals_local_on_the_same_shards(pm, probe, cluster):
     dask = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
                    executor=cluster, plugin_manager=pm)
     assert dask.config["executor"]["executor"].startswith("dask")
-    assert dask.score.a_to_b == pytest.approx(local.score.a_to_b, abs=1e-9)
-    assert dask.score.b_to_a == pytest.approx(local.score.b_to_a, abs=1e-9)
-    np.testing.assert_allclose(dask.layer_table, local.layer_table, atol=1e-9, rtol=0)
+    assert dask.score.a_to_b == pytest.approx(local.score.a_to_b, abs=1e-6)
+    assert dask.score.b_to_a == pytest.approx(local.score.b_to_a, abs=1e-6)
+    np.testing.assert_allclose(dask.layer_table, local.layer_table, atol=1e-6, rtol=0)
 
 
 def test_significance_does_not_run_sharded(pm, probe):
@@ -270,7 +272,7 @@ def test_cli_compare_on_a_dask_local_cluster(pm, probe, tmp_path, monkeypatch, c
     assert main([*args, "--json", str(tmp_path / "l.json")]) == 0
     dask, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dl")
     assert dask["config"]["executor"]["executor"] == "dask (a local cluster on 127.0.0.1, 2 workers)"
-    assert dask["score"] == pytest.approx(local["score"], abs=1e-9)
+    assert dask["score"] == pytest.approx(local["score"], abs=1e-6)
     capsys.readouterr()
     assert main([*args, "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert "belong to the dask executor; add --executor dask" in capsys.readouterr().err
@@ -317,4 +319,5 @@ def test_local_executor_threads(pm, probe):
         LocalExecutor(threads=0)
     one = grid(models(NAMES[:2]), probe, executor=LocalExecutor(threads=1), plugin_manager=pm)
     assert one.executor == "local (1 BLAS thread)"
-    np.testing.assert_array_equal(one.scores, grid(models(NAMES[:2]), probe, plugin_manager=pm).scores)
+    # one BLAS thread splits the GEMMs otherwise than several: equal to float32 rounding
+    np.testing.assert_allclose(one.scores, grid(models(NAMES[:2]), probe, plugin_manager=pm).scores, atol=1e-6)

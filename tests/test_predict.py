@@ -149,7 +149,7 @@ def test_predict_compares_with_every_reference_and_fills_the_grid(atlas, pm, pro
     report = predict("grid_models:mlp_d", atlas, probe, level=0.5, plugin_manager=pm)
     assert report.computed == 10 + 5  # the reference grid, then the new model against each reference
     direct = compare("grid_models:mlp_d", "grid_models:cnn_a", probe, plugin_manager=pm)
-    assert report.scores["cnn_a"] == pytest.approx(direct.score.symmetric, abs=1e-12)
+    assert report.scores["cnn_a"] == pytest.approx(direct.score.symmetric, abs=1e-6)  # through the grid
     by = {p.measure: p for p in report.predictions}
     assert set(by) == {"accuracy", "attacked_accuracy"}
     assert by["accuracy"].references == 5 and by["attacked_accuracy"].references == 4

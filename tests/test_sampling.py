@@ -132,7 +132,8 @@ def test_probe_sampling_equals_the_comparison_on_the_subset(pm, nets):
     assert len(idx) == 25 and len(set(idx.tolist())) == 25 and np.all(np.diff(idx) > 0)
     sub = compare(net_a, net_b, probe, sample_probe=25, seed=4, plugin_manager=pm)
     direct = compare(net_a, net_b, probe[idx], plugin_manager=pm)
-    assert sub.score == direct.score and sub.samples == 25
+    assert sub.samples == 25  # the sampled probe and the subset itself: another path, float32 rounding
+    assert sub.score.to_dict() == pytest.approx(direct.score.to_dict(), abs=1e-6)
 
 
 def test_sampling_errors(pm, nets):

@@ -45,7 +45,7 @@ def test_torchscript_files_on_a_local_cluster_equal_local(files, probe):
     local = grid(grid_models(files), probe, config=config, shards=2, executor=LocalExecutor(threads=1))
     with DaskExecutor(workers=2) as cluster:
         remote = grid(grid_models(files), probe, config=config, shards=2, executor=cluster)
-    np.testing.assert_allclose(remote.scores, local.scores, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(remote.scores, local.scores, atol=1e-6, rtol=0)  # other processes, other BLAS threads
     direct = compare(str(files["mlp_a"]), str(files["cnn_b"]), probe, neurons="position")
     assert local.scores[0, 3] == pytest.approx(direct.score.a_to_b, abs=1e-6)
 
@@ -81,5 +81,5 @@ def test_predict_over_an_atlas_of_torch_files(files, probe, tmp_path):
     # the new model is mlp_b itself, rebuilt: its own file is its most similar reference
     assert report.predictions[0].nearest[0][0] == "mlp_b"
     itself = compare("models:mlp_b", str(files["mlp_b"]), probe)
-    assert report.scores["mlp_b"] == pytest.approx(itself.score.symmetric, abs=1e-12)
+    assert report.scores["mlp_b"] == pytest.approx(itself.score.symmetric, abs=1e-6)  # through the grid
     assert itself.score.a_to_b == pytest.approx(1 - sum(lr.dead for lr in itself.layers_a) / 19, abs=1e-6)

@@ -8,6 +8,10 @@ comparisons, committing each pair as it finishes, so an interrupted grid resumes
 stopped; ``neurocorr predict`` compares a new model with the references and estimates its
 quality (docs/atlas.md).
 
+Trust is never stored: ``atlas add --trust-pickle`` lets that one command unpickle the model,
+and every later ``grid``/``predict`` must be given ``--trust-pickle`` by whoever runs it (an
+atlas is a file others can write; an older atlas's stored ``trust_pickle`` option is ignored).
+
 The location is a file path or a ``sqlite:///PATH`` URL (the scheme leaves room for a server
 database later). The schema carries a version number: an atlas written by a newer neurocorr
 is refused rather than misread.
@@ -34,6 +38,8 @@ from .plugins import PluginManager, get_plugin_manager
 from .result import Comparison
 
 SCHEMA_VERSION = 1
+#: The provider option that allows unpickling: a decision of whoever runs the command, never stored.
+TRUST = "trust_pickle"
 #: Measurement names the CLI has options for; any other name is allowed with --measure NAME=VALUE.
 KNOWN_MEASURES = ("accuracy", "attacked_accuracy")
 
@@ -88,6 +94,9 @@ class AtlasModel:
     options: dict[str, Any]
     measurements: dict[str, float] = field(default_factory=dict)
     added: str = ""
+    #: Added by an older neurocorr that stored trust_pickle among the options: the option is
+    #: ignored, but the stored fingerprint was computed with it (see grid_models).
+    legacy_trust: bool = False
 
 
 def atlas_path(location: str | os.PathLike[str]) -> Path:
@@ -167,7 +176,7 @@ class Atlas:
         with self.db:
             self.db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (model.name, model.source, model.framework, model.fingerprint, model.layers,
-                             json.dumps(model.options), model.added or _now()))
+                             json.dumps(untrusted(model.options)), model.added or _now()))
             self.db.executemany("INSERT INTO measurements VALUES (?, ?, ?)",
                                 [(model.name, k, float(v)) for k, v in model.measurements.items()])
 
@@ -189,7 +198,7 @@ class Atlas:
         for model, name, value in self.db.execute("SELECT model, name, value FROM measurements ORDER BY "
                                                   "name"):
             found.setdefault(model, {})[name] = value
-        return [AtlasModel(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), found.get(r[0], {}), r[6])
+        return [_model_row(r, found.get(r[0], {}))
                 for r in self.db.execute("SELECT name, source, framework, fingerprint, layers, options, "
                                          "added FROM models ORDER BY rowid")]
 
@@ -240,6 +249,19 @@ class Atlas:
                 for k, cfg, probe, n, pairs in rows]
 
 
+def _model_row(row: Sequence[Any], measurements: dict[str, float]) -> AtlasModel:
+    """An :class:`AtlasModel` from its row; a ``trust_pickle`` option an older neurocorr stored is
+    dropped (trust is asked of the person running each command, not read from the file)."""
+    options = json.loads(row[5])
+    legacy = bool(options.pop(TRUST, False)) if isinstance(options, dict) else False
+    return AtlasModel(row[0], row[1], row[2], row[3], row[4], options, measurements, row[6], legacy)
+
+
+def untrusted(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without the trust to unpickle: what may be stored or fingerprinted."""
+    return {k: v for k, v in options.items() if k != TRUST}
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -272,7 +294,8 @@ def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measure
               layers: str | None = None, provider: str | None = None,
               options: Mapping[str, Any] | None = None,
               plugin_manager: PluginManager | None = None) -> AtlasModel:
-    """Open ``model`` (a path or ``module:callable``; checks it loads), fingerprint it and store it."""
+    """Open ``model`` (a path or ``module:callable``; checks it loads), fingerprint it and store it.
+    ``options`` may hold ``trust_pickle`` to open a pickled model now; it is not stored."""
     if not isinstance(model, (str, os.PathLike)):
         raise NeurocorrError("an atlas stores models as file paths or 'module:callable' references, so that "
                              f"a grid can load them again; got an object of type {type(model).__name__}")
@@ -281,20 +304,23 @@ def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measure
     opts = dict(options or {})
     opened = open_model(model, provider=provider, pm=plugin_manager or get_plugin_manager(), **opts)
     try:
-        source = model_source(model, opened, opts)
+        source = model_source(model, opened, untrusted(opts))  # trust does not change the model
     finally:
         opened.close()
     where = os.fspath(source.spec) if isinstance(source.spec, (str, os.PathLike)) else str(model)
-    entry = AtlasModel(name, where, opened.name, source.fingerprint, layers, opts, dict(measurements))
+    entry = AtlasModel(name, where, opened.name, source.fingerprint, layers, untrusted(opts), dict(measurements))
     atlas.add(entry)
     return entry
 
 
-def grid_models(models: Iterable[AtlasModel]) -> list[Any]:
-    """The atlas's models as :class:`~neurocorr_core.grid.GridModel` (each with its provider)."""
+def grid_models(models: Iterable[AtlasModel], trust_pickle: bool = False) -> list[Any]:
+    """The atlas's models as :class:`~neurocorr_core.grid.GridModel` (each with its provider).
+    ``trust_pickle``: the person running the command allows unpickling them (never stored)."""
     from .grid import GridModel
 
-    return [GridModel(m.name, m.source, m.layers, m.framework, m.options) for m in models]
+    trust = {TRUST: True} if trust_pickle else {}
+    return [GridModel(m.name, m.source, m.layers, m.framework, {**m.options, **trust},
+                      {**m.options, TRUST: True} if m.legacy_trust else None) for m in models]
 
 
 # -- filling the atlas --------------------------------------------------------------------------------
@@ -310,11 +336,13 @@ def recorder(atlas: Atlas, key: str, config: Any, probe: Any,
 
 
 def fill(atlas: Atlas, probe: Any, *, config: Any = None, names: Sequence[str] | None = None,
-         on_pair: Any = None, plugin_manager: PluginManager | None = None, **run: Any) -> Any:
+         on_pair: Any = None, plugin_manager: PluginManager | None = None, trust_pickle: bool = False,
+         **run: Any) -> Any:
     """Compare every pair of the atlas's models (or of ``names``) not yet compared under this
     configuration and probe, storing each pair as it finishes; returns the
-    :class:`~neurocorr_core.grid.GridResult` of the pairs run now. ``run``: the executor,
-    shard and cache keywords of :func:`~neurocorr_core.grid.grid`."""
+    :class:`~neurocorr_core.grid.GridResult` of the pairs run now. ``trust_pickle``: allow
+    unpickling the models (the atlas never stores it). ``run``: the executor, shard and cache
+    keywords of :func:`~neurocorr_core.grid.grid`."""
     from .grid import GridConfig, grid
     from .probe import load_probe
 
@@ -337,7 +365,7 @@ def fill(atlas: Atlas, probe: Any, *, config: Any = None, names: Sequence[str] |
         store(a, b, comparison)
         if on_pair is not None:
             on_pair(a, b, comparison)
-    return grid(grid_models(refs), probe, config=config, skip=list(atlas.done(key)), on_pair=both,
+    return grid(grid_models(refs, trust_pickle), probe, config=config, skip=list(atlas.done(key)), on_pair=both,
                 fingerprints=fps, plugin_manager=plugin_manager, **run)
 
 
@@ -373,11 +401,19 @@ def add_commands(sub: Any) -> None:
     g = sub.add_parser("grid", help="compare every pair of the atlas's models; resumes an interrupted run")
     _atlas_option(g)
     g.add_argument("--models", help="comma-separated model names (default: all)")
+    trust_option(g, "the atlas's models")
 
     add_comparison_options(g, layers=False)
     add_arguments(g, cache_default=True)
     g.add_argument("--quiet", action="store_true", help="no line per finished pair")
     g.set_defaults(run=_grid)
+
+
+def trust_option(p: Any, what: str) -> None:
+    """--trust-pickle: this command may unpickle ``what``; asked each time, never stored."""
+    p.add_argument("--trust-pickle", action="store_true",
+                   help=f"allow loading {what} from pickles (runs code from the files; the atlas does not "
+                        "remember it, give it every time)")
 
 
 def _atlas_option(p: Any) -> None:
@@ -418,7 +454,8 @@ def _atlas_ls(args: Any) -> int:
     with Atlas(args.atlas) as atlas:
         models, configs = atlas.models(), atlas.configurations()
     if args.json:
-        print(json.dumps({"models": [m.__dict__ for m in models], "configurations": configs}, indent=2))
+        listed = [{k: v for k, v in m.__dict__.items() if k != "legacy_trust"} for m in models]
+        print(json.dumps({"models": listed, "configurations": configs}, indent=2))
         return 0
     print(f"{atlas.path}: {len(models)} model(s)")
     width = max([len(m.name) for m in models] + [4])
@@ -456,7 +493,8 @@ def _grid(args: Any) -> int:
             if not args.quiet:
                 print(f"  {a} vs {b}: {comparison.score.symmetric:.4f} (A->B {comparison.score.a_to_b:.4f}, "
                       f"B->A {comparison.score.b_to_a:.4f})", flush=True)
-        result = fill(atlas, probe, config=config, names=names, on_pair=show, **run)
+        result = fill(atlas, probe, config=config, names=names, on_pair=show, trust_pickle=args.trust_pickle,
+                      **run)
         models = [m.name for m in atlas.models() if names is None or m.name in names]
         matrix = atlas.symmetric(key, models)
     print(f"grid {key} on {probe.name} ({len(probe)} samples): {len(result.computed)} pair(s) computed "

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the comparison(s) an experiment file (TOML) describes")
     p.add_argument("config", nargs="?", help="the experiment file, e.g. experiment.toml")
     p.add_argument("--keys", action="store_true", help="list the keys an experiment file may hold")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow loading both models from pickles (runs code from the files); an "
+                        "experiment file cannot ask for this itself")
     p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-': standard output)")
     _output_options(p, stdout=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -195,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         raise NeurocorrError("give the experiment file: neurocorr run experiment.toml "
                              "(neurocorr run --keys lists what it may hold)")
     overrides = {kind: getattr(args, kind) for kind in OUTPUT_KINDS}
-    experiment = config.load(args.config, parser, overrides)
+    experiment = config.load(args.config, parser, overrides, trust_pickle=args.trust_pickle)
     to_stdout = [kind for kind in ("json", "csv") if overrides[kind] == "-"]
     log = sys.stderr if to_stdout else sys.stdout  # keep standard output for the data
     results = config.run(experiment, parser, _comparison, quiet=args.quiet)

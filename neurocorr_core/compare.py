@@ -38,10 +38,11 @@ class Side:
 
 
 def open_model(model: object, *, provider: str | None = None, pm: PluginManager | None = None,
-               **options: Any) -> ActivationProvider:
-    """Load ``model`` (object, path or ``module:callable``) with the provider that handles it."""
+               side: str = "model", **options: Any) -> ActivationProvider:
+    """Load ``model`` (object, path or ``module:callable``) with the provider that handles it;
+    ``side`` names it in messages ("model A")."""
     pm = pm or get_plugin_manager()
-    obj = resolve_model(model)
+    obj = resolve_model(model, side=side)
     if isinstance(obj, (str, os.PathLike)) and not os.path.exists(obj):
         raise NeurocorrError(f"model file {os.fspath(obj)!r} does not exist; give a path, "
                              "or a 'module:callable' reference that builds the model")
@@ -123,9 +124,9 @@ def compare(
     matcher = pm.matching(matching)(**(matching_options or {}))
     constant = _constant_policy(constant_neurons, matcher)
     _check_combination(metric_cls, matcher, sample_neurons)
-    a = _side(model_a, provider_a, options_a, layers_a, probe, neurons, pm)
+    a = _side(model_a, provider_a, options_a, layers_a, probe, neurons, pm, "model A")
     try:
-        b = _side(model_b, provider_b, options_b, layers_b, second, neurons, pm)
+        b = _side(model_b, provider_b, options_b, layers_b, second, neurons, pm, "model B")
     except BaseException:
         a.provider.close()
         raise
@@ -239,8 +240,8 @@ def _metric_options(metric_cls: type[Metric], options: dict[str, Any] | None,
 
 
 def _side(model: object, provider: str | None, options: dict[str, Any] | None,
-          selector: Selector, probe: Probe, view: str, pm: PluginManager) -> Side:
-    prov = open_model(model, provider=provider, pm=pm, **(options or {}))
+          selector: Selector, probe: Probe, view: str, pm: PluginManager, side: str = "model") -> Side:
+    prov = open_model(model, provider=provider, pm=pm, side=side, **(options or {}))
     label = describe(model)
     layers = select_layers(prov.layers(next(probe.head(2).batches(2))), selector, label)
     return Side(label, prov, layers, [neuron_count(layer.shape, view) for layer in layers])

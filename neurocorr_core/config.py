@@ -19,6 +19,13 @@ The allowed keys, their types and their allowed values are read from the ``compa
 subcommand's own argument parser, so a new ``compare`` option is a new config key with no
 change here. Relative paths are relative to the folder of the config file. Every problem is
 reported with the key that holds it and what is allowed, before any work starts.
+
+An experiment file is data from whoever wrote it, never a decision to run code: a
+``module:callable`` reference may name a module next to the file, but that folder is never put
+in front of the installed packages (:mod:`neurocorr_core.models`), and unpickling is allowed only
+by the person running the command (``neurocorr run FILE --trust-pickle``, which trusts both
+models). A file's ``trust_pickle``/``trust_pickle_a``/``trust_pickle_b`` key grants nothing: it is
+refused unless the command line says ``--trust-pickle`` as well.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from typing import Any
 
 from . import datasets
 from .errors import NeurocorrError
-from .models import is_reference
+from .models import is_reference, reference_folder
 from .plugins import PluginManager, get_plugin_manager
 from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison
@@ -50,6 +57,10 @@ METRIC_FIELD = "{metric}"
 STDOUT_KINDS = ("json", "csv")
 #: Compare options whose string value is a probe: a built-in data set name or a file path.
 _PROBE_KEYS = ("probe", "probe_b")
+#: Keys that would allow unpickling (code from the model files): only the command line decides.
+TRUST_KEYS = ("trust_pickle", "trust_pickle_a", "trust_pickle_b")
+#: The compare flags that ``neurocorr run --trust-pickle`` passes: both models are trusted.
+_TRUST_FLAGS = ("trust_pickle_a", "trust_pickle_b")
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class Experiment:
     argvs: dict[str, list[str]]  # metric -> argv for the compare parser (no output options)
     outputs: dict[str, dict[str, Path]] = field(default_factory=dict)  # metric -> kind -> path
     quiet: bool = False
+    trust_pickle: bool = False  # given on the command line, never read from the file
 
     @property
     def folder(self) -> Path:
@@ -132,24 +144,29 @@ class Experiment:
 
 
 def load(path: str | os.PathLike[str], parser: argparse.ArgumentParser,
-         overrides: Mapping[str, str | None] | None = None, pm: PluginManager | None = None) -> Experiment:
+         overrides: Mapping[str, str | None] | None = None, pm: PluginManager | None = None, *,
+         trust_pickle: bool = False) -> Experiment:
     """Read and validate ``path`` against the ``compare`` ``parser``.
 
     ``overrides``: output paths given on the command line (``{"json": "r.json"}``), relative
     to the current folder; they replace the file's [outputs] of the same kind. ``"-"`` means
     standard output and is not checked. ``pm``: the plugin manager whose metric and matching
-    names are allowed (default: the process-wide one). Raises :class:`NeurocorrError` naming the key at fault.
+    names are allowed (default: the process-wide one). ``trust_pickle``: the person running the
+    experiment allows unpickling both models (the command line's ``--trust-pickle``; the file's
+    own trust keys are refused without it). Raises :class:`NeurocorrError` naming the key at fault.
     """
     source = Path(path)
     data = _read(source)
     options = compare_options(parser)
-    checker = _Checker(source, options, pm or get_plugin_manager())
+    checker = _Checker(source, options, pm or get_plugin_manager(), trust_pickle)
     checker.tables(data)
     models = checker.models(data.get("models", {}))
     values, metrics = checker.compare(data.get("compare", {}))
     outputs = checker.outputs(data.get("outputs", {}), overrides or {}, metrics)
+    if trust_pickle:
+        values.update({flag: True for flag in _TRUST_FLAGS if flag in options})
     argvs = {m: _argv(models, {**values, "metric": m}, options) for m in metrics}
-    return Experiment(source, metrics, argvs, outputs, bool(values.get("quiet", False)))
+    return Experiment(source, metrics, argvs, outputs, bool(values.get("quiet", False)), trust_pickle)
 
 
 def _read(source: Path) -> dict[str, Any]:
@@ -168,10 +185,12 @@ def _read(source: Path) -> dict[str, Any]:
 class _Checker:
     """Validation with messages of the form '<file>: <key>: <what is wrong>; <what is allowed>'."""
 
-    def __init__(self, source: Path, options: dict[str, Option], pm: PluginManager) -> None:
+    def __init__(self, source: Path, options: dict[str, Option], pm: PluginManager,
+                 trust_pickle: bool = False) -> None:
         self.source = source
         self.pm = pm
         self.options = options
+        self.trust_pickle = trust_pickle
         self.outputs_allowed = [k for k in OUTPUT_KINDS if k in options]
         self.compare_allowed = sorted({*(k for k in options if k not in OUTPUT_KINDS), "metrics"})
 
@@ -223,7 +242,7 @@ class _Checker:
                         "'module:callable' reference")
 
     def compare(self, table: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        values = self.keys("compare", table, self.compare_allowed)
+        values = self.keys("compare", self.without_trust(table), self.compare_allowed)
         metrics = self.metrics(values)
         values.pop("metrics", None)
         for key, value in values.items():
@@ -239,6 +258,23 @@ class _Checker:
         if isinstance(values.get("matching"), str):
             self.plugin_names("matching", "matching", [values["matching"]])
         return values, metrics
+
+    def without_trust(self, table: Mapping[str, Any]) -> dict[str, Any]:
+        """The table less its trust keys. Whoever can write the file could otherwise make the
+        person running it unpickle code, so a key that asks for trust is refused unless the
+        command line grants it; with ``--trust-pickle`` it is redundant (both models are trusted)."""
+        rest = {}
+        for raw, value in table.items():
+            key = raw.replace("-", "_")
+            if key not in TRUST_KEYS:
+                rest[raw] = value
+            elif not isinstance(value, bool):
+                raise self.fail(f"compare.{raw}", f"must be true or false, not {_typename(value)}")
+            elif value and not self.trust_pickle:
+                raise self.fail(f"compare.{raw}", "an experiment file cannot allow unpickling (it runs code "
+                                "from the model files); if you trust both model files, pass --trust-pickle on "
+                                "the command line: neurocorr run FILE --trust-pickle")
+        return rest
 
     def plugin_names(self, role: str, key: str, names: Sequence[str]) -> None:
         """Metric and matching names are chosen among installed plugins: check them up front,
@@ -367,6 +403,10 @@ def keys_table(parser: argparse.ArgumentParser) -> str:
         if key in OUTPUT_KINDS:
             continue
         need = "  (required)" if option.required else ""
+        if key in TRUST_KEYS:
+            lines.append(f"  {key}  refused unless the command line says --trust-pickle (neurocorr run FILE "
+                         "--trust-pickle trusts both models; a file cannot)")
+            continue
         lines.append(f"  {key}{need}  {option.flag}: {option.describe()}"
                      + (f". {option.help}" if option.help else ""))
     lines.append("  metrics  a list of metric names; one comparison per metric (instead of 'metric')")
@@ -397,13 +437,12 @@ def run(experiment: Experiment, parser: argparse.ArgumentParser,
     into a result), then write all its outputs at once: all of them or, on an error, none."""
     results: dict[str, Comparison] = {}
     quiet = quiet or experiment.quiet
-    if str(experiment.folder) not in sys.path:  # module:callable references next to the config file
-        sys.path.insert(0, str(experiment.folder))
-    for metric in _progress(experiment.metrics, quiet):
-        argv = experiment.argvs[metric]
-        if quiet and "--quiet" not in argv:
-            argv = [*argv, "--quiet"]
-        results[metric] = comparison(parser.parse_args(argv))
+    with reference_folder(experiment.folder):  # module:callable references next to the config file
+        for metric in _progress(experiment.metrics, quiet):
+            argv = experiment.argvs[metric]
+            if quiet and "--quiet" not in argv:
+                argv = [*argv, "--quiet"]
+            results[metric] = comparison(parser.parse_args(argv))
     write_all(render_experiment(experiment, results))
     return results
 

@@ -33,7 +33,7 @@ from .executor import (
     model_source,
     run_pairs,
 )
-from .models import describe
+from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison
@@ -74,13 +74,16 @@ class GridConfig:
 @dataclass(frozen=True)
 class GridModel:
     """A model of a grid: its unique ``name``, the model (path, ``module:callable``, or an object
-    for the local executor), its layer selector, and optionally its provider and options."""
+    for the local executor), its layer selector, and optionally its provider and options.
+    ``fingerprint_options``: the options its expected fingerprint was computed with (default:
+    ``options`` without ``trust_pickle``, which does not change the model)."""
 
     name: str
     model: object
     layers: Selector = None
     provider: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint_options: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -207,13 +210,21 @@ def _pairs(names: list[str], pairs: Iterable[tuple[str, str]] | None,
 def _open(model: GridModel, probe: Probe, view: str, pm: PluginManager) -> tuple[Side, ModelSource]:
     """The model's selected layers (one 2-sample forward pass here) and how tasks open it."""
     options = dict(model.options)
-    provider = open_model(model.model, provider=model.provider, pm=pm, **options)
+    built = resolve_model(model.model, side=f"model {model.name!r}")
+    try:
+        provider = open_model(built, provider=model.provider, pm=pm, **options)
+    except NeurocorrError as exc:  # e.g. a pickle refused without --trust-pickle: say which model
+        raise NeurocorrError(f"model {model.name!r} ({describe(model.model)}): {exc}") from None
     try:
         layers = select_layers(provider.layers(next(probe.head(2).batches(2))), model.layers, model.name)
-        source = model_source(model.model, provider, options)
+        fingerprinted = model.fingerprint_options
+        if fingerprinted is None:
+            fingerprinted = {k: v for k, v in options.items() if k != "trust_pickle"}
+        source = model_source(model.model, provider, dict(fingerprinted))
     finally:
         provider.close()
     source.label = model.name
+    source.options = options  # the tasks open it as this run was allowed to
     return Side(model.name, provider, layers, [neuron_count(layer.shape, view) for layer in layers]), source
 
 

@@ -230,8 +230,12 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
             name: str | None = None, layers: str | None = None, provider: str | None = None,
             options: dict[str, Any] | None = None, config: GridConfig | None = None,
             estimator: str = "weighted", level: float = 0.9, measures: Sequence[str] | None = None,
-            plugin_manager: PluginManager | None = None, **run: Any) -> PredictionReport:
+            plugin_manager: PluginManager | None = None, trust_pickle: bool = False,
+            **run: Any) -> PredictionReport:
     """Compare ``model`` with the atlas's references over ``probe`` and estimate each measure.
+
+    ``trust_pickle``: allow unpickling the references (the atlas never stores that trust; the
+    new model's own is ``options={"trust_pickle": True}``).
 
     Reference pairs not yet in the atlas under this configuration are compared first and
     stored; the new model's comparisons are not stored. ``run``: the executor, shard and cache
@@ -261,7 +265,7 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
              if frozenset((a, b)) not in done]
     pairs += [(label, r) for r in ref_names]
     new = GridModel(label, model, layers, provider, options or {})
-    result = grid([new, *grid_models(refs)], probe, config=config, pairs=pairs,
+    result = grid([new, *grid_models(refs, trust_pickle)], probe, config=config, pairs=pairs,
                   on_pair=recorder(atlas, key, config, probe, fps), fingerprints=fps,
                   plugin_manager=plugin_manager, **run)
     s_new = result.symmetric[0, 1:]
@@ -280,14 +284,16 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
 def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *,
              config: GridConfig | None = None,
              estimators: Sequence[str] = ESTIMATORS, measures: Sequence[str] | None = None,
-             plugin_manager: PluginManager | None = None, **run: Any) -> list[LeaveOneOut]:
+             plugin_manager: PluginManager | None = None, trust_pickle: bool = False,
+             **run: Any) -> list[LeaveOneOut]:
     """Leave-one-out over the references (the grid filled first where pairs are missing): each
-    reference's measures predicted from the others, for each estimator, beside the baseline."""
+    reference's measures predicted from the others, for each estimator, beside the baseline.
+    ``trust_pickle``: allow unpickling the references (never stored in the atlas)."""
     probe = load_probe(probe)
     config = config or GridConfig()
     for estimator in estimators:
         check_estimator(estimator)
-    fill(atlas, probe, config=config, plugin_manager=plugin_manager, **run)
+    fill(atlas, probe, config=config, plugin_manager=plugin_manager, trust_pickle=trust_pickle, **run)
     refs = atlas.models()
     names = [m.name for m in refs]
     scores = atlas.symmetric(config.key(probe), names)
@@ -321,6 +327,8 @@ def add_command(sub: Any) -> None:
     p.add_argument("--name", help="the new model's name in the output (default new:MODEL)")
     p.add_argument("--layers", help="the new model's layers: globs or kind:KIND (default kind:activation)")
     add_model_options(p, what="the new model")
+    _trust_help(p, "allow loading the new model and the references from pickles (runs code from the files; "
+                   "the atlas does not remember it, give it every time)")
     p.add_argument("--estimator", choices=ESTIMATORS, default="weighted",
                    help="weighted (similarity-weighted mean, default) or linear (line through the scores "
                         "with the best reference)")
@@ -336,6 +344,13 @@ def add_command(sub: Any) -> None:
     p.set_defaults(run=_predict)
 
 
+def _trust_help(p: argparse.ArgumentParser, text: str) -> None:
+    """--trust-pickle covers the references too: say so in its help."""
+    for action in p._actions:  # argparse has no public way to reword an option's help
+        if "--trust-pickle" in action.option_strings:
+            action.help = text
+
+
 def _predict(args: argparse.Namespace) -> int:
     from .cli_options import model_options
     from .executor import options_from
@@ -349,14 +364,16 @@ def _predict(args: argparse.Namespace) -> int:
     config, probe = config_from(args)
     with Atlas(args.atlas) as atlas:
         if args.leave_one_out:
-            loo = evaluate(atlas, probe, config=config, measures=args.measure, **run)
+            loo = evaluate(atlas, probe, config=config, measures=args.measure, trust_pickle=args.trust_pickle,
+                           **run)
             data: Any = [asdict(r) for r in loo]
             print(_loo_text(loo, probe))
         else:
             report = predict(args.model, atlas, probe, name=args.name, layers=args.layers,
                              provider=args.provider,
                              options=model_options(args), config=config,
-                             estimator=args.estimator, level=args.level, measures=args.measure, **run)
+                             estimator=args.estimator, level=args.level, measures=args.measure,
+                             trust_pickle=args.trust_pickle, **run)
             data = report.to_dict()
             print(_report_text(report))
     if args.json:

@@ -71,8 +71,7 @@ def folder(tmp_path, monkeypatch):
     np.save(exp / "probe.npy", np.random.default_rng(0).normal(size=(80, 16)).astype(np.float32))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    monkeypatch.syspath_prepend(str(exp))
+    monkeypatch.chdir(elsewhere)  # the builders are found next to the config, not on sys.path
     return exp
 
 
@@ -166,14 +165,14 @@ def test_config_means_the_same_as_the_command_line(folder, cli_pm):
 
 
 # -- running --------------------------------------------------------------------------------------
-def test_run_writes_every_output_and_equals_compare(folder, cli_pm, capsys):
+def test_run_writes_every_output_and_equals_compare(folder, cli_pm, capsys, monkeypatch):
     path = good(folder, 'metrics = ["pearson", "pearson-copy"]')
     assert main(["run", str(path)]) == 0
     out = folder / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted([
         "result-pearson.json", "result-pearson-copy.json", "report-pearson.html", "report-pearson-copy.html",
         "heatmap-pearson.svg", "heatmap-pearson-copy.svg", "scores.csv"])
-    sys.path.insert(0, str(folder))
+    monkeypatch.syspath_prepend(str(folder))
     import nets_for_config
 
     probe = np.load(folder / "probe.npy")[:60]

@@ -12,6 +12,11 @@ with the SHA-256 of its payload: a truncated or altered entry fails the check, i
 recomputed, never used. The cache keeps at most ``limit`` bytes: after a write the least
 recently used entries (a hit refreshes an entry's time) are deleted until it fits.
 
+The cache deletes only what it wrote: files named ``XX/<sha256>.act`` that start with its magic
+bytes, its own temporary files, and its empty ``XX`` folders (two hex digits). It never follows a
+link inside its folder, so whatever a link points to is never touched; the folder itself may be a
+link (e.g. to a larger disk).
+
 Folder: ``$NEUROCORR_CACHE_DIR`` or ``~/.cache/neurocorr/activations``; size limit:
 ``$NEUROCORR_CACHE_LIMIT`` (e.g. ``20GB``) or 10 GB.
 """
@@ -20,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
 import importlib.util
 import json
 import os
+import re
+import stat
 import struct
 import tempfile
 import time
@@ -36,6 +44,7 @@ import numpy as np
 
 from .errors import NeurocorrError
 from .models import is_reference
+from .result import WriteError, write_atomic
 from .tiles import human, parse_budget
 
 DIR_ENV = "NEUROCORR_CACHE_DIR"
@@ -45,6 +54,10 @@ _MAGIC = b"NCACT1\n"
 _SUFFIX = ".act"
 _HEADER = struct.Struct("<Q")  # header length in bytes
 _CHUNK = 1 << 20
+#: The names the cache gives its folders, entries and temporary files (result.write_files').
+_FOLDER = re.compile(r"[0-9a-f]{2}")
+_ENTRY = re.compile(r"[0-9a-f]{64}" + re.escape(_SUFFIX))
+_TEMPORARY = re.compile(r"\.[0-9a-f]{64}" + re.escape(_SUFFIX) + r"\..+\.tmp")
 
 
 def default_dir() -> Path:
@@ -180,13 +193,14 @@ class ActivationCache:
         path = self.path(key)
         try:
             array = _read(path, key.digest())
-        except FileNotFoundError:
+        except OSError:  # absent, a link (not followed), unreadable
             self.stats.misses += 1
             return None
         except _Corrupt:
             self.stats.corrupt += 1
             self.stats.misses += 1
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only cache keeps it; it is never used
+                path.unlink()
             return None
         self.stats.hits += 1
         with contextlib.suppress(OSError):
@@ -203,28 +217,48 @@ class ActivationCache:
                              "sha256": hashlib.sha256(payload).hexdigest(),
                              "meta": {**(meta or {}), "layer": key.layer, "view": key.view}}).encode()
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+        if path.parent.is_symlink():
+            return  # not the cache's folder: leave it alone
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + _HEADER.pack(len(header)) + header)
-                f.write(payload)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, [_MAGIC + _HEADER.pack(len(header)) + header, payload])
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        except WriteError as exc:
+            raise self._cannot_write(exc.cause) from None
         self.stats.writes += 1
         self.evict(keep=path)
+
+    def _cannot_write(self, exc: OSError | None) -> NeurocorrError:
+        cause = (exc.strerror if exc is not None else None) or str(exc)
+        full = exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = (f"free some space, lower the cache's size limit (${LIMIT_ENV}), " if full
+                  else "give a folder you can write to (--cache-dir or $NEUROCORR_CACHE_DIR), ")
+        return NeurocorrError(f"cannot write the activation cache in {self.root}: {cause}; {advice}"
+                              "or run without the cache")
+
+    def check_writable(self) -> None:
+        """Fail before the work, not after it, when entries cannot be written into ``root``
+        (or, before it exists, into the folder that would hold it)."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".neurocorr-cache-", suffix=".check")
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        os.close(fd)
+        os.unlink(tmp)
 
     def entries(self) -> list[Entry]:
         """Every entry, least recently used first (unreadable headers show an empty ``meta``)."""
         found = []
         for path in self._files():
             try:
-                stat = path.stat()
+                info = path.lstat()
             except FileNotFoundError:
                 continue
-            found.append(Entry(path.stem, path, stat.st_size, stat.st_mtime, _meta(path)))
+            found.append(Entry(path.stem, path, info.st_size, info.st_mtime, _meta(path)))
         return sorted(found, key=lambda e: e.used)
 
     def size(self) -> int:
@@ -235,40 +269,78 @@ class ActivationCache:
         files = []
         for path in self._files():
             try:
-                stat = path.stat()
+                info = path.lstat()
             except FileNotFoundError:
                 continue
-            files.append((stat.st_mtime, stat.st_size, path))
+            files.append((info.st_mtime, info.st_size, path))
         total = sum(size for _, size, _ in files)
         removed = 0
         for _, size, path in sorted(files, key=lambda f: f[0]):
             if total <= self.limit:
                 break
-            if path == keep:
+            if path == keep or not _ours(path):
                 continue
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # gone meanwhile, or another process's to delete
+                path.unlink()
+                removed += 1
             total -= size
-            removed += 1
         self.stats.evicted += removed
         return removed
 
     def clear(self) -> int:
-        """Delete every entry (and stray temporary files); the number of entries deleted."""
+        """Delete every entry, the cache's stray temporary files and its folders left empty;
+        the number of entries deleted. Nothing else in ``root`` is touched (see the module)."""
         count = 0
-        for path in self._files():
-            path.unlink(missing_ok=True)
-            count += 1
-        if self.root.is_dir():
-            for tmp in self.root.glob("*/.*.tmp"):
-                tmp.unlink(missing_ok=True)
-            for sub in self.root.iterdir():
-                if sub.is_dir() and not any(sub.iterdir()):
-                    sub.rmdir()
+        try:
+            for path in self._files():
+                if _ours(path):
+                    path.unlink(missing_ok=True)
+                    count += 1
+            for folder in self._folders():
+                for tmp in _own(folder, _TEMPORARY):
+                    tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # not empty: it holds something not ours
+                    if not any(folder.iterdir()):
+                        folder.rmdir()
+        except OSError as exc:
+            raise NeurocorrError(f"cannot clear the activation cache in {self.root}: "
+                                 f"{exc.strerror or exc} ({exc.filename}); {count} entries were deleted; "
+                                 "run it as a user who may delete there") from None
         return count
 
+    def _folders(self) -> Iterator[Path]:
+        """The cache's own subfolders: real folders (not links) named by two hex digits."""
+        yield from _own(self.root, _FOLDER, stat.S_ISDIR)
+
     def _files(self) -> Iterator[Path]:
-        if self.root.is_dir():
-            yield from self.root.glob(f"*/*{_SUFFIX}")
+        """Files named as entries, in the cache's own subfolders (links are not followed)."""
+        for folder in self._folders():
+            yield from (p for p in _own(folder, _ENTRY) if p.name.startswith(folder.name))
+
+
+def _own(folder: Path, name: re.Pattern[str], kind: Any = stat.S_ISREG) -> Iterator[Path]:
+    """The entries of ``folder`` whose name matches ``name`` and that are of ``kind`` (by lstat:
+    a link is neither a file nor a folder here)."""
+    try:
+        children = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for child in children:
+        if not name.fullmatch(child.name):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if kind(child.stat(follow_symlinks=False).st_mode):
+                yield Path(child.path)
+
+
+def _ours(path: Path) -> bool:
+    """Whether the file at ``path`` (not followed if a link) begins with the cache's magic."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        return f.read(len(_MAGIC)) == _MAGIC
 
 
 class _Corrupt(Exception):
@@ -276,7 +348,8 @@ class _Corrupt(Exception):
 
 
 def _read(path: Path, digest: str) -> np.ndarray:
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # a link: OSError, a miss
+    with os.fdopen(fd, "rb") as f:
         head = f.read(len(_MAGIC) + _HEADER.size)
         if len(head) != len(_MAGIC) + _HEADER.size or not head.startswith(_MAGIC):
             raise _Corrupt
@@ -313,9 +386,10 @@ def _size(path: Path) -> int:
 
 
 def open_cache(cache: ActivationCache | str | os.PathLike[str] | bool | None,
-               limit: int | str | None = None) -> ActivationCache | None:
+               limit: int | str | None = None, *, write: bool = True) -> ActivationCache | None:
     """``cache`` as given by a user: None/False (no cache), True (the default folder), a folder,
-    or an :class:`ActivationCache`; ``limit``: bytes or ``"20GB"`` (default: the environment's)."""
+    or an :class:`ActivationCache`; ``limit``: bytes or ``"20GB"`` (default: the environment's).
+    ``write``: refuse now, before any work, a folder the cache could not write to."""
     if cache is None or cache is False:
         return None
     if isinstance(cache, ActivationCache):
@@ -325,7 +399,10 @@ def open_cache(cache: ActivationCache | str | os.PathLike[str] | bool | None,
     root = default_dir() if cache is True else Path(cache)
     if root.exists() and not root.is_dir():
         raise NeurocorrError(f"cache folder {root} is a file; give a folder (--cache-dir)")
-    return ActivationCache(root, size)
+    opened = ActivationCache(root, size)
+    if write:
+        opened.check_writable()
+    return opened
 
 
 # -- command line: neurocorr cache ls|clear ----------------------------------------------------------
@@ -339,7 +416,7 @@ def add_command(sub: Any) -> None:
 
 
 def _cache_command(args: argparse.Namespace) -> int:
-    cache = open_cache(args.cache_dir or True)
+    cache = open_cache(args.cache_dir or True, write=False)  # clear says itself what it cannot delete
     assert cache is not None
     if args.action == "clear":
         print(f"removed {cache.clear()} entries from {cache.root}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -10,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, datasets, executor
+from . import config, datasets, executor, report
 from .cli_options import add_comparison_options, add_model_options, model_options
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
-from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
-from .result import Comparison, write_atomic
+from .report import OUTPUT_KINDS, STDOUT, check_outputs, check_writable, csv_text, render_outputs, write_all
+from .result import Comparison
 from .sampling import parse_amount
 
 
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sig.add_argument("--confidence", type=float, default=0.95, help="level of the interval (default 0.95)")
     add_model_options(p, "-a", "model A")
     add_model_options(p, "-b", "model B")
-    p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON to OUT ('-': standard output)")
     _output_options(p)
     executor.add_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,8 +152,9 @@ def _layers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_options(p: argparse.ArgumentParser, stdout: bool = False) -> None:
-    """The output options beside --json (see neurocorr_core.report)."""
+def _output_options(p: argparse.ArgumentParser, stdout: bool = True) -> None:
+    """The output options beside --json (see neurocorr_core.report). Every command reads an
+    output path the same way: '-' is standard output for --json and --csv."""
     std = " ('-': standard output)" if stdout else ""
     p.add_argument("--csv", metavar="OUT", help=f"write the network and per-layer scores as CSV to OUT{std}")
     p.add_argument("--report", metavar="OUT", help="write a self-contained HTML report to OUT")
@@ -160,14 +162,22 @@ def _output_options(p: argparse.ArgumentParser, stdout: bool = False) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    outputs = {kind: Path(getattr(args, kind)) for kind in OUTPUT_KINDS if getattr(args, kind, None)}
-    for kind, path in outputs.items():  # fail before the (long) comparison, not after it
-        check_writable(path, f"--{kind}")
-    result = _comparison(args)
-    print(summary(result))
-    write_all(render_outputs(result, outputs))
-    for path in outputs.values():
-        print(f"wrote {path}")
+    outputs = {kind: getattr(args, kind) for kind in OUTPUT_KINDS if getattr(args, kind, None)}
+    check_outputs(outputs)  # fail before the (long) comparison, not after it
+    files = {kind: Path(path) for kind, path in outputs.items() if path != STDOUT}
+    to_stdout = [kind for kind, path in outputs.items() if path == STDOUT]
+    log = sys.stderr if to_stdout else sys.stdout  # keep standard output for the data
+    with report.stdout_to_stderr() if to_stdout else contextlib.nullcontext():  # builders may print
+        result = _comparison(args)
+        rendered = render_outputs(result, files)
+    print(summary(result), file=log)
+    write_all(rendered)
+    for path in files.values():
+        print(f"wrote {path}", file=log)
+    if "json" in to_stdout:
+        print(result.to_json())
+    if "csv" in to_stdout:
+        print(csv_text([result]), end="")
     return 0
 
 
@@ -263,14 +273,8 @@ def _extras(result: Comparison) -> list[str]:
 
 
 def _check_writable(path: Path) -> None:
-    """Fail before the (long) comparison, not after it."""
-    if not path.parent.exists() or path.is_dir():
-        raise NeurocorrError(f"cannot write {path}: its folder does not exist or it is a folder")
-    try:
-        write_atomic(path.parent / f".{path.name}.check", "")
-        (path.parent / f".{path.name}.check").unlink()
-    except OSError as exc:
-        raise NeurocorrError(f"cannot write {path}: {exc.strerror}; choose another --json path") from None
+    """Fail before the (long) comparison, not after it (one check for every output)."""
+    check_writable(path, "--json")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import NeurocorrError
-from .result import Comparison
+from .result import Comparison, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -273,8 +273,6 @@ def _metadata(fmt: str) -> dict[str, Any]:
 def save(fig: Figure, path: str | os.PathLike[str], fmt: str | None = None, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix, ``.png`` or ``.svg``) atomically:
     rendered in memory first, so a failure leaves no half-written image."""
-    from .report import write_bytes_atomic
-
     target = Path(path)
-    write_bytes_atomic(target, to_bytes(fig, _format(target, fmt), dpi))
+    write_atomic(target, to_bytes(fig, _format(target, fmt), dpi))
     return target

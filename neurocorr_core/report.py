@@ -10,19 +10,21 @@ the heatmaps of both directions, the per-layer and dead-neuron tables and the pl
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import NeurocorrError
-from .result import Comparison
+from .result import Comparison, write_atomic, write_files
 
 #: The output kinds, by the CLI option that asks for them (``--json OUT`` ...).
 OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
@@ -36,37 +38,54 @@ _HEADLINE = ("a_to_b", "b_to_a", "symmetric")
 CSV_COLUMNS = ("metric", "scope", "side", "layer", "index", "depth", "kind", "neurons", "dead", "score")
 
 
-# -- atomic writing -----------------------------------------------------------------------------
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, so a failure leaves no half file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+# -- checking and writing the outputs ---------------------------------------------------------------
+#: The path that means standard output (``--json -``, ``--csv -``).
+STDOUT = "-"
+#: The outputs that can go to standard output: text a script reads.
+STDOUT_KINDS = ("json", "csv")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def check_outputs(outputs: Mapping[str, str | os.PathLike[str]]) -> None:
+    """Refuse, before any work, outputs that cannot all be written: ``-`` for an image or a
+    report, two outputs to standard output or to one file (by any spelling or link), a path
+    in a missing or read-only folder, a folder. ``outputs``: ``{kind: path}`` as given."""
+    to_stdout = [kind for kind, path in outputs.items() if str(path) == STDOUT]
+    for kind in to_stdout:
+        if kind not in STDOUT_KINDS:
+            raise NeurocorrError(f"--{kind} {STDOUT}: only {' and '.join(f'--{k}' for k in STDOUT_KINDS)} "
+                                 "can write to standard output; give a file name")
+    if len(to_stdout) > 1:
+        raise NeurocorrError(f"{' and '.join(f'--{k}' for k in to_stdout)} both write to standard output, "
+                             "where they would mix; send one of them to a file")
+    files = {kind: Path(path) for kind, path in outputs.items() if str(path) != STDOUT}
+    _check_distinct(files)
+    for kind, path in files.items():
+        check_writable(path, f"--{kind}")
+
+
+def _check_distinct(files: Mapping[str, Path]) -> None:
+    """Two outputs naming one file would leave only the last one written."""
+    seen: dict[str, str] = {}
+    for kind, path in files.items():
+        real = os.path.realpath(path)
+        if real in seen:
+            raise NeurocorrError(f"--{seen[real]} and --{kind} both name the file {path}; only one of the "
+                                 "two would be kept, so give each output its own file")
+        seen[real] = kind
 
 
 def check_writable(path: Path, option: str = "") -> None:
     """Fail before a (long) comparison, not after it: the folder exists, ``path`` is not a
-    folder, and a file can be created there."""
+    folder, and a file can be created there (a link: where it points)."""
     what = f" ({option})" if option else ""
-    if path.is_dir():
+    real = Path(os.path.realpath(path))
+    if real.is_dir():
         raise NeurocorrError(f"cannot write {path}{what}: it is a folder; give a file name")
-    if not path.parent.is_dir():
+    if not real.parent.is_dir():
         raise NeurocorrError(f"cannot write {path}{what}: the folder {path.parent} does not exist; "
                              "create it or choose another path")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".check")
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".check")
     except OSError as exc:
         raise NeurocorrError(f"cannot write {path}{what}: {exc.strerror or exc}; choose a folder "
                              "you can write to") from None
@@ -74,18 +93,30 @@ def check_writable(path: Path, option: str = "") -> None:
     os.unlink(tmp)
 
 
-def write_all(files: Mapping[Path, bytes]) -> None:
-    """Write every file atomically, or none: if one write fails, the files this call already
-    wrote are removed (a file that existed before is not restored, it is replaced or kept)."""
-    done: list[Path] = []
+def write_all(files: Mapping[Path, bytes]) -> list[Path]:
+    """Write every file atomically, or none (:func:`neurocorr_core.result.write_files`): on a
+    failure, files that existed are unchanged and no temporary file is left."""
+    return write_files(files)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what is printed meanwhile (by a model builder, a plugin, a worker process, C code)
+    to standard error, so that standard output holds only the data (``--json -``)."""
+    sys.stdout.flush()
     try:
-        for path, data in files.items():
-            write_bytes_atomic(path, data)
-            done.append(path)
-    except BaseException:
-        for path in done:
-            path.unlink(missing_ok=True)
-        raise
+        saved = os.dup(1)
+        os.dup2(2, 1)  # the file descriptor itself: C code and child processes write there
+    except OSError:  # no standard output or error to redirect at that level
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def render_outputs(result: Comparison, outputs: Mapping[str, str | os.PathLike[str]]) -> dict[Path, bytes]:
@@ -97,6 +128,7 @@ def render_outputs(result: Comparison, outputs: Mapping[str, str | os.PathLike[s
         "report": lambda _: html_report(result).encode(),
         "heatmap": lambda path: _heatmap_bytes(result, path),
     }
+    _check_distinct({kind: Path(path) for kind, path in outputs.items()})
     rendered: dict[Path, bytes] = {}
     for kind, path in outputs.items():
         if kind not in makers:
@@ -180,7 +212,7 @@ def write_report(result: Comparison, path: str | os.PathLike[str], title: str | 
     """Render and write the HTML report atomically (no file at all if rendering fails)."""
     target = Path(path)
     check_writable(target)
-    write_bytes_atomic(target, html_report(result, title).encode())
+    write_atomic(target, html_report(result, title))
     return target
 
 

@@ -4,6 +4,7 @@ import base64
 import contextlib
 import csv
 import dataclasses
+import errno
 import html.parser
 import io
 import json
@@ -19,6 +20,8 @@ import pytest
 
 from neurocorr_core import NeurocorrError, compare
 from neurocorr_core import report as rep
+from neurocorr_core import result as result_module
+from neurocorr_core.result import write_atomic, write_files
 from numpy_models import mlp
 
 pytest.importorskip("matplotlib", reason="the report's figures need matplotlib: pip install 'neurocorr-core[plots]'")
@@ -164,25 +167,65 @@ def _umask():
 
 
 def test_outputs_are_all_or_nothing(result, tmp_path, monkeypatch):
+    """A failure while the report is written (the disk fills) leaves every file as it was: the
+    one that existed keeps its bytes, none is created, no temporary file stays behind."""
     outputs = {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv", "report": tmp_path / "r.html",
                "heatmap": tmp_path / "h.svg"}
     files = rep.render_outputs(result, outputs)
     assert json.loads(files[outputs["json"]])["score"]["symmetric"] == pytest.approx(result.score.symmetric)
     assert files[outputs["heatmap"]].startswith(b"<?xml")
-    real = rep.write_bytes_atomic
+    outputs["json"].write_bytes(b"an earlier result")
+    real = result_module._chunks
 
-    def fail_on_report(path, data):
-        if path.suffix == ".html":
-            raise OSError(28, "No space left on device")
-        real(path, data)
+    def disk_full_on_report(content):
+        if content is files[outputs["report"]]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(content)
 
-    monkeypatch.setattr(rep, "write_bytes_atomic", fail_on_report)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(result_module, "_chunks", disk_full_on_report)
+    with pytest.raises(NeurocorrError, match=r"cannot write .*r\.html: No space left on device; nothing was "
+                                             r"written and existing files are unchanged; free some space"):
         rep.write_all(files)
-    assert list(tmp_path.iterdir()) == [], "the files written before the failure are removed"
-    monkeypatch.setattr(rep, "write_bytes_atomic", real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"], "only the file that existed, no temporaries"
+    assert outputs["json"].read_bytes() == b"an earlier result"
+    monkeypatch.setattr(result_module, "_chunks", real)
     rep.write_all(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.svg", "r.csv", "r.html", "r.json"]
+    assert outputs["json"].read_bytes() == files[outputs["json"]]
+
+
+def test_every_output_gets_the_mode_of_a_new_file(result, tmp_path):
+    """--json used to be 0600 (mkstemp's mode) while reports were 0644: one writer, one mode."""
+    old = os.umask(0o027)
+    try:
+        result.to_json(tmp_path / "api.json")
+        rep.write_report(result, tmp_path / "api.html")
+        rep.write_all(rep.render_outputs(result, {"json": tmp_path / "r.json", "csv": tmp_path / "r.csv"}))
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["api.json", "api.html", "r.json", "r.csv"], oct(0o640))
+
+
+def test_a_link_is_written_through_and_kept(tmp_path):
+    (tmp_path / "real.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("real.json")
+    write_atomic(tmp_path / "link.json", "new")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "new"
+    with pytest.raises(NeurocorrError, match="are the same file; give each output its own file"):
+        write_files({tmp_path / "link.json": b"1", tmp_path / "real.json": b"2"})
+    assert (tmp_path / "real.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]
+
+
+def test_two_outputs_naming_one_file_are_refused_before_rendering(result, tmp_path):
+    with pytest.raises(NeurocorrError, match=r"--json and --report both name the file .*r\.json"):
+        rep.render_outputs(result, {"json": tmp_path / "r.json", "report": tmp_path / "." / "r.json"})
+    with pytest.raises(NeurocorrError, match="--json and --csv both write to standard output"):
+        rep.check_outputs({"json": "-", "csv": "-"})
+    with pytest.raises(NeurocorrError, match="only --json and --csv can write to standard output"):
+        rep.check_outputs({"report": "-"})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_check_writable_names_the_problem(tmp_path):

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import csv
 import html
+import importlib.util
 import io
 import os
 import sys
@@ -59,6 +60,13 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike[str]]) -> None:
                              "where they would mix; send one of them to a file")
     files = {kind: Path(path) for kind, path in outputs.items() if str(path) != STDOUT}
     _check_distinct(files)
+    if "heatmap" in files:
+        _heatmap_format(files["heatmap"])
+    if {"heatmap", "report"} & set(files) and importlib.util.find_spec("matplotlib") is None:
+        from .plots import INSTALL_HINT
+
+        raise NeurocorrError(f"--{' and --'.join(k for k in ('report', 'heatmap') if k in files)} need "
+                             f"matplotlib, which is not installed; install it with: {INSTALL_HINT}")
     for kind, path in files.items():
         check_writable(path, f"--{kind}")
 
@@ -140,10 +148,16 @@ def render_outputs(result: Comparison, outputs: Mapping[str, str | os.PathLike[s
 def _heatmap_bytes(result: Comparison, path: Path) -> bytes:
     from . import plots
 
+    return plots.to_bytes(plots.heatmaps(result), _heatmap_format(path))
+
+
+def _heatmap_format(path: Path) -> str:
+    from . import plots
+
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in plots.FORMATS:
         raise NeurocorrError(f"cannot write the heatmap as {path.name!r}: name the file .png or .svg")
-    return plots.to_bytes(plots.heatmaps(result), fmt)
+    return fmt
 
 
 # -- CSV ------------------------------------------------------------------------------------------

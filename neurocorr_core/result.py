@@ -307,6 +307,8 @@ _ADVICE = {
     errno.EISDIR: "give a file name, not a folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
     errno.ENAMETOOLONG: "choose a shorter name",
+    errno.EFBIG: "the file is larger than this system lets you write (ulimit -f); raise the limit or write "
+                 "it elsewhere",
 }
 
 

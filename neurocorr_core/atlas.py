@@ -442,9 +442,15 @@ def _atlas_add(args: Any) -> int:
 
     name = args.name or (args.model.rpartition(":")[2] if is_reference(args.model) else Path(args.model).stem)
     measurements = _measurements(args)
-    with Atlas(args.atlas, create=True) as atlas:
-        entry = add_model(atlas, args.model, name, measurements=measurements, layers=args.layers,
-                          provider=args.provider, options=model_options(args))
+    new = not atlas_path(args.atlas).exists()
+    try:
+        with Atlas(args.atlas, create=True) as atlas:
+            entry = add_model(atlas, args.model, name, measurements=measurements, layers=args.layers,
+                              provider=args.provider, options=model_options(args))
+    except BaseException:
+        if new:  # a model that fails to load leaves no empty atlas behind
+            atlas_path(args.atlas).unlink(missing_ok=True)
+        raise
     shown = ", ".join(f"{k} {v:g}" for k, v in entry.measurements.items()) or "no measurements"
     print(f"added {entry.name} ({entry.framework}; {shown}) to {atlas.path}")
     return 0

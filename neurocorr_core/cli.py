@@ -136,9 +136,10 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _layers(args: argparse.Namespace) -> int:
+    from .cli_options import parse_input_shape
+
     if args.input_shape:
-        dims = tuple(int(d) for d in args.input_shape.split(","))
-        sample = np.zeros((2, *dims), dtype=np.float32)
+        sample = np.zeros((2, *parse_input_shape(args.input_shape)), dtype=np.float32)
     else:
         sample = next(load_probe(args.probe or "digits", limit=2).batches(2))
     provider = open_model(args.model, provider=args.provider, **model_options(args))

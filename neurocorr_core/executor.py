@@ -30,7 +30,7 @@ import numpy as np
 
 from .cache import ActivationCache, EntryKey, model_fingerprint, probe_fingerprint
 from .errors import NeurocorrError
-from .interfaces import ActivationProvider, LayerInfo, Metric
+from .interfaces import ActivationProvider, LayerInfo, Metric, call_metric
 from .models import describe, resolve_model
 from .probe import Probe
 from .views import neuron_batches
@@ -374,7 +374,7 @@ def merge(first: list[Metric], other: list[Metric], copy_first: bool) -> list[Me
     was (a remote task's input may be read again)."""
     out = copy.deepcopy(first) if copy_first else first
     for mine, theirs in zip(out, other, strict=True):
-        mine.merge(theirs)
+        call_metric(mine, "merge", mine.merge, theirs)  # a plugin's failure names the plugin
     return out
 
 

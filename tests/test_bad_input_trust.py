@@ -1,0 +1,395 @@
+"""Bad-input matrix, trust: files from others are data, never code (issue 13).
+
+- Shadow files (torch.py, numpy.py, neurocorr_core.py, json.py) with a payload next to an
+  experiment file or in the current folder never run, and the command still works.
+- A ``module:callable`` reference may name a module next to the experiment (the documented
+  feature), but never one that shadows an installed package, and ``sys.path`` is as it was after.
+- A builder that raises, returns None or an int, or a module that fails to import: one line that
+  names the reference and the side.
+- Trust to unpickle is never read from a file: an experiment's trust_pickle keys are refused
+  without ``--trust-pickle`` on the command line; an atlas never stores it (old atlases that did
+  are read with it ignored). The pickle payload cases need torch: they are in
+  plugins/neurocorr-torch/tests/test_bad_input_trust_torch.py.
+
+CLI cases run the real command in a child process (harness.neurocorr). The numpy test provider
+reaches that process as an installed plugin would: through an entry point of a tiny distribution
+on PYTHONPATH. PYTHONSAFEPATH=1 keeps ``python -m`` from putting the current folder first on
+sys.path, as the installed ``neurocorr`` command does not either (otherwise Python itself would
+import a cwd ``json.py`` before neurocorr runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import harness
+from neurocorr_core import NeurocorrError, config, plugins
+from neurocorr_core.atlas import Atlas, add_model, fill
+from neurocorr_core.cache import model_fingerprint
+from neurocorr_core.cli import _parser, main
+from neurocorr_core.models import resolve_model
+
+TESTS = Path(__file__).resolve().parent
+#: Shadow file names: what a user fears (torch, numpy, our own package, json) and what really gets
+#: imported late, after the run starts: colorsys by the local model module below, secrets by the
+#: standard library during a comparison. A folder put first on sys.path would run those two.
+SHADOWS = ["torch", "numpy", "neurocorr_core", "json", "colorsys", "secrets"]
+
+#: A model module next to the experiment (or in the current folder): it imports the names the
+#: shadow files take, so a shadow that wins the import would run its payload.
+LOCAL_NETS = """
+import colorsys
+import json
+import numpy
+
+from numpy_models import mlp
+
+SETTINGS = json.loads('{"seed": 4}')
+
+
+def net_a():
+    return mlp(SETTINGS["seed"], [6, 5], n_in=64)
+
+
+def net_b():
+    return mlp(numpy.int64(5).item() + int(colorsys.rgb_to_hsv(0, 0, 0)[0]), [7], n_in=64)
+"""
+
+BUILDERS = """
+from numpy_models import mlp
+
+
+def raises():
+    raise ValueError("boom in the builder")
+
+
+def returns_none():
+    mlp(0, [3], n_in=64)
+
+
+def returns_int():
+    return 7
+
+
+def good():
+    return mlp(0, [6, 5], n_in=64)
+"""
+
+EXPERIMENT = """
+[models]
+a = "{a}"
+b = "{b}"
+
+[compare]
+probe = "probe.npy"
+quiet = true
+{extra}
+"""
+
+
+# -- the folders of a case --------------------------------------------------------------------------
+@pytest.fixture
+def place(tmp_path):
+    """tmp/site: the numpy test provider as an installed plugin; tmp/exp: the experiment folder
+    (with probe.npy); tmp/cwd: where the command runs. Returns a namespace of those paths."""
+    site = tmp_path / "site" / "neurocorr_numpy_test-0.dist-info"
+    site.mkdir(parents=True)
+    (site / "METADATA").write_text("Metadata-Version: 2.1\nName: neurocorr-numpy-test\nVersion: 0\n")
+    (site / "entry_points.txt").write_text("[neurocorr]\nnumpy-test = numpy_models:plugin\n")
+    exp, cwd = tmp_path / "exp", tmp_path / "cwd"
+    exp.mkdir()
+    cwd.mkdir()
+    probe = np.random.default_rng(7).normal(size=(24, 64)).astype(np.float32)
+    np.save(exp / "probe.npy", probe)
+    np.save(cwd / "probe.npy", probe)
+
+    class Place:
+        pass
+
+    p = Place()
+    p.root, p.exp, p.cwd = tmp_path, exp, cwd
+    path = [str(TESTS), str(tmp_path / "site"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    p.env = {"PYTHONPATH": os.pathsep.join(path), "PYTHONSAFEPATH": "1",
+             "NEUROCORR_CACHE_DIR": str(tmp_path / "cache")}
+    return p
+
+
+def experiment(folder: Path, a: str, b: str, extra: str = "") -> Path:
+    path = folder / "experiment.toml"
+    path.write_text(EXPERIMENT.format(a=a, b=b, extra=extra))
+    return path
+
+
+def shadow(folder: Path, name: str, marks: Path) -> None:
+    """``folder/NAME.py`` that creates ``marks/PWNED`` if it is ever imported."""
+    (folder / f"{name}.py").write_text(harness.payload(marks) + "def net():\n    return None\n")
+
+
+def run_case(p, argv: list[str], **env: str) -> tuple[harness.Run, dict, dict]:
+    before = harness.snapshot(p.exp, p.cwd)
+    result = harness.neurocorr(argv, cwd=p.cwd, env={**p.env, **env})
+    after = harness.snapshot(p.exp, p.cwd)
+    harness.no_payload_ran(p.root)
+    return result, before, after
+
+
+def assert_works(result: harness.Run) -> None:
+    assert "Traceback" not in result.err, result.err
+    assert result.code == 0, f"exit {result.code}\n{result.err}"
+    assert "score A->B" in result.out
+
+
+# -- shadow files never run -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", SHADOWS)
+def test_shadow_next_to_an_experiment_of_installed_references(place, name):
+    """The original bug: the experiment's folder went first on sys.path for every import."""
+    shadow(place.exp, name, place.root)
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b")
+    result, before, after = run_case(place, ["run", str(path)])
+    assert_works(result)
+    harness.assert_unchanged(before, after)
+
+
+@pytest.mark.parametrize("name", SHADOWS)
+def test_shadow_beside_a_local_reference_module(place, name):
+    """The reference's own module lies next to the experiment (documented), and imports json and
+    numpy: it gets the installed ones, not the shadow beside it; no __pycache__ is left there."""
+    (place.exp / "local_nets.py").write_text(LOCAL_NETS)
+    shadow(place.exp, name, place.root)
+    path = experiment(place.exp, "local_nets:net_a", "local_nets:net_b")
+    result, before, after = run_case(place, ["run", str(path)], PYTHONDONTWRITEBYTECODE="")  # Python's default
+    assert_works(result)
+    assert "local_nets:net_a" in result.out
+    harness.assert_unchanged(before, after)
+
+
+@pytest.mark.parametrize("name", SHADOWS)
+def test_shadow_in_the_current_folder(place, name):
+    """``compare`` with references to a module in the current folder beside a shadow file."""
+    (place.cwd / "cwd_nets.py").write_text(LOCAL_NETS)
+    shadow(place.cwd, name, place.root)
+    result, before, after = run_case(place, ["compare", "cwd_nets:net_a", "cwd_nets:net_b", "--probe",
+                                             "probe.npy", "--quiet"])
+    assert_works(result)
+    harness.assert_unchanged(before, after)
+
+
+# -- a reference whose module would replace an installed one is refused -----------------------------
+@pytest.mark.parametrize("where, name, argv, side", [
+    ("exp", "json", ["run", "EXP"], "model A"),
+    ("exp", "torch", ["run", "EXP"], "model A"),
+    ("cwd", "numpy", ["compare", "grid_models:mlp_a", "numpy:net", "--probe", "probe.npy"], "model B"),
+    ("cwd", "neurocorr_core", ["compare", "neurocorr_core:net", "grid_models:mlp_b", "--probe", "probe.npy"],
+     "model A"),
+])
+def test_reference_to_a_module_that_shadows_an_installed_one(place, where, name, argv, side):
+    folder = place.exp if where == "exp" else place.cwd
+    shadow(folder, name, place.root)
+    path = experiment(place.exp, f"{name}:net", "grid_models:mlp_b")
+    argv = [str(path) if arg == "EXP" else arg for arg in argv]
+    result, before, after = run_case(place, argv)
+    harness.assert_user_error(result, side, f"{name}:net", f"installed module '{name}'", "rename")
+    harness.assert_unchanged(before, after)
+
+
+# -- builders that fail ----------------------------------------------------------------------------
+@pytest.mark.parametrize("a, b, words", [
+    ("builders:raises", "grid_models:mlp_b", ["model A", "'builders:raises'", "ValueError",
+                                              "boom in the builder", "fix the callable"]),
+    ("grid_models:mlp_a", "builders:returns_none", ["model B", "'builders:returns_none'", "NoneType",
+                                                    "not a model", "must build and return"]),
+    ("builders:returns_int", "grid_models:mlp_b", ["model A", "'builders:returns_int'", "returned int 7",
+                                                   "not a model"]),
+    ("grid_models:mlp_a", "builders:missing", ["model B", "'builders:missing'", "no attribute 'missing'"]),
+    ("broken:net", "grid_models:mlp_b", ["model A", "'broken:net'", "RuntimeError", "broken on import",
+                                         "fix the module"]),
+])
+def test_builder_failures_name_the_reference_and_side(place, a, b, words):
+    (place.exp / "builders.py").write_text(BUILDERS)
+    (place.exp / "broken.py").write_text("raise RuntimeError('broken on import')\n")
+    path = experiment(place.exp, a, b)
+    result, before, after = run_case(place, ["run", str(path)])
+    harness.assert_user_error(result, *words)
+    harness.assert_unchanged(before, after)
+
+
+# -- trust is never read from an experiment file ---------------------------------------------------
+@pytest.mark.parametrize("extra, key", [
+    ("trust_pickle_a = true", "compare.trust_pickle_a"),
+    ("trust-pickle-b = true", "compare.trust-pickle-b"),
+    ("trust_pickle = true", "compare.trust_pickle"),
+])
+def test_experiment_cannot_grant_trust(place, extra, key):
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", extra)
+    result, before, after = run_case(place, ["run", str(path)])
+    harness.assert_user_error(result, key, "cannot allow unpickling", "pass --trust-pickle on the command line")
+    harness.assert_unchanged(before, after)
+
+
+def test_trust_key_of_the_wrong_type(place):
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", 'trust_pickle_a = "yes"')
+    result, before, after = run_case(place, ["run", str(path), "--trust-pickle"])
+    harness.assert_user_error(result, "compare.trust_pickle_a", "must be true or false")
+    harness.assert_unchanged(before, after)
+
+
+def test_command_line_trust_makes_the_key_redundant(place):
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", "trust_pickle_a = true")
+    result, before, after = run_case(place, ["run", str(path), "--trust-pickle"])
+    assert_works(result)
+    harness.assert_unchanged(before, after)
+
+
+def test_trust_comes_only_from_the_command_line():
+    parser = config.subparser(_parser(), "compare")
+    folder = Path(__file__).parent
+    source = folder / "no_such_dir" / "x.toml"
+    checker = config._Checker(source, config.compare_options(parser), plugins.get_plugin_manager())
+    with pytest.raises(NeurocorrError, match=r"compare\.trust_pickle_b: an experiment file cannot allow"):
+        checker.without_trust({"trust_pickle_b": True})
+    assert checker.without_trust({"trust_pickle_a": False, "probe": "x"}) == {"probe": "x"}
+    trusted = config._Checker(source, config.compare_options(parser), plugins.get_plugin_manager(), True)
+    assert trusted.without_trust({"trust_pickle_a": True}) == {}
+
+
+# -- in process: sys.path as it was ---------------------------------------------------------------
+@pytest.fixture
+def cli_pm(pm, monkeypatch):
+    monkeypatch.setattr(plugins, "_default", pm)
+    return pm
+
+
+def _run_in_process(path: Path, **load):
+    parser = config.subparser(_parser(), "compare")
+    from neurocorr_core.cli import _comparison
+
+    return config.run(config.load(path, parser, **load), parser, _comparison, quiet=True)
+
+
+def test_a_local_reference_works_and_sys_path_is_restored(tmp_path, cli_pm, monkeypatch):
+    exp = tmp_path / "exp_ok"
+    exp.mkdir()
+    (exp / "inproc_nets_ok.py").write_text(LOCAL_NETS)
+    np.save(exp / "probe.npy", np.random.default_rng(1).normal(size=(20, 64)).astype(np.float32))
+    monkeypatch.chdir(tmp_path)
+    path = experiment(exp, "inproc_nets_ok:net_a", "inproc_nets_ok:net_b")
+    before, bytecode = list(sys.path), sys.dont_write_bytecode
+    results = _run_in_process(path)
+    assert sys.path == before and sys.dont_write_bytecode == bytecode
+    assert results["pearson"].model_a == "inproc_nets_ok:net_a"
+    assert 0 < results["pearson"].score.symmetric <= 1
+    assert not (exp / "__pycache__").exists()
+
+
+def test_sys_path_is_restored_when_the_builder_fails(tmp_path, cli_pm, monkeypatch):
+    exp = tmp_path / "exp_fail"
+    exp.mkdir()
+    (exp / "inproc_builders.py").write_text(BUILDERS)
+    np.save(exp / "probe.npy", np.random.default_rng(1).normal(size=(20, 64)).astype(np.float32))
+    monkeypatch.chdir(tmp_path)
+    path = experiment(exp, "grid_models:mlp_a", "inproc_builders:raises")
+    before = list(sys.path)
+    state = harness.snapshot(exp)
+    with pytest.raises(NeurocorrError, match=r"model B 'inproc_builders:raises': building the model raised "
+                                             r"ValueError: boom in the builder"):
+        _run_in_process(path)
+    assert sys.path == before
+    harness.assert_unchanged(state, harness.snapshot(exp))
+
+
+def test_cwd_reference_in_process(tmp_path, monkeypatch):
+    (tmp_path / "inproc_cwd_nets.py").write_text(BUILDERS)
+    shadow(tmp_path, "json", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = list(sys.path)
+    assert type(resolve_model("inproc_cwd_nets:good")).__name__ == "NumpyNet"
+    with pytest.raises(NeurocorrError, match=r"model 'json:net': .*json\.py has the name of the installed "
+                                             r"module 'json'.*Rename the local module"):
+        resolve_model("json:net")
+    assert sys.path == before
+    harness.no_payload_ran(tmp_path)
+    assert not sys.modules["json"].__file__.startswith(str(tmp_path))
+
+
+# -- trust is never stored in an atlas -------------------------------------------------------------
+def _stored_options(path: Path) -> list[dict]:
+    with sqlite3.connect(path) as db:
+        rows = [json.loads(r[0]) for r in db.execute("SELECT options FROM models")]
+    db.close()
+    return rows
+
+
+def test_a_failed_atlas_add_leaves_no_atlas(place):
+    result, before, after = run_case(place, ["atlas", "add", "builders_absent:net", "--accuracy", "0.9",
+                                             "--trust-pickle", "--atlas", "atlas.db"])
+    harness.assert_user_error(result, "'builders_absent:net'", "cannot import", "install it")
+    harness.assert_unchanged(before, after)
+
+
+def test_atlas_add_does_not_store_trust(place):
+    db = place.cwd / "atlas.db"
+    result = harness.neurocorr(["atlas", "add", "grid_models:mlp_a", "--accuracy", "0.9", "--trust-pickle",
+                                "--atlas", str(db)], cwd=place.cwd, env=place.env)
+    assert result.code == 0, result.err
+    assert _stored_options(db) == [{}]
+
+
+def test_an_old_atlas_with_stored_trust_is_read_with_it_ignored(tmp_path, pm):
+    """An atlas from before this rule stored trust_pickle among the options and fingerprinted the
+    model with it: the option is dropped, and the model is not reported as changed."""
+    probe = np.random.default_rng(3).normal(size=(12, 64)).astype(np.float32)
+    with Atlas(tmp_path / "old.db", create=True) as atlas:
+        for name in ("mlp_a", "mlp_b"):
+            add_model(atlas, f"grid_models:{name}", name, measurements={"accuracy": 0.9}, plugin_manager=pm)
+        legacy = model_fingerprint("grid_models:mlp_a", "numpy-test", {"trust_pickle": True})
+        with atlas.db:
+            atlas.db.execute("UPDATE models SET options = ?, fingerprint = ? WHERE name = 'mlp_a'",
+                             (json.dumps({"trust_pickle": True}), legacy))
+        assert atlas.model("mlp_a").options == {} and atlas.model("mlp_a").legacy_trust
+        result = fill(atlas, probe, plugin_manager=pm)
+        assert result.computed == [("mlp_a", "mlp_b")]
+
+
+def test_a_changed_model_is_still_caught_in_an_old_atlas(tmp_path, pm):
+    probe = np.random.default_rng(3).normal(size=(12, 64)).astype(np.float32)
+    with Atlas(tmp_path / "old.db", create=True) as atlas:
+        for name in ("mlp_a", "mlp_b"):
+            add_model(atlas, f"grid_models:{name}", name, measurements={"accuracy": 0.9}, plugin_manager=pm)
+        with atlas.db:
+            atlas.db.execute("UPDATE models SET options = ?, fingerprint = 'stale' WHERE name = 'mlp_a'",
+                             (json.dumps({"trust_pickle": True}),))
+        with pytest.raises(NeurocorrError, match="model 'mlp_a' .*has changed since it was added"):
+            fill(atlas, probe, plugin_manager=pm)
+
+
+def test_grid_command_takes_trust_on_its_own_command_line(place):
+    db = place.cwd / "atlas.db"
+    for name in ("mlp_a", "mlp_b"):
+        assert main_ok(place, ["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9", "--atlas", str(db)])
+    result = harness.neurocorr(["grid", "--probe", "probe.npy", "--atlas", str(db), "--trust-pickle", "--quiet"],
+                               cwd=place.cwd, env=place.env)
+    assert result.code == 0, result.err
+    assert "1 pair(s) computed" in result.out
+    assert _stored_options(db) == [{}, {}]
+
+
+def main_ok(place, argv: list[str]) -> bool:
+    result = harness.neurocorr(argv, cwd=place.cwd, env=place.env)
+    assert result.code == 0, result.err
+    return True
+
+
+def test_help_says_trust_is_asked_each_time(capsys):
+    for command in (["grid", "--help"], ["predict", "--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--trust-pickle" in out
+        assert "does not remember it" in out or "cannot ask for this itself" in out

@@ -10,10 +10,13 @@ import argparse
 import json
 from typing import Any
 
+from .errors import NeurocorrError
 from .score import PENALTIES
 from .views import VIEWS
 
 PROBE_HELP = "built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file"
+#: The most values one sample of ``layers --input-shape`` may hold (512 MB of float32).
+MAX_SAMPLE_VALUES = 2**27
 
 
 def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool) -> None:
@@ -62,3 +65,19 @@ def _key_value(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(value)
     except ValueError:
         return key.strip(), value
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """``"1,28,28"`` -> (1, 28, 28): a per-sample shape of positive whole numbers."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise NeurocorrError(f"--input-shape {text!r} is not a shape; give the per-sample input shape as "
+                             "positive whole numbers separated by commas, e.g. 1,28,28 (an image) or 64")
+    dims = tuple(int(p) for p in parts)
+    values = 1
+    for d in dims:
+        values *= d
+    if values > MAX_SAMPLE_VALUES:
+        raise NeurocorrError(f"--input-shape {text!r} asks for {values:,} values per sample, more than "
+                             f"{MAX_SAMPLE_VALUES:,}; give the model's real input shape, or --probe")
+    return dims

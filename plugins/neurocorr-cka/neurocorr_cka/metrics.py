@@ -96,6 +96,10 @@ class DebiasedCka(LinearCka):
 
     name = "cka-debiased"
     _higher = True
+    # an unbiased estimate on few samples is NaN where a self-HSIC is not positive, and may
+    # stray beyond [-1, 1]: tell the core's contract check (Metric.bounds, Metric.undefined)
+    bounds = (-math.inf, math.inf)
+    undefined = "anywhere"
 
     def compute(self) -> np.ndarray:
         if self.count < 4:
@@ -118,6 +122,8 @@ class RbfCka(Metric):
 
     name = "cka-rbf"
     level = "layer"
+    bounds = (-math.inf, math.inf)  # a ratio of minibatch unbiased HSICs, like cka-debiased
+    undefined = "anywhere"
 
     def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int], *,
                  bandwidth: float = 0.8, batch_size: int = 256, **options: Any) -> None:

@@ -185,7 +185,7 @@ def write_atomic(path: str | os.PathLike[str], content: Content) -> Path:
     return write_files({Path(path): content})[0]
 
 
-def write_files(files: Mapping[Path, Content]) -> list[Path]:
+def write_files(files: Mapping[Path, Content] | Mapping[str, Content]) -> list[Path]:
     """Write every file, or none of them: the one atomic writer of neurocorr.
 
     Each file is first written completely to a temporary file in its own folder and flushed to
@@ -194,6 +194,7 @@ def write_files(files: Mapping[Path, Content]) -> list[Path]:
     unchanged. A link is followed: its target is replaced, the link is kept. New files get the
     usual mode of a new file, ``0o666`` less the umask. Raises :class:`WriteError` naming the
     file, the cause and what to do."""
+    files = {Path(path): content for path, content in files.items()}
     targets = _targets(files)
     staged: list[tuple[Path, Path, str]] = []  # (as given, real target, temporary file)
     try:
@@ -292,6 +293,15 @@ def _discard(paths: Iterable[str]) -> None:
 
 
 def _umask() -> int:
+    """The process's umask, read where the system shows it: setting it to read it back (the
+    fallback) would, for a moment, let another thread create a world-writable file or folder."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

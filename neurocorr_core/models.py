@@ -26,8 +26,9 @@ from .errors import NeurocorrError
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 #: Folders searched for a reference's module before the current folder (innermost last).
 _FOLDERS: list[Path] = []
-#: What a builder may not return: none of these is a model of any framework.
-_NOT_MODELS = (type(None), bool, int, float, complex, str, bytes, list, tuple, dict, set)
+#: What a builder may not return: none of these is a model of any framework (a tuple or a dict
+#: may be: JAX builders return (module, params)).
+_NOT_MODELS = (type(None), bool, int, float, complex, str, bytes)
 
 
 def is_reference(spec: object) -> bool:

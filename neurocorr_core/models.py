@@ -24,8 +24,10 @@ from types import ModuleType
 from .errors import NeurocorrError
 
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-#: Folders searched for a reference's module before the current folder (innermost last).
-_FOLDERS: list[Path] = []
+#: Folders searched for a reference's module before the current folder, os.pathsep-separated:
+#: an environment variable, so that the workers of a local Dask cluster, started meanwhile, see
+#: them too (they are new processes with this environment).
+FOLDERS_ENV = "NEUROCORR_REFERENCE_FOLDERS"
 #: What a builder may not return: none of these is a model of any framework (a tuple or a dict
 #: may be: JAX builders return (module, params)).
 _NOT_MODELS = (type(None), bool, int, float, complex, str, bytes)
@@ -39,11 +41,15 @@ def is_reference(spec: object) -> bool:
 def reference_folder(folder: str | os.PathLike[str]) -> Iterator[None]:
     """While active, references may also name modules in ``folder`` (searched before the
     current folder): ``neurocorr run`` uses the experiment file's folder."""
-    _FOLDERS.append(Path(folder))
+    before = os.environ.get(FOLDERS_ENV)
+    os.environ[FOLDERS_ENV] = os.pathsep.join([os.path.abspath(folder), *filter(None, [before])])
     try:
         yield
     finally:
-        _FOLDERS.pop()
+        if before is None:
+            os.environ.pop(FOLDERS_ENV, None)
+        else:
+            os.environ[FOLDERS_ENV] = before
 
 
 def resolve_model(spec: object, *, side: str = "model") -> object:
@@ -68,7 +74,7 @@ def resolve_model(spec: object, *, side: str = "model") -> object:
 
 def _search_folders() -> list[Path]:
     """The folders whose modules a reference may name: the experiment's, then the current one."""
-    folders = [*reversed(_FOLDERS), Path.cwd()]
+    folders = [*map(Path, filter(None, os.environ.get(FOLDERS_ENV, "").split(os.pathsep))), Path.cwd()]
     return list(dict.fromkeys(Path(os.path.realpath(f)) for f in folders))
 
 

@@ -170,6 +170,19 @@ def test_shadow_beside_a_local_reference_module(place, name):
     harness.assert_unchanged(before, after)
 
 
+def test_a_local_reference_reaches_the_workers_of_a_local_cluster(place):
+    """The workers are new processes: they learn the experiment's folder from the environment
+    (sys.path no longer carries it), with the same rules, so a shadow beside it still never runs."""
+    pytest.importorskip("distributed")
+    (place.exp / "local_nets.py").write_text(LOCAL_NETS)
+    shadow(place.exp, "colorsys", place.root)
+    path = experiment(place.exp, "local_nets:net_a", "local_nets:net_b", 'executor = "dask"\nworkers = 1')
+    result, before, after = run_case(place, ["run", str(path)])
+    assert_works(result)
+    assert "ran on dask" in result.out
+    harness.assert_unchanged(before, after)
+
+
 @pytest.mark.parametrize("name", SHADOWS)
 def test_shadow_in_the_current_folder(place, name):
     """``compare`` with references to a module in the current folder beside a shadow file."""
@@ -280,9 +293,9 @@ def test_a_local_reference_works_and_sys_path_is_restored(tmp_path, cli_pm, monk
     np.save(exp / "probe.npy", np.random.default_rng(1).normal(size=(20, 64)).astype(np.float32))
     monkeypatch.chdir(tmp_path)
     path = experiment(exp, "inproc_nets_ok:net_a", "inproc_nets_ok:net_b")
-    before, bytecode = list(sys.path), sys.dont_write_bytecode
+    before, bytecode, environ = list(sys.path), sys.dont_write_bytecode, dict(os.environ)
     results = _run_in_process(path)
-    assert sys.path == before and sys.dont_write_bytecode == bytecode
+    assert sys.path == before and sys.dont_write_bytecode == bytecode and dict(os.environ) == environ
     assert results["pearson"].model_a == "inproc_nets_ok:net_a"
     assert 0 < results["pearson"].score.symmetric <= 1
     assert not (exp / "__pycache__").exists()

@@ -34,7 +34,7 @@ _NOT_MODELS = (type(None), bool, int, float, complex, str, bytes)
 
 
 def is_reference(spec: object) -> bool:
-    return isinstance(spec, str) and bool(_REFERENCE.match(spec)) and not Path(spec).exists()
+    return isinstance(spec, str) and bool(_REFERENCE.match(spec)) and not os.path.exists(spec)  # no OSError
 
 
 @contextmanager

@@ -148,7 +148,7 @@ class Atlas:
     def _check_schema(self) -> None:
         try:
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # damaged text: not UTF-8
             raise NeurocorrError(f"{self.path} is not an atlas (not a SQLite database: {exc}); give another "
                                  "--atlas path") from None
         if not tables:
@@ -159,8 +159,8 @@ class Atlas:
         if "schema_version" not in tables:
             raise NeurocorrError(f"{self.path} is a SQLite database but not a neurocorr atlas (no "
                                  "schema_version table); give another --atlas path")
-        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = row[0] if row else None
+        rows = self._rows("SELECT MAX(version) FROM schema_version")
+        version = rows[0][0] if rows else None
         if not isinstance(version, int):
             raise NeurocorrError(f"atlas {self.path} has no valid schema version; it may be damaged")
         if version > SCHEMA_VERSION:
@@ -182,7 +182,7 @@ class Atlas:
 
     def check_free(self, name: str) -> None:
         """Raise unless no model is called ``name``."""
-        if self.db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone():
+        if self._rows("SELECT 1 FROM models WHERE name = ?", (name,)):
             raise NeurocorrError(f"the atlas already has a model named {name!r}; choose another --name, "
                                  f"or remove the old one first: neurocorr atlas rm {name}")
 
@@ -195,12 +195,30 @@ class Atlas:
     def models(self) -> list[AtlasModel]:
         """Every model, in the order they were added."""
         found: dict[str, dict[str, float]] = {}
-        for model, name, value in self.db.execute("SELECT model, name, value FROM measurements ORDER BY "
-                                                  "name"):
+        for model, name, value in self._rows("SELECT model, name, value FROM measurements ORDER BY name"):
+            if not isinstance(value, (int, float)) or not isinstance(name, str):
+                raise self._damaged(f"measurement {name!r} of model {model!r} is {value!r}, not a number")
             found.setdefault(model, {})[name] = value
-        return [_model_row(r, found.get(r[0], {}))
-                for r in self.db.execute("SELECT name, source, framework, fingerprint, layers, options, "
-                                         "added FROM models ORDER BY rowid")]
+        return [_model_row(r, found.get(r[0], {}), self)
+                for r in self._rows("SELECT name, source, framework, fingerprint, layers, options, "
+                                    "added FROM models ORDER BY rowid")]
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """A query's rows; a damaged file is one NeurocorrError, not a sqlite3 traceback."""
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # damaged text: not UTF-8
+            raise self._damaged(str(exc)) from None
+
+    def _damaged(self, what: str) -> NeurocorrError:
+        return NeurocorrError(f"atlas {self.path} is damaged ({what}); restore it from a copy, or start a new "
+                              "atlas (--atlas NEW.db) and add the models again")
+
+    def _json(self, text: Any, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError, RecursionError):  # not text, not JSON, nested too deep
+            raise self._damaged(f"{what} is not valid JSON") from None
 
     def model(self, name: str) -> AtlasModel:
         for m in self.models():
@@ -212,8 +230,9 @@ class Atlas:
     # -- comparisons --------------------------------------------------------------------------------
     def done(self, key: str) -> dict[tuple[str, str], tuple[float, float]]:
         """The pairs stored under configuration ``key``: ``(a, b) -> (score a->b, score b->a)``."""
-        rows = self.db.execute("SELECT model_a, model_b, a_to_b, b_to_a FROM comparisons WHERE config = ?",
-                               (key,))
+        rows = self._rows("SELECT model_a, model_b, a_to_b, b_to_a FROM comparisons WHERE config = ?", (key,))
+        if not all(isinstance(v, (int, float)) for row in rows for v in row[2:]):
+            raise self._damaged(f"a comparison under configuration {key!r} holds a score that is not a number")
         return {(a, b): (ab, ba) for a, b, ab, ba in rows}
 
     def record(self, key: str, config: Mapping[str, Any], comparison: Comparison, a: str, b: str,
@@ -242,17 +261,22 @@ class Atlas:
         return out
 
     def configurations(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT c.key, c.config, c.probe, c.samples, COUNT(p.model_a) FROM "
-                               "configurations c "
-                               "LEFT JOIN comparisons p ON p.config = c.key GROUP BY c.key ORDER BY c.rowid")
-        return [{"key": k, "config": json.loads(cfg), "probe": probe, "samples": n, "pairs": pairs}
-                for k, cfg, probe, n, pairs in rows]
+        rows = self._rows("SELECT c.key, c.config, c.probe, c.samples, COUNT(p.model_a) FROM "
+                          "configurations c "
+                          "LEFT JOIN comparisons p ON p.config = c.key GROUP BY c.key ORDER BY c.rowid")
+        return [{"key": k, "config": self._json(cfg, f"configuration {k!r}"), "probe": probe, "samples": n,
+                 "pairs": pairs} for k, cfg, probe, n, pairs in rows]
 
 
-def _model_row(row: Sequence[Any], measurements: dict[str, float]) -> AtlasModel:
+def _model_row(row: Sequence[Any], measurements: dict[str, float], atlas: Atlas) -> AtlasModel:
     """An :class:`AtlasModel` from its row; a ``trust_pickle`` option an older neurocorr stored is
     dropped (trust is asked of the person running each command, not read from the file)."""
-    options = json.loads(row[5])
+    if not all(isinstance(v, str) for v in row[:3]) or not all(v is None or isinstance(v, str) for v in row[3:5]):
+        raise atlas._damaged(f"model {row[0]!r} has a name, source, framework, fingerprint or layers that is "
+                             "not text")
+    options = atlas._json(row[5], f"the options of model {row[0]!r}")
+    if not isinstance(options, dict):
+        raise atlas._damaged(f"the options of model {row[0]!r} are not a JSON object")
     legacy = bool(options.pop(TRUST, False)) if isinstance(options, dict) else False
     return AtlasModel(row[0], row[1], row[2], row[3], row[4], options, measurements, row[6], legacy)
 

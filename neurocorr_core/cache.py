@@ -29,6 +29,7 @@ import errno
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import re
 import stat
@@ -354,17 +355,23 @@ def _read(path: Path, digest: str) -> np.ndarray:
         if len(head) != len(_MAGIC) + _HEADER.size or not head.startswith(_MAGIC):
             raise _Corrupt
         (length,) = _HEADER.unpack(head[len(_MAGIC):])
+        if length > os.fstat(f.fileno()).st_size:  # a damaged length: never allocate what is not there
+            raise _Corrupt
         try:
             header = json.loads(f.read(length))
             shape = tuple(int(s) for s in header["shape"])
             expected = header["sha256"]
             ok = header["key"] == digest and header["dtype"] == "float32"
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # int(inf), JSON nested too deep
             raise _Corrupt from None
         buffer = bytearray(f.read())
-    if not ok or len(buffer) != 4 * int(np.prod(shape)) or hashlib.sha256(buffer).hexdigest() != expected:
+    if not ok or min(shape, default=0) < 0 or len(buffer) != 4 * math.prod(shape) \
+            or hashlib.sha256(buffer).hexdigest() != expected:
         raise _Corrupt
-    return np.frombuffer(buffer, dtype=np.float32).reshape(shape)
+    try:
+        return np.frombuffer(buffer, dtype=np.float32).reshape(shape)
+    except ValueError:  # an axis beyond what numpy indexes
+        raise _Corrupt from None
 
 
 def _meta(path: Path) -> dict[str, Any]:
@@ -372,10 +379,12 @@ def _meta(path: Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             head = f.read(len(_MAGIC) + _HEADER.size)
             (length,) = _HEADER.unpack(head[len(_MAGIC):])
+            if length > os.fstat(f.fileno()).st_size:  # a damaged length: never allocate what is not there
+                return {}
             header = json.loads(f.read(length))
         return {**header.get("meta", {}), "shape": header.get("shape")}
-    except (OSError, ValueError, KeyError, struct.error):
-        return {}
+    except (OSError, ValueError, KeyError, struct.error, AttributeError, TypeError, RecursionError):
+        return {}  # not a dict, meta not a mapping, JSON nested too deep: an unreadable header
 
 
 def _size(path: Path) -> int:

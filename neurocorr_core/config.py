@@ -233,7 +233,7 @@ class _Checker:
 
     def model(self, key: str, value: str) -> str:
         path = self.source.parent / value
-        if path.exists():
+        if os.path.exists(path):  # os.path.exists: False, not OSError, for a name too long for the disk
             return str(path)
         if is_reference(value):  # module:callable, importable from the config's folder
             return value
@@ -330,9 +330,9 @@ class _Checker:
     def probe(self, key: str, value: str) -> str:
         """A built-in data set name stays as it is; anything else is a file next to the config."""
         path = self.source.parent / value
-        if value.partition(":")[0] in datasets.BUILTIN and not path.exists():
+        if value.partition(":")[0] in datasets.BUILTIN and not os.path.exists(path):
             return value
-        if not path.exists():
+        if not os.path.exists(path):  # False, not OSError, for a name too long for the disk
             raise self.fail(key, f"{value!r} is neither a built-in data set ({', '.join(datasets.BUILTIN)}) "
                             f"nor a file: {str(path)!r} does not exist (relative paths are relative to "
                             f"the folder of {self.source.name})")

@@ -60,7 +60,11 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     except _DAMAGED as exc:
         raise NeurocorrError(f"cannot read {path}: {exc}; the file is damaged, or is not an IDX file "
                              "(gzipped or not)") from None
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    except ValueError as exc:  # e.g. (0, 2**31, 2**31): no data, but more elements than numpy indexes
+        raise NeurocorrError(f"{path} declares an IDX array of shape {shape}, which cannot be held ({exc}); "
+                             "the file is damaged") from None
 
 
 def _idx_header(f: BinaryIO, path: Path) -> tuple[np.dtype[Any], tuple[int, ...]]:

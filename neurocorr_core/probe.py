@@ -172,12 +172,15 @@ def read_npy(path: Path) -> np.ndarray:
             shape, fortran, dtype = _npy_header(f, version)
             offset = f.tell()
             size = os.fstat(f.fileno()).st_size
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as exc:
-        raise NeurocorrError(f"{path} is not a valid .npy file ({_first_line(exc)}); save arrays with "
-                             "numpy.save") from None
+    except Exception as exc:  # numpy parses the header text with tokenize and ast: any of their errors
+        raise NeurocorrError(f"{path} is not a valid .npy file ({type(exc).__name__}: {_first_line(exc)}); "
+                             "save arrays with numpy.save") from None
     if dtype.hasobject:
         raise NeurocorrError(f"{path} holds Python objects ({dtype}), which are pickles and are never "
                              "loaded; save an array of numbers (x.astype(np.float32))")
+    if dtype.kind not in "biufc":  # before any allocation (an "empty" S0 array is S1, of any size)
+        raise NeurocorrError(f"probe {path.name!r} has dtype {dtype}, not numbers; a probe holds real "
+                             "values: convert it with x.astype(np.float32)")
     expected = _count(shape) * dtype.itemsize
     if min(shape, default=0) < 0 or size - offset < expected:
         raise NeurocorrError(f"{path} is truncated or damaged: its header says shape {shape} of {dtype} "

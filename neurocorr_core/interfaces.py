@@ -214,21 +214,26 @@ _T = TypeVar("_T")
 
 
 def plugin_of(cls: type) -> str:
-    """Where ``cls`` comes from: its top-level module, and the distribution that installs it
-    (the package whose authors a bug goes to) when one does."""
-    module = (getattr(cls, "__module__", None) or "unknown").partition(".")[0]
+    """Where ``cls`` comes from: the installed plugin (entry point) and package that provide its
+    module, whose authors a bug goes to, and the module itself."""
+    module = getattr(cls, "__module__", None) or "unknown"
     try:
-        from importlib.metadata import packages_distributions
+        from importlib.metadata import entry_points
 
-        dists = packages_distributions().get(module, [])
-    except Exception:  # metadata of other packages is no reason to fail: the module name says enough
-        dists = []
-    return f"{module}, package {', '.join(sorted(set(dists)))}" if dists else module
+        from .hookspecs import NAME
+
+        for ep in entry_points(group=NAME):
+            if module == ep.module or module.startswith(ep.module + "."):
+                package = f", package {ep.dist.name}" if ep.dist is not None else ""
+                return f"plugin {ep.name}{package}, module {module}"
+    except Exception:  # broken metadata of other packages: the module name says enough
+        pass
+    return f"module {module}"
 
 
 def _who(metric: Metric | type[Metric]) -> str:
     cls = metric if isinstance(metric, type) else type(metric)
-    return f"metric {getattr(cls, 'name', cls.__name__)!r} (plugin {plugin_of(cls)})"
+    return f"metric {getattr(cls, 'name', cls.__name__)!r} ({plugin_of(cls)})"
 
 
 _BUG = ("this is a bug in the plugin, not in your models or probe: report it to the plugin's "

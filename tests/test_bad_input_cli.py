@@ -226,7 +226,8 @@ def test_bad_input_shape(tmp_path, env, work, shape, words):
 
 
 METRICS = [  # metric, words: the metric, its package, what it did, and what to do
-    ("all-nan", ["'all-nan'", "bad_metrics", "NaN value(s) for pairs of neurons that vary", "report it"]),
+    ("all-nan", ["'all-nan'", "plugin bad-metrics, package bad-metrics, module bad_metrics",
+                 "NaN value(s) for pairs of neurons that vary", "report it"]),
     ("seven", ["'seven'", "bad_metrics", "outside its declared range [-1, 1]", "7.0", "--metric"]),
     ("wrong-shape", ["'wrong-shape'", "shape (2, 2)", "the contract is (11, 12)"]),
     ("bad-init", ["'bad-init'", "__init__() raised KeyError", "metric options"]),

@@ -151,14 +151,16 @@ def _load(spec: object) -> Probe:
 def _not_a_probe(spec: object) -> str:
     """What was given instead of a probe, and how to turn it into one."""
     kind = f"{type(spec).__module__}.{type(spec).__qualname__}"
-    if kind.startswith("torch.") and hasattr(spec, "dataset"):  # a torch DataLoader
+    if hasattr(spec, "detach") and hasattr(spec, "numpy"):  # a torch tensor
+        how = "convert it with tensor.detach().cpu().numpy()"
+    elif hasattr(spec, "dataset") and hasattr(spec, "__iter__"):  # a torch DataLoader
         how = ("stack its inputs into one array: np.concatenate([x.numpy() for x, *_ in loader]) "
                "(a loader without shuffling keeps the order every model must see)")
-    elif kind.startswith("torch."):
-        how = "convert it with tensor.detach().cpu().numpy()"
+    elif kind.startswith("torch.") and hasattr(spec, "__getitem__"):  # a torch Dataset
+        how = "stack its inputs into one array: np.stack([dataset[i][0].numpy() for i in range(len(dataset))])"
     elif isinstance(spec, (list, tuple)):
         how = "convert it with np.asarray(values, dtype=np.float32)"
-    else:
+    else:  # TensorFlow and JAX arrays convert with np.asarray too
         how = "convert it to a numpy array first, e.g. np.asarray(x)"
     return f"a probe must be {ACCEPTED}; got {kind}: {how}"
 

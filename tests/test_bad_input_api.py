@@ -134,7 +134,11 @@ def refused(tmp_path, call, *words: str, cause: type[BaseException] | None = Non
 
 # -- probes ---------------------------------------------------------------------------------------------
 class FakeTensor:
-    """What the core sees of a framework tensor without importing the framework."""
+    """What the core sees of a torch tensor without importing torch (plugins/neurocorr-torch
+    tests the real one)."""
+
+    def detach(self): ...
+    def numpy(self): ...
 
 
 FakeTensor.__module__ = "torch"

@@ -172,8 +172,15 @@ def _keras_backend(model: Any, label: str, feed: Feed | None) -> _Backend:
 
 
 def _load_keras(path: Path, trust_pickle: bool) -> Any:
+    import zipfile
+
     import keras
 
+    if path.suffix == ".keras" and path.is_file() and not zipfile.is_zipfile(path):
+        # Keras reports such a file as "File not found", which misleads: say what it is
+        raise NeurocorrError(f"{path} is not a Keras model file: not a valid .keras file (a .keras file is a "
+                             "zip archive, this one is not: damaged, truncated or another format); save "
+                             "models with model.save('model.keras')")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=not trust_pickle)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
@@ -181,6 +188,8 @@ def _load_keras(path: Path, trust_pickle: bool) -> Any:
         if "safe_mode" in text:
             raise NeurocorrError(f"{path} holds a Lambda layer, whose code runs when it loads; if you "
                                  "trust the file, pass trust_pickle=True (CLI: --trust-pickle)") from None
+        if "File not found" in text and path.exists():  # Keras' words for a file it cannot parse
+            text = "not a Keras archive Keras can read"
         raise NeurocorrError(f"{path} is not a Keras model file ({type(exc).__name__}: {text}); save "
                              "models with model.save('model.keras')") from None
 

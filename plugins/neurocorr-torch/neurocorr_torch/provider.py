@@ -83,9 +83,15 @@ class TorchProvider(ActivationProvider):
                     outputs, ops, _ = _run_hooked(self.module, x, wanted, channel_means, copy=True)
                 return outputs, ops
         except RuntimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            dtypes = _other_float_dtypes(self.module)
+            if dtypes:  # the probe is float32: a half or double model fails on its dtype, not its shape
+                raise NeurocorrError(
+                    f"{self.label} has {', '.join(dtypes)} weights but neurocorr feeds float32 probes "
+                    f"({first}); convert the model with model.float() before comparing it") from None
             raise NeurocorrError(
                 f"{self.label} rejected a probe batch of shape {tuple(batch.shape)}: "
-                f"{str(exc).splitlines()[0]}. {_expected_input(self.module)}") from None
+                f"{first}. {_expected_input(self.module)}") from None
         finally:
             self.module.train(training)
 
@@ -247,6 +253,14 @@ def _load(path: str | os.PathLike[str], trust_pickle: bool) -> Any:
     raise NeurocorrError(
         f"{path} holds {type(obj).__name__} (weights only, e.g. a state_dict), not a model; build "
         "the model in code and load the weights there, then pass 'module:function' instead")
+
+
+def _other_float_dtypes(module: Any) -> list[str]:
+    """The floating dtypes of the module's weights other than float32 (e.g. ``torch.float16``)."""
+    import torch
+
+    found = {str(t.dtype) for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()}
+    return sorted(found - {str(torch.float32)})
 
 
 def _expected_input(module: Any) -> str:

@@ -18,8 +18,10 @@ must be able to read the files or import the modules), never as objects.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import itertools
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,6 +42,8 @@ EXECUTORS = ("local", "dask")
 #: environment variable overrides it.
 CONNECT_TIMEOUT = 10.0
 TIMEOUT_ENV = "NEUROCORR_DASK_TIMEOUT"
+#: The protocols a Dask scheduler address may name (``inproc`` only works inside one process).
+SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 
 # -- executors ------------------------------------------------------------------------------------
@@ -65,6 +69,15 @@ class Executor(ABC):
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the cluster (if this executor started one) and the connection."""
+
+    def token(self, handle: Any) -> Any:
+        """Something small that names ``handle`` for :meth:`finished` (it does not keep the
+        handle's result alive)."""
+        return None
+
+    def finished(self, token: Any) -> bool:
+        """Whether the task of :meth:`token` had finished (locally, every submitted task has)."""
+        return True
 
     def describe(self) -> str:
         return self.name
@@ -125,7 +138,11 @@ class LocalExecutor(Executor):
 class DaskExecutor(Executor):
     """Tasks on a ``dask.distributed`` cluster: the scheduler at ``scheduler`` (e.g.
     ``tcp://127.0.0.1:8786``), or a LocalCluster of ``workers`` single-threaded worker
-    processes on 127.0.0.1 (default 2) that :meth:`close` shuts down."""
+    processes on 127.0.0.1 (default 2) that :meth:`close` shuts down.
+
+    Dask's own log messages are held back while this executor connects, runs and closes:
+    every failure it reports reaches the caller as one :class:`NeurocorrError` instead (a
+    scheduler that goes away mid-run: :class:`ClusterLost`)."""
 
     name = "dask"
     remote = True
@@ -140,54 +157,237 @@ class DaskExecutor(Executor):
                                  ) from None
         self.cluster: Any = None
         self.scheduler = scheduler
+        self._finished: set[Any] = set()
         timeout = connect_timeout() if timeout is None else timeout
-        if scheduler:
+        self.timeout = timeout
+        if scheduler is not None:
             if workers is not None:
                 raise NeurocorrError("--workers starts a local cluster; with --scheduler the cluster's own "
                                      "workers run the tasks: give one of them, not both")
-            try:
-                self.client = Client(scheduler, timeout=timeout, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise NeurocorrError(
-                    f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}). "
-                    "Start one ('dask scheduler --host 127.0.0.1', then 'dask worker ADDRESS'), check the "
-                    "address, or leave out --scheduler to start a local cluster") from None
+            check_scheduler_address(scheduler)
+            with _quiet_dask():
+                self.client = _connect(Client, scheduler, timeout)
+                self._wait_for_a_worker(timeout)
         else:
             count = 2 if workers is None else workers
-            try:
-                self.cluster = LocalCluster(n_workers=count, threads_per_worker=1, host="127.0.0.1",
-                                            dashboard_address=None, processes=True)
-            except (RuntimeError, OSError, TimeoutError) as exc:
-                raise NeurocorrError(
-                    f"could not start a local Dask cluster of {count} worker{'s' * (count != 1)} ({exc}). "
-                    "A script that starts one needs an 'if __name__ == \"__main__\":' guard, since each "
-                    "worker is a new Python process that imports it; or start the cluster yourself and "
-                    "pass --scheduler") from None
-            self.client = Client(self.cluster, timeout=timeout, set_as_default=False)
+            with _quiet_dask():
+                try:
+                    # the scheduler's HTTP server (metrics) on a free port: 8787 may be taken; its
+                    # workers' logs held back too (they share this process's stderr)
+                    self.cluster = LocalCluster(n_workers=count, threads_per_worker=1, host="127.0.0.1",
+                                                dashboard_address=None, processes=True,
+                                                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                                silence_logs=logging.CRITICAL + 1)
+                except (RuntimeError, OSError, TimeoutError) as exc:
+                    raise NeurocorrError(
+                        f"could not start a local Dask cluster of {count} worker{'s' * (count != 1)} ({exc}). "
+                        "A script that starts one needs an 'if __name__ == \"__main__\":' guard, since each "
+                        "worker is a new Python process that imports it; or start the cluster yourself and "
+                        "pass --scheduler") from None
+                self.client = Client(self.cluster, timeout=timeout, set_as_default=False)
+
+    def _wait_for_a_worker(self, timeout: float) -> None:
+        """A scheduler without workers would hold the tasks for ever: wait ``timeout`` seconds
+        for one, then say so."""
+        try:
+            self.client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            self.close()
+            raise NeurocorrError(
+                f"the Dask scheduler at {self.scheduler} has no workers (none joined within {timeout:g} s); "
+                f"start some ('dask worker {self.scheduler} --nthreads 1'), or leave out --scheduler to "
+                "start a local cluster") from None
+
+    def where(self) -> str:
+        return f"the Dask scheduler at {self.scheduler}" if self.scheduler else "the local Dask cluster"
 
     def put(self, value: Any) -> Any:
+        self._check_connected()
         return self.client.scatter(value)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.client.submit(fn, *args, pure=False)
+        self._check_connected()
+        future = self.client.submit(fn, *args, pure=False)
+        future.add_done_callback(self._note_done)
+        return future
+
+    def _note_done(self, future: Any) -> None:
+        # runs in Dask's callback thread; a lost connection later marks every future cancelled,
+        # so what had finished is remembered here
+        if future.status == "finished":
+            self._finished.add(future.key)
+
+    def token(self, handle: Any) -> Any:
+        return handle.key
+
+    def finished(self, token: Any) -> bool:
+        return token in self._finished
+
+    def _check_connected(self) -> None:
+        if self.client.status not in ("running", "connecting", "newly-created"):
+            raise ClusterLost(f"{self.where()} is not connected (client {self.client.status})")
 
     def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
+        from concurrent.futures import CancelledError
+
         from distributed import as_completed
 
         tags = {future.key: tag for tag, future in handles.items()}
-        for future, result in as_completed(list(handles.values()), loop=self.client.loop,
-                                              with_results=True):
-            yield tags[future.key], result
+        with _quiet_dask():
+            for future, result in as_completed(list(handles.values()), loop=self.client.loop,
+                                                  with_results=True, raise_errors=False):
+                if future.status == "cancelled" or isinstance(result, CancelledError):
+                    reason = getattr(result, "reason", "cancelled")
+                    raise ClusterLost(f"{self.where()} went away mid-run ({reason})")
+                if future.status == "error":
+                    _raise_task_error(result)
+                yield tags[future.key], result
 
     def describe(self) -> str:
         where = self.scheduler or "a local cluster on 127.0.0.1"
         return f"dask ({where}, {len(self.client.scheduler_info().get('workers', {}))} workers)"
 
     def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        # after a lost scheduler the client cannot close gracefully: give it a short while, then
+        # let go (what it held is gone with the scheduler)
+        lost = self.client.status not in ("running", "connecting")
+        with _quiet_dask():
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=2 if lost else 2 * self.timeout)
+            _abandon(self.client)
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    self.cluster.close(timeout=2 * self.timeout)
+
+
+class ClusterLost(NeurocorrError):
+    """The Dask scheduler (or the local cluster) went away while a run was using it."""
+
+
+def _raise_task_error(error: Any) -> None:
+    """Raise a failed task's exception (``(type, exception, traceback)``); a task that killed
+    every worker it ran on (out of memory, a crash in native code) as a NeurocorrError."""
+    _, exc, tb = error
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        raise NeurocorrError(
+            f"the workers running one of this run's tasks died {exc.allowed_failures + 1} times "
+            "(killed: out of memory, or a crash in the model's code), so Dask gave up on it; give the "
+            "workers more memory, use more --shards (smaller tasks) or a smaller --batch-size") from None
+    raise exc.with_traceback(tb)
+
+
+def check_scheduler_address(address: object) -> str:
+    """``address`` as a Dask scheduler address ``[PROTOCOL://]HOST:PORT`` (nothing is contacted)."""
+    hint = ("write PROTOCOL://HOST:PORT, e.g. tcp://127.0.0.1:8786 (the address 'dask scheduler' "
+            "prints as 'Scheduler at:'; not its dashboard's http:// address)")
+    if not isinstance(address, str) or not address.strip():
+        raise NeurocorrError(f"--scheduler {address!r} is not a Dask scheduler address; {hint}")
+    scheme, sep, rest = address.strip().partition("://")
+    if not sep:
+        scheme, rest = "tcp", address.strip()
+    if scheme not in SCHEDULER_PROTOCOLS:
+        raise NeurocorrError(f"--scheduler {address!r}: {scheme!r} is not a Dask protocol (one of "
+                             f"{', '.join(SCHEDULER_PROTOCOLS)}); {hint}")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host.strip("[]") or "/" in rest or not port.isdigit() or not 0 < int(port) < 65536:
+        raise NeurocorrError(f"--scheduler {address!r} has no valid host and port; {hint}")
+    return address.strip()
+
+
+def _connect(client_cls: Any, address: str, timeout: float) -> Any:
+    """A Client of the scheduler at ``address``, or a NeurocorrError within about ``timeout``
+    seconds (Dask's own connect waits for ever on a server that accepts and stays silent)."""
+    def refuse(why: str) -> NeurocorrError:
+        return NeurocorrError(
+            f"cannot reach the Dask scheduler at {address!r} ({why}). "
+            "Start one ('dask scheduler --host 127.0.0.1', then 'dask worker ADDRESS'), check the "
+            "address, or leave out --scheduler to start a local cluster")
+
+    why = _handshake_fails(address, timeout)
+    if why:
+        raise refuse(why)
+    before = set(client_cls._instances)
+    try:
+        return client_cls(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # whatever a Dask server that is not a scheduler (a worker) makes Dask raise
+        for client in set(client_cls._instances) - before:
+            _abandon(client)
+        raise refuse(f"it answers, but did not accept this client within {timeout:g} s: is it a worker's "
+                     f"address? {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _handshake_fails(address: str, timeout: float) -> str | None:
+    """Why nothing at ``address`` answers Dask's handshake within ``timeout`` seconds (a refused
+    connection at once), or None. Runs on its own event loop in a thread, so it works where a
+    loop is already running (a notebook)."""
+    import asyncio
+    import socket
+    import threading
+
+    scheme, _, rest = address.partition("://") if "://" in address else ("tcp", "", address)
+    host, _, port = rest.rpartition(":")
+    if scheme in ("tcp", "tls", "ws", "wss"):
+        try:  # a refused or unknown address fails here at once, not after Dask's retries
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        except OSError as exc:
+            return f"{exc.strerror or exc}"
+
+    async def handshake() -> None:
+        from distributed.comm import connect
+
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            asyncio.run(handshake())
+            outcome.append(None)
+        except (OSError, TimeoutError, ValueError) as exc:
+            detail = f": {type(exc).__name__}: {_first_line(exc)}" if str(exc) else ""
+            outcome.append(f"no answer to Dask's handshake within {timeout:g} s{detail}")
+        except Exception as exc:  # whatever a server that is not Dask makes Dask raise
+            outcome.append(f"not a Dask scheduler: {type(exc).__name__}: {_first_line(exc)}")
+
+    thread = threading.Thread(target=attempt, daemon=True, name="neurocorr-dask-handshake")
+    thread.start()
+    thread.join(timeout + 5)
+    return outcome[0] if outcome else f"no answer to Dask's handshake within {timeout:g} s"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else "no answer"
+
+
+def _abandon(client: Any) -> None:
+    """Make a Client that could not start, or lost its scheduler, forget it: mark it closed (so
+    that its ``__del__`` does not wait 2 x timeout at exit for a close that cannot succeed)
+    and stop its event loop thread."""
+    if client.status == "closed":
+        return
+    client.status = "closed"
+    with contextlib.suppress(Exception):
+        client._loop_runner.stop()
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Hold back Dask's log messages (errors included): what they report reaches the caller as
+    a NeurocorrError, and a command's error is one line."""
+    names = ["distributed", *(n for n in list(logging.root.manager.loggerDict) if n.startswith("distributed."))]
+    loggers = [logging.getLogger(name) for name in names]  # Dask's config sets levels per logger
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def connect_timeout() -> float:
@@ -200,26 +400,28 @@ def connect_timeout() -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise NeurocorrError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds")
+        raise NeurocorrError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds; set it to e.g. "
+                             f"{CONNECT_TIMEOUT:g}, or unset it")
     return value
 
 
 def check_options(executor: str | Executor | None = None, scheduler: str | None = None,
                   workers: int | None = None, shards: int | None = None) -> str:
     """The executor's name, once its options are known to fit together (nothing is started)."""
-    if isinstance(executor, Executor):
-        name = executor.name
-    else:
-        name = executor or ("dask" if scheduler or workers else "local")
+    dask_options = scheduler is not None or workers is not None
+    name = executor.name if isinstance(executor, Executor) else executor or ("dask" if dask_options else "local")
     for label, value in (("workers", workers), ("shards", shards)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise NeurocorrError(f"{label} must be a whole number of at least 1, got {value!r}")
+            raise NeurocorrError(f"{label} must be a whole number of at least 1, got {value!r}; "
+                                 f"give e.g. --{label} 2, or leave it out")
     if name not in EXECUTORS:
         raise NeurocorrError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
-    if name == "local" and (scheduler or workers):
+    if name == "local" and dask_options:
         raise NeurocorrError("--scheduler and --workers belong to the dask executor; add --executor dask")
-    if isinstance(executor, Executor) and (scheduler or workers):
+    if isinstance(executor, Executor) and dask_options:
         raise NeurocorrError("give either a started executor or --scheduler/--workers, not both")
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     return name
 
 
@@ -417,6 +619,33 @@ def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
         raise NeurocorrError(f"the probes of one run differ in length: {sorted(lengths)}; give every model "
                              "the same samples")
     bounds = shard_bounds(lengths.pop(), shards)
+    extracted: list[list[Any]] = []  # per shard, its extraction tasks' tokens
+    try:
+        yield from _schedule(executor, extractions, pairs, used, bounds, batch_size, cache, extracted)
+    except ClusterLost as exc:
+        done = [bounds[i] for i, tokens in enumerate(extracted) if all(map(executor.finished, tokens))]
+        restart = "start the scheduler again and " if getattr(executor, "scheduler", None) else ""
+        raise ClusterLost(f"{exc}; {_shards_kept(done, len(bounds), cache, restart)}") from None
+
+
+def _shards_kept(done: list[tuple[int, int]], total: int, cache: ActivationCache | None, restart: str) -> str:
+    """What of a run cut short survives, and how to finish it."""
+    if not done:
+        return f"no probe shard's activations were finished (of {total}); {restart}re-run the command"
+    spans = ", ".join(f"{a}:{b}" for a, b in done)
+    state = f"the activations of {len(done)} of {total} probe shards (samples {spans}) were finished"
+    if cache is None:
+        return (f"{state} but not kept (no --cache-dir); {restart}re-run the command, with --cache-dir DIR "
+                "so that a re-run after another failure skips the shards already done")
+    return (f"{state} and are in the activation cache {cache.root}; {restart}re-run the same command with "
+            f"--shards {total}: it reads them from the cache instead of recomputing them")
+
+
+def _schedule(executor: Executor, extractions: Mapping[str, Extraction], pairs: Mapping[Any, PairJob],
+              used: list[str], bounds: list[tuple[int, int]], batch_size: int, cache: ActivationCache | None,
+              extracted: list[list[Any]]) -> Iterator[tuple[Any, Any]]:
+    """:func:`run_pairs`' tasks, shard by shard; appends each shard's extraction tokens to
+    ``extracted``."""
     shard_cache: dict[tuple[int, int], tuple[Shard, Any]] = {}
     merged: dict[Any, Any] = {}
     last = len(bounds) - 1
@@ -431,6 +660,7 @@ def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
             shard, data_handle = shard_cache[(id(ex.probe), index)]
             done[key] = executor.submit(extract, ex.source, ex.layers, ex.view, shard, data_handle,
                                         batch_size, cache)
+        extracted.append([executor.token(handle) for handle in done.values()])
         for tag, job in pairs.items():
             part = executor.submit(accumulate, job.plan, done[job.a], done[job.b], batch_size)
             merged[tag] = part if index == 0 else executor.submit(merge, merged[tag], part, executor.remote)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,17 +22,34 @@ from .report import OUTPUT_KINDS, STDOUT, check_outputs, check_writable, csv_tex
 from .result import Comparison
 from .sampling import parse_amount
 
+#: Exit statuses beside 0 (done) and 2 (a user error): 128 + the signal, as a shell reports it.
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A user error is one line on stderr (exit 2); Ctrl-C is one line (exit
+    130; outputs are written atomically, so nothing is half-written); a reader of standard
+    output that went away (``| head -1``) ends the command quietly (exit 141)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["reproduce"]:  # its options belong to neurocorr-paper's own parser
             return _reproduce(argv[1:])
         args = _parser().parse_args(argv)
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handlers, not at exit
+        return code
     except NeurocorrError as exc:
         print(f"neurocorr: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("neurocorr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull, so that the flush at exit does not fail again
+        with contextlib.suppress(OSError):  # (a stdout without a file descriptor has nothing to flush)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from .compare import compare, open_model
 from .errors import NeurocorrError
 from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
-from .report import OUTPUT_KINDS, STDOUT, check_outputs, check_writable, csv_text, render_outputs, write_all
+from .report import OUTPUT_KINDS, STDOUT, check_outputs, csv_text, render_outputs, write_all
 from .result import Comparison
 from .sampling import parse_amount
 
@@ -289,11 +289,6 @@ def _extras(result: Comparison) -> list[str]:
         cache = f", activation cache {ran['cache']}" if ran.get("cache") else ""
         lines.append(f"ran on {ran['executor']} in {ran['shards']} probe shard(s){cache}")
     return lines
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before the (long) comparison, not after it (one check for every output)."""
-    check_writable(path, "--json")
 
 
 def _demo(args: argparse.Namespace) -> int:

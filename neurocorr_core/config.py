@@ -45,7 +45,7 @@ from . import datasets
 from .errors import NeurocorrError
 from .models import is_reference, reference_folder
 from .plugins import PluginManager, get_plugin_manager
-from .report import OUTPUT_KINDS, check_writable, csv_text, render_outputs, write_all
+from .report import OUTPUT_KINDS, STDOUT, check_outputs, check_writable, csv_text, render_outputs, write_all
 from .result import Comparison
 
 TABLES = ("models", "compare", "outputs")
@@ -53,8 +53,6 @@ TABLES = ("models", "compare", "outputs")
 MODEL_KEYS = {"a": "model_a", "b": "model_b"}
 #: The placeholder an output path must hold when an experiment runs several metrics.
 METRIC_FIELD = "{metric}"
-#: Outputs that ``neurocorr run`` can print to standard output (``--json -``).
-STDOUT_KINDS = ("json", "csv")
 #: Compare options whose string value is a probe: a built-in data set name or a file path.
 _PROBE_KEYS = ("probe", "probe_b")
 #: Keys that would allow unpickling (code from the model files): only the command line decides.
@@ -347,16 +345,19 @@ class _Checker:
                 raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {_typename(value)}")
             paths[kind] = (f"outputs.{kind}", self.source.parent / value)
         for kind, value in overrides.items():
-            if value == "-" and kind not in STDOUT_KINDS:
-                raise NeurocorrError(f"--{kind} -: only {' and '.join(f'--{k}' for k in STDOUT_KINDS)} "
-                                     "can write to standard output; give a file name")
             if value is not None:
-                paths[kind] = (f"--{kind}", None if value == "-" else Path(value))
+                paths[kind] = (f"--{kind}", None if value == STDOUT else Path(value))
         per_metric: dict[str, dict[str, Path]] = {m: {} for m in metrics}
         for kind, (where, path) in paths.items():
             if path is None:
                 continue  # standard output
             self.expand(kind, where, path, metrics, per_metric)
+        to_stdout = {kind: STDOUT for kind, (_, path) in paths.items() if path is None}
+        for files in per_metric.values():  # the checks 'compare' makes: one file per output, one stdout
+            try:
+                check_outputs({**files, **to_stdout})
+            except NeurocorrError as exc:
+                raise NeurocorrError(f"{self.source}: {exc}") from None
         return per_metric
 
     def expand(self, kind: str, where: str, path: Path, metrics: Sequence[str],

@@ -29,6 +29,7 @@ it is visible as such.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -338,7 +339,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--leave-one-out", action="store_true",
                    help="instead: predict every reference from the others, with each estimator and the "
                         "baseline")
-    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT")
+    p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-': standard output)")
     add_comparison_options(p, layers=False)
     add_arguments(p, cache_default=True)
     p.set_defaults(run=_predict)
@@ -355,14 +356,18 @@ def _predict(args: argparse.Namespace) -> int:
     from .cli_options import model_options
     from .executor import options_from
     from .grid import config_from
+    from .report import STDOUT, check_outputs, stdout_to_stderr
     from .result import write_atomic
 
     if bool(args.model) == bool(args.leave_one_out):
         raise NeurocorrError("give the new model (neurocorr predict MODEL --atlas ... --probe ...) or "
                              "--leave-one-out, not both or neither")
+    if args.json:
+        check_outputs({"json": args.json})  # before the work, as 'compare' does
     run = options_from(args, True)
     config, probe = config_from(args)
-    with Atlas(args.atlas) as atlas:
+    to_stdout = args.json == STDOUT
+    with Atlas(args.atlas) as atlas, stdout_to_stderr() if to_stdout else contextlib.nullcontext():
         if args.leave_one_out:
             loo = evaluate(atlas, probe, config=config, measures=args.measure, trust_pickle=args.trust_pickle,
                            **run)
@@ -376,7 +381,9 @@ def _predict(args: argparse.Namespace) -> int:
                              trust_pickle=args.trust_pickle, **run)
             data = report.to_dict()
             print(_report_text(report))
-    if args.json:
+    if to_stdout:
+        print(json.dumps(data, indent=2))
+    elif args.json:
         write_atomic(Path(args.json), json.dumps(data, indent=2))
         print(f"wrote {args.json}")
     return 0

@@ -313,3 +313,44 @@ def test_api_read_only_cache_and_unwritable_json(pm, tmp_path):
             result.to_json(tmp_path / "ro" / "r.json")
         harness.assert_unchanged(before, harness.snapshot(tmp_path / "ro"))
     assert ActivationCache(tmp_path / "c", 10**6).entries() == []
+
+
+# -- the same rules on 'run' and 'predict' ------------------------------------------------------------
+EXPERIMENT = """[models]
+a = "grid_models:mlp_a"
+b = "grid_models:mlp_b"
+[compare]
+probe = "probe.npy"
+quiet = true
+[outputs]
+json = "r.json"
+"""
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--report", "r.json"], ["exp.toml", "--json and --report", "r.json", "its own file"]),
+    (["--json", "-", "--csv", "-"], ["--json and --csv", "standard output", "send one of them to a file"]),
+    (["--report", "-"], ["--report -", "give a file name"]),
+], ids=["same file as the experiment's json", "json and csv both to stdout", "report to stdout"])
+def test_run_refuses_outputs_as_compare_does_before_the_work(work, env, extra, words):
+    (work / "exp.toml").write_text(EXPERIMENT)
+    run = refused(["run", "exp.toml", *extra], work, env, *words)
+    assert "score A->B" not in run.out + run.err
+
+
+def test_predict_json_to_stdout_is_pure_json(work, env):
+    for name in ("mlp_a", "mlp_b", "cnn_a"):
+        added = harness.neurocorr(["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9",
+                                   "--atlas", "atlas.db"], cwd=work, env=env)
+        assert added.code == 0, added.err
+    before = harness.snapshot(work)
+    run = harness.neurocorr(["predict", "noisy:net", "--atlas", "atlas.db", "--probe", "probe.npy", "--no-cache",
+                             "--json", "-"], cwd=work, env=env)
+    assert run.code == 0, run.err
+    data = json.loads(run.out)
+    assert set(data["scores"]) == {"mlp_a", "mlp_b", "cnn_a"}
+    assert "building the model" in run.err and "native noise" in run.err
+    after = harness.snapshot(work)
+    assert not any(Path(p).name == "-" for p in after)  # no file named '-'
+    assert {p for p in after if not p.startswith(str(work / "atlas.db"))} == \
+        {p for p in before if not p.startswith(str(work / "atlas.db"))}

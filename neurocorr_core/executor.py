@@ -271,9 +271,10 @@ def _raise_task_error(error: Any) -> None:
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
+        deaths = exc.allowed_failures + 1
         raise NeurocorrError(
-            f"the workers running one of this run's tasks died {exc.allowed_failures + 1} times "
-            "(killed: out of memory, or a crash in the model's code), so Dask gave up on it; give the "
+            f"the worker running one of this run's tasks died ({deaths} time{'s' * (deaths > 1)}: killed when "
+            "out of memory, or a crash in the model's code), so Dask gave up on it; give the "
             "workers more memory, use more --shards (smaller tasks) or a smaller --batch-size") from None
     raise exc.with_traceback(tb)
 
@@ -308,12 +309,12 @@ def _connect(client_cls: Any, address: str, timeout: float) -> Any:
     why = _handshake_fails(address, timeout)
     if why:
         raise refuse(why)
-    before = set(client_cls._instances)
+    client = client_cls.__new__(client_cls)  # held before __init__ connects, to clean up after it
     try:
-        return client_cls(address, timeout=timeout, set_as_default=False)
+        client.__init__(address, timeout=timeout, set_as_default=False)
+        return client
     except Exception as exc:  # whatever a Dask server that is not a scheduler (a worker) makes Dask raise
-        for client in set(client_cls._instances) - before:
-            _abandon(client)
+        _abandon(client)
         raise refuse(f"it answers, but did not accept this client within {timeout:g} s: is it a worker's "
                      f"address? {type(exc).__name__}: {_first_line(exc)}") from None
 
@@ -367,7 +368,7 @@ def _abandon(client: Any) -> None:
     """Make a Client that could not start, or lost its scheduler, forget it: mark it closed (so
     that its ``__del__`` does not wait 2 x timeout at exit for a close that cannot succeed)
     and stop its event loop thread."""
-    if client.status == "closed":
+    if getattr(client, "status", "closed") == "closed":
         return
     client.status = "closed"
     with contextlib.suppress(Exception):
@@ -748,6 +749,8 @@ def sharded_accumulator(plan: Any, models: tuple[tuple[object, Any], tuple[objec
     job = PairJob("a", "b", MetricPlan(plan.metric_cls, plan.metric_options, plan.parts, plan.samples))
     extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), view, probes[0]),
                    "b": Extraction(sources[1], tuple(plan.b.layers), view, probes[1])}
+    if shards is not None:
+        shard_bounds(len(probes[0]), shards)  # a shard count that cannot work fails before a cluster starts
     ex = get_executor(executor, scheduler=scheduler, workers=workers)
     try:
         check_travels(sources, ex)

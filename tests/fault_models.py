@@ -11,7 +11,7 @@ variables it is a plain MLP. A test waits for the marker file, never for a fixed
 ``python -m fault_models ARGS`` (with ``tests/`` on ``PYTHONPATH``) runs
 ``neurocorr_core.cli.main(ARGS)`` with the numpy test provider added to the plugins, in a
 fresh interpreter, as a user runs ``neurocorr ARGS``: :func:`run` to the end, :func:`start`
-in the background.
+in the background. ``fault_models:crashing_mlp`` kills its process on a probe batch.
 """
 
 from __future__ import annotations
@@ -51,6 +51,19 @@ def _gate(x: np.ndarray) -> np.ndarray:
 def gated_mlp() -> NumpyNet:
     net = mlp(0, [6, 5], n_in=64)
     net.steps.insert(0, ("gate", "Identity", _gate))
+    return net
+
+
+def _crash(x: np.ndarray) -> np.ndarray:
+    if len(x) > 2:
+        os._exit(70)  # the process dies at once, as on an out-of-memory kill: no exception, no cleanup
+    return x
+
+
+def crashing_mlp() -> NumpyNet:
+    """An MLP whose process dies on a probe batch (the layer listing's two samples pass)."""
+    net = mlp(0, [6, 5], n_in=64)
+    net.steps.insert(0, ("crash", "Identity", _crash))
     return net
 
 

@@ -252,6 +252,15 @@ class _Checker:
         for key in _PROBE_KEYS:
             if isinstance(values.get(key), str):
                 values[key] = self.probe(f"compare.{key}", values[key])
+        if isinstance(values.get("cache_dir"), str):
+            values["cache_dir"] = str(self.inside("compare.cache_dir", values["cache_dir"],
+                                                 "name a cache folder inside it, or pass 'neurocorr compare "
+                                                 "... --cache-dir PATH'"))
+        if values.get("scheduler") is not None:
+            raise self.fail("compare.scheduler", "an experiment file cannot choose a Dask scheduler (this "
+                            "process unpickles what a scheduler sends back, so it could run code here); leave it "
+                            "out to start a local cluster, or give it on the command line: neurocorr compare A B "
+                            "--executor dask --scheduler ADDR")
         self.plugin_names("metric", "metrics" if "metric" not in table else "metric", metrics)
         if isinstance(values.get("matching"), str):
             self.plugin_names("matching", "matching", [values["matching"]])
@@ -273,6 +282,17 @@ class _Checker:
                                 "from the model files); if you trust both model files, pass --trust-pickle on "
                                 "the command line: neurocorr run FILE --trust-pickle")
         return rest
+
+    def inside(self, key: str, value: str, elsewhere: str) -> Path:
+        """A path the file writes to, which must stay inside the file's own folder (links
+        resolved as a write would follow them): whoever wrote the file chooses no place
+        outside it; the person running it may (``--json PATH`` on the command line)."""
+        folder = Path(os.path.realpath(self.source.parent))
+        path = self.source.parent / value
+        if not Path(os.path.realpath(path)).is_relative_to(folder):
+            raise self.fail(key, f"{value!r} lies outside the experiment's folder {folder}; an experiment "
+                            f"file writes only inside its own folder. To write elsewhere, {elsewhere}")
+        return path
 
     def plugin_names(self, role: str, key: str, names: Sequence[str]) -> None:
         """Metric and matching names are chosen among installed plugins: check them up front,
@@ -343,7 +363,8 @@ class _Checker:
         for kind, value in values.items():
             if not isinstance(value, str) or not value:
                 raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {_typename(value)}")
-            paths[kind] = (f"outputs.{kind}", self.source.parent / value)
+            paths[kind] = (f"outputs.{kind}", self.inside(f"outputs.{kind}", value,
+                                                          f"give the path on the command line: --{kind} PATH"))
         for kind, value in overrides.items():
             if value is not None:
                 paths[kind] = (f"--{kind}", None if value == STDOUT else Path(value))

@@ -253,6 +253,51 @@ def test_trust_key_of_the_wrong_type(place):
     harness.assert_unchanged(before, after)
 
 
+# -- an experiment file chooses no place outside its folder, and no scheduler ------------------------
+def _escape_link(place):
+    (place.root / "victim").mkdir(exist_ok=True)
+    (place.exp / "out").symlink_to(place.root / "victim")
+
+
+@pytest.mark.parametrize("extra, setup, key", [
+    ('[outputs]\njson = "../victim/r.json"', None, "outputs.json"),
+    ('[outputs]\nreport = "{root}/victim/r.html"', None, "outputs.report"),
+    ('[outputs]\ncsv = "out/r.csv"', _escape_link, "outputs.csv"),
+    ('cache_dir = "../victim/cache"', None, "compare.cache_dir"),
+], ids=["parent folder", "absolute path", "through a link", "cache folder"])
+def test_experiment_writes_nothing_outside_its_folder(place, extra, setup, key):
+    victim = place.root / "victim"
+    victim.mkdir(exist_ok=True)
+    (victim / "r.json").write_text("yesterday's result")
+    if setup is not None:
+        setup(place)
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", extra.format(root=place.root))
+    before_victim = harness.snapshot(victim)
+    result, before, after = run_case(place, ["run", str(path)])
+    harness.assert_user_error(result, key, "outside the experiment's folder", "to write elsewhere")
+    harness.assert_unchanged(before, after)
+    harness.assert_unchanged(before_victim, harness.snapshot(victim))
+
+
+def test_experiment_outputs_inside_its_folder_and_the_command_line_anywhere(place):
+    (place.exp / "results").mkdir()
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b",
+                      'cache_dir = "cache"\n[outputs]\njson = "results/r.json"')
+    elsewhere = place.root / "elsewhere.csv"
+    result, _, _ = run_case(place, ["run", str(path), "--csv", str(elsewhere)])
+    assert_works(result)
+    assert (place.exp / "results" / "r.json").is_file() and elsewhere.is_file()
+    assert any((place.exp / "cache").rglob("*.act")), "the cache folder is relative to the experiment"
+
+
+def test_experiment_cannot_choose_a_dask_scheduler(place):
+    path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b",
+                      'executor = "dask"\nscheduler = "tcp://127.0.0.1:8786"')
+    result, before, after = run_case(place, ["run", str(path)])
+    harness.assert_user_error(result, "compare.scheduler", "cannot choose a Dask scheduler", "--scheduler ADDR")
+    harness.assert_unchanged(before, after)
+
+
 def test_command_line_trust_makes_the_key_redundant(place):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", "trust_pickle_a = true")
     result, before, after = run_case(place, ["run", str(path), "--trust-pickle"])

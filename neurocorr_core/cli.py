@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -52,9 +53,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one ``neurocorr: error:`` line like every other error (argparse prints
+    the whole usage first and names the subcommand); ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise NeurocorrError(f"{message}; see '{self.prog} --help'")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurocorr", description="Compare neural networks by "
-                                     "what their neurons do (Pearson, Spearman, CKA).")
+    parser = _Parser(prog="neurocorr", description="Compare neural networks by "
+                     "what their neurons do (Pearson, Spearman, CKA).")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list plugins with version, hooks and status")

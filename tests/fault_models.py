@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import Run
+from bad_input import Run
 from numpy_models import NumpyNet, mlp
 
 TESTS = Path(__file__).resolve().parent
@@ -90,7 +90,7 @@ def start(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[s
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> Run:
-    """``neurocorr ARGV`` to the end, as :func:`harness.neurocorr` runs it."""
+    """``neurocorr ARGV`` to the end, as :func:`bad_input.neurocorr` runs it."""
     done = subprocess.run(command(argv), cwd=cwd, env=env or cli_env(), capture_output=True, text=True,
                           timeout=timeout)
     return Run(done.returncode, done.stdout, done.stderr)

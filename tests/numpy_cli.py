@@ -1,4 +1,4 @@
-"""The real ``neurocorr`` command (``harness.neurocorr``) with the numpy test provider, and the
+"""The real ``neurocorr`` command (``bad_input.neurocorr``) with the numpy test provider, and the
 folders the output and cache cases need.
 
 The provider reaches the child process the way an installed plugin does: through an entry

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import harness
+import bad_input
 from neurocorr_core import Metric, NeurocorrError, PluginError, compare, hookimpl, load_probe
 from neurocorr_core.grid import GridConfig, GridModel, grid
 from numpy_models import mlp
@@ -119,10 +119,10 @@ def probe():
 
 def refused(tmp_path, call, *words: str, cause: type[BaseException] | None = None) -> NeurocorrError:
     """``call()`` raises NeurocorrError holding ``words`` and leaves ``tmp_path`` as it was."""
-    before = harness.snapshot(tmp_path)
+    before = bad_input.snapshot(tmp_path)
     with pytest.raises(NeurocorrError) as info:
         call()
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
     message = str(info.value)
     for word in words:
         assert word.lower() in message.lower(), f"{word!r} missing from: {message}"

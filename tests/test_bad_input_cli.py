@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness
+import bad_input
 from numpy_cli import cli_env, write_probe
 
 #: A third-party metric package: each metric breaks the Metric contract in one way.
@@ -139,7 +139,7 @@ def _pickled_npy(path: Path, marks: Path) -> None:
 
     class Payload:
         def __reduce__(self):
-            return (exec, (harness.payload(marks),))
+            return (exec, (bad_input.payload(marks),))
 
     array = np.empty((2, 2), dtype=object)
     array[0, 0] = Payload()
@@ -149,11 +149,11 @@ def _pickled_npy(path: Path, marks: Path) -> None:
 
 def check(tmp_path: Path, argv: list[str], env: dict[str, str], cwd: Path, *words: str) -> str:
     """Run one case: exit 2, one error line with ``words``, the test folder unchanged, no payload."""
-    before = harness.snapshot(tmp_path)
-    run = harness.neurocorr(argv, cwd=cwd, env=env)
-    line = harness.assert_user_error(run, *words)
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
-    harness.no_payload_ran(tmp_path)
+    before = bad_input.snapshot(tmp_path)
+    run = bad_input.neurocorr(argv, cwd=cwd, env=env)
+    line = bad_input.assert_user_error(run, *words)
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
+    bad_input.no_payload_ran(tmp_path)
     return line
 
 
@@ -243,7 +243,26 @@ def test_broken_metric_plugin(tmp_path, env, work, metric, words):
 
 def test_a_good_probe_runs_with_the_same_setup(tmp_path, env, work):
     """The matrix's setup is sound: the same command with a good probe and metric succeeds."""
-    run = harness.neurocorr([*COMPARE, "--probe", "probe.npy", "--probe-limit", "20", "--batch-size", "7"],
+    run = bad_input.neurocorr([*COMPARE, "--probe", "probe.npy", "--probe-limit", "20", "--batch-size", "7"],
                             cwd=work, env=env)
     assert run.code == 0, run.err
     assert "probe: probe.npy[:20] (20 samples)" in run.out
+
+
+#: Usage errors argparse finds: one line too, naming the command whose --help to read.
+USAGE = [
+    (["bogus"], ["invalid choice: 'bogus'", "see 'neurocorr --help'"]),
+    ([], ["required: COMMAND", "see 'neurocorr --help'"]),
+    (["compare", "grid_models:mlp_a"], ["required: model_b", "see 'neurocorr compare --help'"]),
+    ([*COMPARE, "--probe", "probe.npy", "--executor", "spark"],
+     ["--executor", "invalid choice: 'spark'", "see 'neurocorr compare --help'"]),
+    ([*COMPARE, "--probe", "probe.npy", "--permutations", "many"],
+     ["--permutations", "invalid int value", "see 'neurocorr compare --help'"]),
+    ([*COMPARE, "--probe", "probe.npy", "--no-such-flag"], ["unrecognized arguments: --no-such-flag"]),
+    (["cache", "wipe"], ["invalid choice: 'wipe'", "see 'neurocorr cache --help'"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), USAGE, ids=[" ".join(a[:1] + a[-2:]) or "nothing" for a, _ in USAGE])
+def test_usage_error_is_one_line(tmp_path, env, work, argv, words):
+    check(tmp_path, argv, env, work, *words)

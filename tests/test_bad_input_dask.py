@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import bad_input
 import fault_models
-import harness
 from neurocorr_core import NeurocorrError, compare
 from neurocorr_core.executor import DaskExecutor, check_scheduler_address, get_executor
 
@@ -58,14 +58,14 @@ def assert_refused(work: dict[str, Path], extra: list[str], words: tuple[str, ..
                    env: dict[str, str] | None = None) -> str:
     """Run the comparison with ``extra``: one error line holding ``words``, within :data:`FAST`
     seconds, and the data and output folders as they were."""
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     start = time.monotonic()
     run = fault_models.run(compare_argv(work, *extra), work["data"], fault_models.cli_env(**(env or {})))
     elapsed = time.monotonic() - start
-    line = harness.assert_user_error(run, *words)
+    line = bad_input.assert_user_error(run, *words)
     assert run.err.strip() == line, f"more than one line on stderr:\n{run.err}"
     assert elapsed < FAST, f"took {elapsed:.0f} s"
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
     return line
 
 
@@ -112,10 +112,10 @@ def test_bad_executor_options_are_one_line(work, extra, env, words):
 def test_an_unknown_executor_in_an_experiment_file(work):
     (work["data"] / "exp.toml").write_text('[models]\na = "fault_models:gated_mlp"\nb = "grid_models:mlp_b"\n\n'
                                            '[compare]\nprobe = "probe.npy"\nexecutor = "spark"\n')
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     run = fault_models.run(["run", "exp.toml", "--json", str(work["out"] / "result.json")], work["data"])
-    harness.assert_user_error(run, "executor", "'spark'", "local, dask")
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_user_error(run, "executor", "'spark'", "local, dask")
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
 
 
 @pytest.mark.parametrize("call, words", [
@@ -131,12 +131,12 @@ def test_an_unknown_executor_in_an_experiment_file(work):
 def test_bad_executor_arguments_from_python(tmp_path, monkeypatch, call, words):
     pytest.importorskip("distributed")
     monkeypatch.chdir(tmp_path)
-    before = harness.snapshot(tmp_path)
+    before = bad_input.snapshot(tmp_path)
     with pytest.raises(NeurocorrError) as info:
         call()
     for word in words:
         assert word.lower() in str(info.value).lower(), str(info.value)
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
 
 
 @pytest.mark.slow
@@ -146,12 +146,12 @@ def test_a_task_that_kills_its_worker(work):
     pytest.importorskip("distributed")
     argv = ["compare", "fault_models:crashing_mlp", "grid_models:mlp_b", "--probe", str(work["data"] / "probe.npy"),
             "--quiet", "--json", str(work["out"] / "result.json"), "--executor", "dask", "--workers", "1"]
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     run = fault_models.run(argv, work["data"], fault_models.cli_env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0"))
-    line = harness.assert_user_error(run, "worker running one of this run's tasks died (1 time",
+    line = bad_input.assert_user_error(run, "worker running one of this run's tasks died (1 time",
                                      "out of memory", "more --shards")
     assert run.err.strip() == line, f"more than one line on stderr:\n{run.err}"
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
 
 
 # -- real servers on 127.0.0.1 ---------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def test_the_scheduler_killed_mid_run(work, dask_processes):
     address, scheduler = dask_processes.scheduler()
     dask_processes.worker(address)
     cache = work["gate"].parent / "cache"
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     proc = fault_models.start(compare_argv(work, "--scheduler", address, "--shards", "2", "--cache-dir", str(cache)),
                               work["data"], fault_models.cli_env(NEUROCORR_DASK_TIMEOUT="3"))
     try:
@@ -269,13 +269,13 @@ def test_the_scheduler_killed_mid_run(work, dask_processes):
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    run = harness.Run(proc.returncode, out, err)
-    line = harness.assert_user_error(run, f"the Dask scheduler at {address} went away mid-run",
+    run = bad_input.Run(proc.returncode, out, err)
+    line = bad_input.assert_user_error(run, f"the Dask scheduler at {address} went away mid-run",
                                      "scheduler-connection-lost", "start the scheduler again and re-run")
     assert err.strip() == line, f"more than one line on stderr:\n{err}"
     # which shards were finished depends on the worker's order; the line says which, and where they are
     assert ("no probe shard's activations were finished (of 2)" in line
             or (f"of 2 probe shards (samples 0:20) were finished and are in the activation cache {cache}" in line
                 and "--shards 2" in line)), line
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
     assert not list(cache.rglob("*.tmp"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness
+import bad_input
 from neurocorr_core import NeurocorrError, compare
 from neurocorr_core.cache import _MAGIC, ActivationCache, _read
 from neurocorr_core.report import CSV_COLUMNS
@@ -62,10 +62,10 @@ def env(tmp_path):
 def refused(argv, work, env, *words, roots=()):
     """Run ``argv`` in ``work``; it must fail with one line holding ``words`` and leave
     ``work`` (and ``roots``) as they were."""
-    before = harness.snapshot(work, *roots)
-    run = harness.neurocorr(argv, cwd=work, env=env)
-    harness.assert_user_error(run, *words)
-    harness.assert_unchanged(before, harness.snapshot(work, *roots))
+    before = bad_input.snapshot(work, *roots)
+    run = bad_input.neurocorr(argv, cwd=work, env=env)
+    bad_input.assert_user_error(run, *words)
+    bad_input.assert_unchanged(before, bad_input.snapshot(work, *roots))
     return run
 
 
@@ -143,31 +143,31 @@ def test_a_report_that_cannot_be_drawn_leaves_every_file_as_it_was(work, env, tm
 
 # -- standard output holds only the data ---------------------------------------------------------------
 def test_json_to_stdout_is_pure_json_while_the_builder_prints(work, env):
-    before = harness.snapshot(work)
-    run = harness.neurocorr(["compare", "noisy:net", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet",
+    before = bad_input.snapshot(work)
+    run = bad_input.neurocorr(["compare", "noisy:net", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet",
                              "--json", "-"], cwd=work, env=env)
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert data["model_a"] == "noisy:net" and set(data["score"]) == {"a_to_b", "b_to_a", "symmetric"}
     assert "building the model" in run.err and "native noise" in run.err and "score A->B" in run.err
-    harness.assert_unchanged(before, harness.snapshot(work))  # no file named '-'
+    bad_input.assert_unchanged(before, bad_input.snapshot(work))  # no file named '-'
 
 
 def test_csv_to_stdout_is_pure_csv_while_the_builder_prints(work, env):
-    before = harness.snapshot(work)
-    run = harness.neurocorr(["compare", "noisy:net", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet",
+    before = bad_input.snapshot(work)
+    run = bad_input.neurocorr(["compare", "noisy:net", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet",
                              "--csv", "-"], cwd=work, env=env)
     assert run.code == 0, run.err
     rows = list(csv.DictReader(io.StringIO(run.out)))
     assert list(rows[0]) == list(CSV_COLUMNS)
     assert [r["side"] for r in rows if r["scope"] == "network"] == ["a_to_b", "b_to_a", "symmetric"]
     assert "building the model" in run.err and "native noise" not in run.out
-    harness.assert_unchanged(before, harness.snapshot(work))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work))
 
 
 def test_json_to_stdout_and_to_a_file_agree(work, env):
-    to_file = harness.neurocorr([*COMPARE, "--json", "r.json"], cwd=work, env=env)
-    to_stdout = harness.neurocorr([*COMPARE, "--json", "-"], cwd=work, env=env)
+    to_file = bad_input.neurocorr([*COMPARE, "--json", "r.json"], cwd=work, env=env)
+    to_stdout = bad_input.neurocorr([*COMPARE, "--json", "-"], cwd=work, env=env)
     assert to_file.code == to_stdout.code == 0, to_file.err + to_stdout.err
     assert "wrote r.json" in to_file.out and "wrote" not in to_stdout.out
     written = json.loads((work / "r.json").read_text())
@@ -178,7 +178,7 @@ def test_json_to_stdout_and_to_a_file_agree(work, env):
 def test_every_new_output_gets_the_umask_mode(work, env):
     old = os.umask(0o027)  # inherited by the child
     try:
-        run = harness.neurocorr([*COMPARE, "--json", "r.json", "--csv", "r.csv", "--heatmap", "h.svg"],
+        run = bad_input.neurocorr([*COMPARE, "--json", "r.json", "--csv", "r.csv", "--heatmap", "h.svg"],
                                 cwd=work, env=env)
     finally:
         os.umask(old)
@@ -190,7 +190,7 @@ def test_every_new_output_gets_the_umask_mode(work, env):
 
 # -- the activation cache ------------------------------------------------------------------------------
 def _fill_cache(cache: Path, work: Path, env) -> list[Path]:
-    run = harness.neurocorr([*COMPARE, "--cache-dir", str(cache)], cwd=work, env=env)
+    run = bad_input.neurocorr([*COMPARE, "--cache-dir", str(cache)], cwd=work, env=env)
     assert run.code == 0, run.err
     entries = sorted(cache.glob("*/*.act"))
     assert entries and all(p.read_bytes().startswith(_MAGIC) for p in entries)
@@ -205,8 +205,8 @@ def _foreign(folder: Path) -> Path:
     return folder
 
 
-def _clear(cache: Path, work: Path, env) -> harness.Run:
-    run = harness.neurocorr(["cache", "clear", "--cache-dir", str(cache)], cwd=work, env=env)
+def _clear(cache: Path, work: Path, env) -> bad_input.Run:
+    run = bad_input.neurocorr(["cache", "clear", "--cache-dir", str(cache)], cwd=work, env=env)
     assert run.code == 0 and "Traceback" not in run.err, run.err
     return run
 
@@ -219,10 +219,10 @@ def test_clear_does_not_follow_a_link_inside_the_cache(work, env, tmp_path):
     linked, dangling = _free_names(cache, 2)  # named like the cache's own folders
     (cache / linked).symlink_to(elsewhere)
     (cache / dangling).symlink_to(tmp_path / "nothing-here")
-    before = harness.snapshot(elsewhere)
+    before = bad_input.snapshot(elsewhere)
     run = _clear(cache, work, env)
     assert f"removed {len(entries)} entries" in run.out
-    harness.assert_unchanged(before, harness.snapshot(elsewhere))
+    bad_input.assert_unchanged(before, bad_input.snapshot(elsewhere))
     assert sorted(p.name for p in cache.iterdir()) == sorted([linked, dangling])
     assert (cache / linked).is_symlink() and (cache / dangling).is_symlink()
 
@@ -255,10 +255,10 @@ def test_clear_keeps_foreign_files_and_folders(work, env, tmp_path):
     (own / f".{entries[0].name}.abc123.tmp").write_bytes(b"half an entry")  # the cache's own, stale
     keep = [cache / "results", cache / "empty", cache / "zz", cache / "top.act", own / "notes.txt",
             own / f"{'a' * 64}.act"]
-    before = harness.snapshot(*keep)
+    before = bad_input.snapshot(*keep)
     run = _clear(cache, work, env)
     assert f"removed {len(entries)} entries" in run.out
-    harness.assert_unchanged(before, harness.snapshot(*keep))
+    bad_input.assert_unchanged(before, bad_input.snapshot(*keep))
     assert sorted(p.name for p in own.iterdir()) == sorted(["notes.txt", f"{'a' * 64}.act"])
     assert sorted(p.name for p in cache.iterdir()) == sorted(["results", "empty", "zz", "top.act", own.name])
 
@@ -289,11 +289,11 @@ def test_a_file_as_the_cache_folder_is_refused(work, env):
 def test_a_corrupt_entry_is_recomputed_and_rewritten_whole(work, env, tmp_path):
     cache = tmp_path / "cache"
     entries = _fill_cache(cache, work, env)
-    first = json.loads(harness.neurocorr([*COMPARE, "--cache-dir", str(cache), "--json", "-"],
+    first = json.loads(bad_input.neurocorr([*COMPARE, "--cache-dir", str(cache), "--json", "-"],
                                          cwd=work, env=env).out)
     victim = entries[0]
     victim.write_bytes(victim.read_bytes()[:-7])  # truncated, as by a crash without the rename
-    run = harness.neurocorr([*COMPARE, "--cache-dir", str(cache), "--json", "-"], cwd=work, env=env)
+    run = bad_input.neurocorr([*COMPARE, "--cache-dir", str(cache), "--json", "-"], cwd=work, env=env)
     assert run.code == 0, run.err
     assert json.loads(run.out)["score"] == pytest.approx(first["score"], abs=1e-6)
     for path in sorted(cache.glob("*/*.act")):
@@ -305,13 +305,13 @@ def test_a_corrupt_entry_is_recomputed_and_rewritten_whole(work, env, tmp_path):
 def test_api_read_only_cache_and_unwritable_json(pm, tmp_path):
     x = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
     with read_only_folder(tmp_path / "ro"):
-        before = harness.snapshot(tmp_path / "ro")
+        before = bad_input.snapshot(tmp_path / "ro")
         with pytest.raises(NeurocorrError, match="cannot write the activation cache .* without the cache"):
             compare("grid_models:mlp_a", "grid_models:mlp_b", x, cache=tmp_path / "ro" / "c", plugin_manager=pm)
         result = compare("grid_models:mlp_a", "grid_models:mlp_b", x, plugin_manager=pm)
         with pytest.raises(NeurocorrError, match=r"cannot write .*r\.json: .*; nothing was written"):
             result.to_json(tmp_path / "ro" / "r.json")
-        harness.assert_unchanged(before, harness.snapshot(tmp_path / "ro"))
+        bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path / "ro"))
     assert ActivationCache(tmp_path / "c", 10**6).entries() == []
 
 
@@ -340,17 +340,17 @@ def test_run_refuses_outputs_as_compare_does_before_the_work(work, env, extra, w
 
 def test_predict_json_to_stdout_is_pure_json(work, env):
     for name in ("mlp_a", "mlp_b", "cnn_a"):
-        added = harness.neurocorr(["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9",
+        added = bad_input.neurocorr(["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9",
                                    "--atlas", "atlas.db"], cwd=work, env=env)
         assert added.code == 0, added.err
-    before = harness.snapshot(work)
-    run = harness.neurocorr(["predict", "noisy:net", "--atlas", "atlas.db", "--probe", "probe.npy", "--no-cache",
+    before = bad_input.snapshot(work)
+    run = bad_input.neurocorr(["predict", "noisy:net", "--atlas", "atlas.db", "--probe", "probe.npy", "--no-cache",
                              "--json", "-"], cwd=work, env=env)
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert set(data["scores"]) == {"mlp_a", "mlp_b", "cnn_a"}
     assert "building the model" in run.err and "native noise" in run.err
-    after = harness.snapshot(work)
+    after = bad_input.snapshot(work)
     assert not any(Path(p).name == "-" for p in after)  # no file named '-'
     assert {p for p in after if not p.startswith(str(work / "atlas.db"))} == \
         {p for p in before if not p.startswith(str(work / "atlas.db"))}

@@ -11,7 +11,7 @@
   are read with it ignored). The pickle payload cases need torch: they are in
   plugins/neurocorr-torch/tests/test_bad_input_trust_torch.py.
 
-CLI cases run the real command in a child process (harness.neurocorr). The numpy test provider
+CLI cases run the real command in a child process (bad_input.neurocorr). The numpy test provider
 reaches that process as an installed plugin would: through an entry point of a tiny distribution
 on PYTHONPATH. PYTHONSAFEPATH=1 keeps ``python -m`` from putting the current folder first on
 sys.path, as the installed ``neurocorr`` command does not either (otherwise Python itself would
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import harness
+import bad_input
 from neurocorr_core import NeurocorrError, config, plugins
 from neurocorr_core.atlas import Atlas, add_model, fill
 from neurocorr_core.cache import model_fingerprint
@@ -129,18 +129,18 @@ def experiment(folder: Path, a: str, b: str, extra: str = "") -> Path:
 
 def shadow(folder: Path, name: str, marks: Path) -> None:
     """``folder/NAME.py`` that creates ``marks/PWNED`` if it is ever imported."""
-    (folder / f"{name}.py").write_text(harness.payload(marks) + "def net():\n    return None\n")
+    (folder / f"{name}.py").write_text(bad_input.payload(marks) + "def net():\n    return None\n")
 
 
-def run_case(p, argv: list[str], **env: str) -> tuple[harness.Run, dict, dict]:
-    before = harness.snapshot(p.exp, p.cwd)
-    result = harness.neurocorr(argv, cwd=p.cwd, env={**p.env, **env})
-    after = harness.snapshot(p.exp, p.cwd)
-    harness.no_payload_ran(p.root)
+def run_case(p, argv: list[str], **env: str) -> tuple[bad_input.Run, dict, dict]:
+    before = bad_input.snapshot(p.exp, p.cwd)
+    result = bad_input.neurocorr(argv, cwd=p.cwd, env={**p.env, **env})
+    after = bad_input.snapshot(p.exp, p.cwd)
+    bad_input.no_payload_ran(p.root)
     return result, before, after
 
 
-def assert_works(result: harness.Run) -> None:
+def assert_works(result: bad_input.Run) -> None:
     assert "Traceback" not in result.err, result.err
     assert result.code == 0, f"exit {result.code}\n{result.err}"
     assert "score A->B" in result.out
@@ -154,7 +154,7 @@ def test_shadow_next_to_an_experiment_of_installed_references(place, name):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b")
     result, before, after = run_case(place, ["run", str(path)])
     assert_works(result)
-    harness.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before, after)
 
 
 @pytest.mark.parametrize("name", SHADOWS)
@@ -167,7 +167,7 @@ def test_shadow_beside_a_local_reference_module(place, name):
     result, before, after = run_case(place, ["run", str(path)], PYTHONDONTWRITEBYTECODE="")  # Python's default
     assert_works(result)
     assert "local_nets:net_a" in result.out
-    harness.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before, after)
 
 
 def test_a_local_reference_reaches_the_workers_of_a_local_cluster(place):
@@ -180,7 +180,7 @@ def test_a_local_reference_reaches_the_workers_of_a_local_cluster(place):
     result, before, after = run_case(place, ["run", str(path)])
     assert_works(result)
     assert "ran on dask" in result.out
-    harness.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before, after)
 
 
 @pytest.mark.parametrize("name", SHADOWS)
@@ -191,7 +191,7 @@ def test_shadow_in_the_current_folder(place, name):
     result, before, after = run_case(place, ["compare", "cwd_nets:net_a", "cwd_nets:net_b", "--probe",
                                              "probe.npy", "--quiet"])
     assert_works(result)
-    harness.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before, after)
 
 
 # -- a reference whose module would replace an installed one is refused -----------------------------
@@ -208,8 +208,8 @@ def test_reference_to_a_module_that_shadows_an_installed_one(place, where, name,
     path = experiment(place.exp, f"{name}:net", "grid_models:mlp_b")
     argv = [str(path) if arg == "EXP" else arg for arg in argv]
     result, before, after = run_case(place, argv)
-    harness.assert_user_error(result, side, f"{name}:net", f"installed module '{name}'", "rename")
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, side, f"{name}:net", f"installed module '{name}'", "rename")
+    bad_input.assert_unchanged(before, after)
 
 
 # -- builders that fail ----------------------------------------------------------------------------
@@ -229,8 +229,8 @@ def test_builder_failures_name_the_reference_and_side(place, a, b, words):
     (place.exp / "broken.py").write_text("raise RuntimeError('broken on import')\n")
     path = experiment(place.exp, a, b)
     result, before, after = run_case(place, ["run", str(path)])
-    harness.assert_user_error(result, *words)
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, *words)
+    bad_input.assert_unchanged(before, after)
 
 
 # -- trust is never read from an experiment file ---------------------------------------------------
@@ -242,15 +242,15 @@ def test_builder_failures_name_the_reference_and_side(place, a, b, words):
 def test_experiment_cannot_grant_trust(place, extra, key):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", extra)
     result, before, after = run_case(place, ["run", str(path)])
-    harness.assert_user_error(result, key, "cannot allow unpickling", "pass --trust-pickle on the command line")
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, key, "cannot allow unpickling", "pass --trust-pickle on the command line")
+    bad_input.assert_unchanged(before, after)
 
 
 def test_trust_key_of_the_wrong_type(place):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", 'trust_pickle_a = "yes"')
     result, before, after = run_case(place, ["run", str(path), "--trust-pickle"])
-    harness.assert_user_error(result, "compare.trust_pickle_a", "must be true or false")
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, "compare.trust_pickle_a", "must be true or false")
+    bad_input.assert_unchanged(before, after)
 
 
 # -- an experiment file chooses no place outside its folder, and no scheduler ------------------------
@@ -272,11 +272,11 @@ def test_experiment_writes_nothing_outside_its_folder(place, extra, setup, key):
     if setup is not None:
         setup(place)
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", extra.format(root=place.root))
-    before_victim = harness.snapshot(victim)
+    before_victim = bad_input.snapshot(victim)
     result, before, after = run_case(place, ["run", str(path)])
-    harness.assert_user_error(result, key, "outside the experiment's folder", "to write elsewhere")
-    harness.assert_unchanged(before, after)
-    harness.assert_unchanged(before_victim, harness.snapshot(victim))
+    bad_input.assert_user_error(result, key, "outside the experiment's folder", "to write elsewhere")
+    bad_input.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before_victim, bad_input.snapshot(victim))
 
 
 def test_experiment_outputs_inside_its_folder_and_the_command_line_anywhere(place):
@@ -294,15 +294,15 @@ def test_experiment_cannot_choose_a_dask_scheduler(place):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b",
                       'executor = "dask"\nscheduler = "tcp://127.0.0.1:8786"')
     result, before, after = run_case(place, ["run", str(path)])
-    harness.assert_user_error(result, "compare.scheduler", "cannot choose a Dask scheduler", "--scheduler ADDR")
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, "compare.scheduler", "cannot choose a Dask scheduler", "--scheduler ADDR")
+    bad_input.assert_unchanged(before, after)
 
 
 def test_command_line_trust_makes_the_key_redundant(place):
     path = experiment(place.exp, "grid_models:mlp_a", "grid_models:mlp_b", "trust_pickle_a = true")
     result, before, after = run_case(place, ["run", str(path), "--trust-pickle"])
     assert_works(result)
-    harness.assert_unchanged(before, after)
+    bad_input.assert_unchanged(before, after)
 
 
 def test_trust_comes_only_from_the_command_line():
@@ -354,12 +354,12 @@ def test_sys_path_is_restored_when_the_builder_fails(tmp_path, cli_pm, monkeypat
     monkeypatch.chdir(tmp_path)
     path = experiment(exp, "grid_models:mlp_a", "inproc_builders:raises")
     before = list(sys.path)
-    state = harness.snapshot(exp)
+    state = bad_input.snapshot(exp)
     with pytest.raises(NeurocorrError, match=r"model B 'inproc_builders:raises': building the model raised "
                                              r"ValueError: boom in the builder"):
         _run_in_process(path)
     assert sys.path == before
-    harness.assert_unchanged(state, harness.snapshot(exp))
+    bad_input.assert_unchanged(state, bad_input.snapshot(exp))
 
 
 def test_cwd_reference_in_process(tmp_path, monkeypatch):
@@ -372,7 +372,7 @@ def test_cwd_reference_in_process(tmp_path, monkeypatch):
                                              r"module 'json'.*Rename the local module"):
         resolve_model("json:net")
     assert sys.path == before
-    harness.no_payload_ran(tmp_path)
+    bad_input.no_payload_ran(tmp_path)
     assert not sys.modules["json"].__file__.startswith(str(tmp_path))
 
 
@@ -387,13 +387,13 @@ def _stored_options(path: Path) -> list[dict]:
 def test_a_failed_atlas_add_leaves_no_atlas(place):
     result, before, after = run_case(place, ["atlas", "add", "builders_absent:net", "--accuracy", "0.9",
                                              "--trust-pickle", "--atlas", "atlas.db"])
-    harness.assert_user_error(result, "'builders_absent:net'", "cannot import", "install it")
-    harness.assert_unchanged(before, after)
+    bad_input.assert_user_error(result, "'builders_absent:net'", "cannot import", "install it")
+    bad_input.assert_unchanged(before, after)
 
 
 def test_atlas_add_does_not_store_trust(place):
     db = place.cwd / "atlas.db"
-    result = harness.neurocorr(["atlas", "add", "grid_models:mlp_a", "--accuracy", "0.9", "--trust-pickle",
+    result = bad_input.neurocorr(["atlas", "add", "grid_models:mlp_a", "--accuracy", "0.9", "--trust-pickle",
                                 "--atlas", str(db)], cwd=place.cwd, env=place.env)
     assert result.code == 0, result.err
     assert _stored_options(db) == [{}]
@@ -431,7 +431,7 @@ def test_grid_command_takes_trust_on_its_own_command_line(place):
     db = place.cwd / "atlas.db"
     for name in ("mlp_a", "mlp_b"):
         assert main_ok(place, ["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9", "--atlas", str(db)])
-    result = harness.neurocorr(["grid", "--probe", "probe.npy", "--atlas", str(db), "--trust-pickle", "--quiet"],
+    result = bad_input.neurocorr(["grid", "--probe", "probe.npy", "--atlas", str(db), "--trust-pickle", "--quiet"],
                                cwd=place.cwd, env=place.env)
     assert result.code == 0, result.err
     assert "1 pair(s) computed" in result.out
@@ -439,7 +439,7 @@ def test_grid_command_takes_trust_on_its_own_command_line(place):
 
 
 def main_ok(place, argv: list[str]) -> bool:
-    result = harness.neurocorr(argv, cwd=place.cwd, env=place.env)
+    result = bad_input.neurocorr(argv, cwd=place.cwd, env=place.env)
     assert result.code == 0, result.err
     return True
 

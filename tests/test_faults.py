@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import bad_input
 import fault_models
-import harness
 from neurocorr_core.cache import ActivationCache, _read
 
 SAMPLES = 40  # two shards of 20
@@ -64,7 +64,7 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_writes_nothing(work, extra):
     cache = work["gate"].parent / "cache"
     extra = [str(cache) if e == "CACHE" else e for e in extra]
     gate_after = 2 if "--cache-dir" in extra else 1  # with the cache: shard 1 done, shard 2 running
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     proc = fault_models.start(compare_argv(work, *extra), work["data"],
                               fault_models.cli_env(work["gate"], gate_after))
     try:
@@ -76,7 +76,7 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_writes_nothing(work, extra):
     assert "Traceback" not in err, err
     assert proc.returncode == 130, (proc.returncode, err)
     assert err.strip() == "neurocorr: interrupted", err
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
     if "--cache-dir" in extra:  # the first shard's two layers of each model, whole; no temporary file
         assert_whole_entries(cache, 4)
 
@@ -84,7 +84,7 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_writes_nothing(work, extra):
 def test_sigkill_mid_run_leaves_whole_cache_entries_and_a_rerun_reads_them(work):
     cache = work["gate"].parent / "cache"
     argv = compare_argv(work, "--shards", "2", "--cache-dir", str(cache))
-    before = harness.snapshot(work["data"], work["out"])
+    before = bad_input.snapshot(work["data"], work["out"])
     proc = fault_models.start(argv, work["data"], fault_models.cli_env(work["gate"], gate_after=2))
     try:
         fault_models.wait_for(work["gate"] / "started", proc)
@@ -94,7 +94,7 @@ def test_sigkill_mid_run_leaves_whole_cache_entries_and_a_rerun_reads_them(work)
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    harness.assert_unchanged(before, harness.snapshot(work["data"], work["out"]))
+    bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
     assert_whole_entries(cache, 4)
 
     (work["gate"] / "log").unlink()
@@ -117,7 +117,7 @@ def test_sigkill_mid_run_leaves_whole_cache_entries_and_a_rerun_reads_them(work)
 def test_a_closed_standard_output_ends_quietly(tmp_path, argv):
     """``neurocorr ... | head -1``: the reader goes away; no traceback, exit 141 (SIGPIPE's)."""
     np.save(tmp_path / "probe.npy", np.random.default_rng(3).normal(size=(SAMPLES, 1, 8, 8)).astype(np.float32))
-    before = harness.snapshot(tmp_path)
+    before = bad_input.snapshot(tmp_path)
     read_end, write_end = os.pipe()
     os.close(read_end)  # no reader at all: the first write (or flush) fails
     try:
@@ -128,4 +128,4 @@ def test_a_closed_standard_output_ends_quietly(tmp_path, argv):
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 141, (done.returncode, done.stderr)
     assert "BrokenPipe" not in done.stderr and "error" not in done.stderr, done.stderr  # (--json -: the summary)
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))

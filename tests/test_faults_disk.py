@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-import harness
+import bad_input
 from neurocorr_core.cache import _read
 from numpy_cli import cli_env, mount_tmpfs, unmount, write_probe
 
@@ -38,13 +38,13 @@ def test_a_report_that_does_not_fit_leaves_the_earlier_outputs_as_they_were(smal
                "r.html": b"<!DOCTYPE html><p>an earlier report</p>\n"}
     for name, data in earlier.items():
         (small_disk / name).write_bytes(data)
-    before = harness.snapshot(small_disk, tmp_path / "probe.npy")
-    run = harness.neurocorr([*COMPARE, "--probe", "probe.npy", "--json", str(small_disk / "r.json"),
+    before = bad_input.snapshot(small_disk, tmp_path / "probe.npy")
+    run = bad_input.neurocorr([*COMPARE, "--probe", "probe.npy", "--json", str(small_disk / "r.json"),
                              "--csv", str(small_disk / "r.csv"), "--report", str(small_disk / "r.html")],
                             cwd=tmp_path, env=env)
-    harness.assert_user_error(run, "r.html", "No space left on device", "existing files are unchanged",
+    bad_input.assert_user_error(run, "r.html", "No space left on device", "existing files are unchanged",
                               "free some space")
-    harness.assert_unchanged(before, harness.snapshot(small_disk, tmp_path / "probe.npy"))
+    bad_input.assert_unchanged(before, bad_input.snapshot(small_disk, tmp_path / "probe.npy"))
     assert {p.name: p.read_bytes() for p in small_disk.iterdir()} == earlier  # and no temporary file
     assert "wrote" not in run.out
 
@@ -53,8 +53,8 @@ def test_a_cache_on_a_disk_that_fills_up_keeps_only_whole_entries(small_disk, en
     # 1,500 samples: an entry of 24-48 kB per layer (4-8 neurons), so the disk fills after the first
     write_probe(tmp_path / "probe.npy", samples=1500)
     cache = small_disk / "cache"
-    run = harness.neurocorr([*COMPARE, "--probe", "probe.npy", "--cache-dir", str(cache)], cwd=tmp_path, env=env)
-    harness.assert_user_error(run, "cannot write the activation cache", "No space left on device",
+    run = bad_input.neurocorr([*COMPARE, "--probe", "probe.npy", "--cache-dir", str(cache)], cwd=tmp_path, env=env)
+    bad_input.assert_user_error(run, "cannot write the activation cache", "No space left on device",
                               "free some space", "run without the cache")
     files = [p for p in cache.rglob("*") if p.is_file()]
     assert files, "the first entry fits and stays"

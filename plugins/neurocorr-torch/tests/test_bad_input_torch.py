@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from models import small_mlp
 
 sys.path.insert(0, str(Path(__file__).parents[3] / "tests"))  # the core matrix harness
-import harness
+import bad_input
 from neurocorr_core import NeurocorrError, compare
 
 BUILDERS = '''import torch
@@ -67,16 +67,16 @@ ENV = {"NEUROCORR_DISABLE_PLUGINS": "tensorflow,jax,onnx", "PYTHONDONTWRITEBYTEC
      ["torch.float64 weights", "model.float()"]),
 ], ids=["float16", "bfloat16", "float64"])
 def test_a_model_of_another_dtype_is_named(tmp_path, work, argv, words):
-    before = harness.snapshot(tmp_path)
-    run = harness.neurocorr(argv, cwd=work, env={**ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
-    line = harness.assert_user_error(run, *words)
+    before = bad_input.snapshot(tmp_path)
+    run = bad_input.neurocorr(argv, cwd=work, env={**ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    line = bad_input.assert_user_error(run, *words)
     assert "input shape" not in line and "reshape" not in line  # the old message blamed the probe
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
 
 
 def test_the_same_model_in_float32_runs(work):
     """The cases fail for their dtype alone: float32 works."""
-    run = harness.neurocorr(["layers", "nets:single", "--input-shape", "64"], cwd=work,
+    run = bad_input.neurocorr(["layers", "nets:single", "--input-shape", "64"], cwd=work,
                             env={**ENV, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     assert run.code == 0, run.err
 
@@ -92,12 +92,12 @@ def _tensor() -> torch.Tensor:
     (lambda: TensorDataset(_tensor(), torch.zeros(20)), ["TensorDataset", "np.stack("]),
 ], ids=["tensor", "dataloader", "dataset"])
 def test_a_torch_probe_says_how_to_convert(tmp_path, make, words):
-    before = harness.snapshot(tmp_path)
+    before = bad_input.snapshot(tmp_path)
     with pytest.raises(NeurocorrError) as info:
         compare(small_mlp(0), small_mlp(1), make())
     for word in words:
         assert word in str(info.value), str(info.value)
-    harness.assert_unchanged(before, harness.snapshot(tmp_path))
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
 
 
 def test_the_converted_probe_runs():

@@ -9,7 +9,7 @@ trust_pickle, and that trust is the decision of whoever runs the command, each t
   TorchScript models is never imported (the bug: the experiment folder went first on sys.path
   before the provider imported torch).
 
-The core harness (tests/harness.py) is shared with the core's matrix.
+The core harness (tests/bad_input.py) is shared with the core's matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from models import small_mlp
 
 sys.path.append(str(Path(__file__).resolve().parents[3] / "tests"))  # the core matrix harness
-import harness
+import bad_input
 from neurocorr_core.atlas import Atlas, add_model
 
 
@@ -34,7 +34,7 @@ class Payload:
     """Unpickling this runs ``open(target/PWNED, 'w')``: what a hostile pickle does."""
 
     def __init__(self, target: Path) -> None:
-        self.code = harness.payload(target)
+        self.code = bad_input.payload(target)
 
     def __reduce__(self):
         return (exec, (self.code,))
@@ -65,12 +65,12 @@ def env(root: Path) -> dict[str, str]:
     return {"NEUROCORR_CACHE_DIR": str(root / "cache"), "PYTHONSAFEPATH": "1"}
 
 
-def case(root: Path, argv: list[str]) -> harness.Run:
+def case(root: Path, argv: list[str]) -> bad_input.Run:
     """Run ``neurocorr ARGV`` in tmp/cwd; nothing under tmp/shared or tmp/cwd may change."""
-    before = harness.snapshot(root / "shared", root / "cwd")
-    result = harness.neurocorr(argv, cwd=root / "cwd", env=env(root))
-    harness.assert_unchanged(before, harness.snapshot(root / "shared", root / "cwd"))
-    harness.no_payload_ran(root)
+    before = bad_input.snapshot(root / "shared", root / "cwd")
+    result = bad_input.neurocorr(argv, cwd=root / "cwd", env=env(root))
+    bad_input.assert_unchanged(before, bad_input.snapshot(root / "shared", root / "cwd"))
+    bad_input.no_payload_ran(root)
     return result
 
 
@@ -100,15 +100,15 @@ def test_grid_and_predict_refuse_pickles_without_trust(shared, command, legacy):
     hostile_pickle(folder / "ref0.pt", shared)  # the shared file was swapped for a hostile one
     names = {"PROBE": str(folder / "probe.npy"), "ATLAS": str(folder / "atlas.db"), "NEW": str(folder / "new.pt")}
     result = case(shared, [names.get(arg, arg) for arg in command])
-    harness.assert_user_error(result, "model 'ref0'", "pickled model", "--trust-pickle")
+    bad_input.assert_user_error(result, "model 'ref0'", "pickled model", "--trust-pickle")
 
 
 def test_with_trust_on_the_command_line_the_grid_runs(shared):
     folder = shared / "shared"
     argv = ["grid", "--probe", str(folder / "probe.npy"), "--atlas", str(folder / "atlas.db"), "--quiet"]
-    refused = harness.neurocorr(argv, cwd=shared / "cwd", env=env(shared))
-    harness.assert_user_error(refused, "--trust-pickle")
-    result = harness.neurocorr([*argv, "--trust-pickle"], cwd=shared / "cwd", env=env(shared))
+    refused = bad_input.neurocorr(argv, cwd=shared / "cwd", env=env(shared))
+    bad_input.assert_user_error(refused, "--trust-pickle")
+    result = bad_input.neurocorr([*argv, "--trust-pickle"], cwd=shared / "cwd", env=env(shared))
     assert result.code == 0, result.err
     assert "3 pair(s) computed" in result.out
     assert stored_options(folder / "atlas.db") == [{}, {}, {}]
@@ -137,13 +137,13 @@ def test_an_experiment_of_hostile_pickles(shared, extra, words):
     hostile_pickle(folder / "hostile_b.pt", shared)
     (folder / "experiment.toml").write_text(EXPERIMENT.format(a="hostile_a.pt", b="hostile_b.pt", extra=extra))
     result = case(shared, ["run", str(folder / "experiment.toml")])
-    harness.assert_user_error(result, *words)
+    bad_input.assert_user_error(result, *words)
 
 
 def test_torch_py_beside_an_experiment_of_torchscript_models(shared):
     folder = shared / "shared"
     torch.jit.script(small_mlp(3)).save(folder / "other.pt")
-    (folder / "torch.py").write_text(harness.payload(shared))
+    (folder / "torch.py").write_text(bad_input.payload(shared))
     (folder / "experiment.toml").write_text(EXPERIMENT.format(a="new.pt", b="other.pt", extra=""))
     result = case(shared, ["run", str(folder / "experiment.toml")])
     assert "Traceback" not in result.err and result.code == 0, result.err

@@ -11,18 +11,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from .checks import call_metric, checked_constant, checked_similarity, checked_tile
 from .errors import NeurocorrError
 from .executor import check_sharding, sharded_accumulator
-from .interfaces import (
-    ActivationProvider,
-    LayerInfo,
-    MatchingStrategy,
-    Metric,
-    call_metric,
-    checked_constant,
-    checked_similarity,
-    checked_tile,
-)
+from .interfaces import ActivationProvider, LayerInfo, MatchingStrategy, Metric
 from .matching import MaxMatching, MutualMatching
 from .models import describe, resolve_model
 from .plugins import PluginManager, get_plugin_manager

@@ -23,16 +23,16 @@ import copy
 import itertools
 import logging
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import numpy as np
 
 from .cache import ActivationCache, EntryKey, model_fingerprint, probe_fingerprint
+from .checks import call_metric
 from .errors import NeurocorrError
-from .interfaces import ActivationProvider, LayerInfo, Metric, call_metric
+from .interfaces import ActivationProvider, Executor, LayerInfo, Metric
 from .models import describe, resolve_model
 from .probe import Probe
 from .views import neuron_batches
@@ -47,48 +47,6 @@ SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 
 
 # -- executors ------------------------------------------------------------------------------------
-class Executor(ABC):
-    """Runs tasks: ``submit(fn, *args)`` returns a handle; handles given as arguments of a later
-    task stand for their results. Use as a context manager (``close`` releases a cluster)."""
-
-    name: ClassVar[str]
-    #: Tasks run in other processes: models must travel as paths or references.
-    remote: ClassVar[bool] = False
-
-    def put(self, value: Any) -> Any:
-        """A handle for data many tasks read (sent to the cluster once)."""
-        return value
-
-    @abstractmethod
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)``; handles among ``args`` are replaced by their results."""
-
-    @abstractmethod
-    def as_completed(self, handles: Mapping[Any, Any]) -> Iterator[tuple[Any, Any]]:
-        """``(tag, result)`` for every ``{tag: handle}`` as each finishes; a failed task raises."""
-
-    def close(self) -> None:  # noqa: B027 - nothing to release by default
-        """Release the cluster (if this executor started one) and the connection."""
-
-    def token(self, handle: Any) -> Any:
-        """Something small that names ``handle`` for :meth:`finished` (it does not keep the
-        handle's result alive)."""
-        return None
-
-    def finished(self, token: Any) -> bool:
-        """Whether the task of :meth:`token` had finished (locally, every submitted task has)."""
-        return True
-
-    def describe(self) -> str:
-        return self.name
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 @dataclass
 class _Done:
     value: Any

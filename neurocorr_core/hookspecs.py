@@ -1,8 +1,10 @@
-"""The three hooks a neurocorr plugin can implement.
+"""The hooks a neurocorr plugin can implement, and the marker that implements them.
 
 A plugin is a module (or object) registered under the entry-point group ``neurocorr``.
 Each hook takes no arguments and returns a list of classes; every class carries a unique
-``name`` by which users choose it (``--metric pearson``). A plugin may implement any subset
+``name`` by which users choose it (``--metric pearson``, ``--executor dask``, ``neurocorr
+NAME``); two plugins offering one name is an error. The core's own matchings, the ``local``
+executor and the core's commands come in through the same hooks, as built-in plugins. A plugin may implement any subset
 of the hooks. Hooks are called once per plugin manager, when the registry is built; their
 results are collected from every plugin (no hook stops at the first result).
 
@@ -21,11 +23,14 @@ from collections.abc import Sequence
 
 import pluggy
 
-from .interfaces import ActivationProvider, MatchingStrategy, Metric
+from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy, Metric
 
+#: The entry-point group, the hook prefix's project name and the plugin manager's name.
 NAME = "neurocorr"
 
 hookspec = pluggy.HookspecMarker(NAME)
+#: The marker plugins implement hooks with: ``from neurocorr_core import hookimpl``.
+hookimpl = pluggy.HookimplMarker(NAME)
 
 
 @hookspec
@@ -64,4 +69,33 @@ def neurocorr_matching_strategies() -> Sequence[type[MatchingStrategy]]:
     See :class:`neurocorr_core.MatchingStrategy`.
 
     :return: a list of :class:`MatchingStrategy` subclasses, each with a unique ``name``.
+    """
+
+
+@hookspec
+def neurocorr_executors() -> Sequence[type[Executor]]:
+    """Return the executors this plugin offers.
+
+    An executor runs the core's tasks (extract a probe shard, accumulate a metric, merge
+    shards): ``submit`` a task, ``as_completed`` for the results. The core's ``local``
+    executor runs them in this process; a plugin runs them elsewhere (``neurocorr-dask``).
+    Users choose one by name (``--executor NAME``); options reach the constructor as keywords
+    (``--executor-option KEY=VALUE``), and a name the constructor does not take is refused.
+    See :class:`neurocorr_core.Executor`.
+
+    :return: a list of :class:`Executor` subclasses, each with a unique ``name``.
+    """
+
+
+@hookspec
+def neurocorr_commands() -> Sequence[type[Command]]:
+    """Return the subcommands this plugin adds to the ``neurocorr`` command line.
+
+    Each is built with no arguments; ``configure`` adds its arguments to its own parser and
+    ``run`` does the work. ``neurocorr --help`` builds every command's parser, so a command's
+    module must import its framework inside ``run``, not at import time. The core's own
+    commands (``compare``, ``layers``, ...) come in through this hook too.
+    See :class:`neurocorr_core.Command`.
+
+    :return: a list of :class:`Command` subclasses, each with a unique ``name``.
     """

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from .errors import NeurocorrError
+from .hookspecs import hookimpl
 from .interfaces import Candidates, Match, MatchingStrategy
-from .plugins import hookimpl
 from .tiles import _column_best
 
 

@@ -19,9 +19,7 @@ import pluggy
 from . import hookspecs
 from .errors import NeurocorrError, PluginError
 from .hookspecs import NAME
-from .interfaces import ActivationProvider, MatchingStrategy, Metric
-
-hookimpl = pluggy.HookimplMarker(NAME)
+from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy, Metric
 
 #: Comma-separated entry-point names that are not loaded (e.g. ``torch,onnx``).
 BLOCK_ENV = "NEUROCORR_DISABLE_PLUGINS"
@@ -30,6 +28,8 @@ _HOOKS = {
     "provider": "neurocorr_activation_providers",
     "metric": "neurocorr_similarity_metrics",
     "matching": "neurocorr_matching_strategies",
+    "executor": "neurocorr_executors",
+    "command": "neurocorr_commands",
 }
 
 
@@ -162,6 +162,12 @@ class PluginManager:
 
     def provider(self, name: str) -> type[ActivationProvider]:
         return self.get("provider", name)
+
+    def executor(self, name: str) -> type[Executor]:
+        return self.get("executor", name)
+
+    def commands(self) -> list[type[Command]]:
+        return [self.registry["command"][name][0] for name in self.names("command")]
 
     def provider_for(self, model: object) -> type[ActivationProvider]:
         """The one provider that accepts ``model``; an error that says who handles what."""

@@ -36,6 +36,8 @@ import numpy as np
 
 from neurocorr_core import NeurocorrError
 
+from .kinds import model_kind
+
 PROTOCOL = ("the plain-function protocol is fn(x) -> (output, {layer_name: array, ...}): one argument, "
             "the batch; it returns its output and a dict of the intermediates to expose, in forward "
             "order, each an array whose first axis is the batch (name layers after their op, e.g. "
@@ -87,8 +89,6 @@ class Adapter:
 
 def adapter_for(model: object, call_kwargs: Mapping[str, Any]) -> Adapter:
     """The adapter for ``model``; an error that says what is supported otherwise."""
-    from .provider import model_kind
-
     kind = model_kind(model)
     if kind == "nnx":
         return NnxAdapter(model, call_kwargs)

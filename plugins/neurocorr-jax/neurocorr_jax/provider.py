@@ -7,9 +7,6 @@ imports them; a Flax model can only exist once Flax is imported).
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
-import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -19,6 +16,8 @@ import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
 from neurocorr_core.interfaces import kind_of
+
+from .kinds import model_kind
 
 if TYPE_CHECKING:
     from .adapters import Adapter
@@ -70,24 +69,6 @@ def clear_cache() -> None:
     plain functions they keep alive, and so their weights)."""
     PROGRAMS.clear()
     LISTINGS.clear()
-
-
-def model_kind(model: object) -> str | None:
-    """``nnx``, ``linen``, ``linen-unbound``, ``function`` or None; imports nothing."""
-    nnx = sys.modules.get("flax.nnx")
-    linen = sys.modules.get("flax.linen")
-    if nnx is not None and isinstance(model, nnx.Module):
-        return "nnx"
-    if linen is not None:
-        if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], linen.Module):
-            return "linen"
-        if isinstance(model, linen.Module):
-            return "linen-unbound"  # accepted, so that the error can say to pass its variables
-    if inspect.isfunction(model) or isinstance(model, functools.partial):
-        return "function"
-    if "jax" in sys.modules and callable(model) and hasattr(model, "lower") and hasattr(model, "__wrapped__"):
-        return "function"  # a jax.jit-wrapped function
-    return None
 
 
 class JaxProvider(ActivationProvider):

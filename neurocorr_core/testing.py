@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .compare import compare
+from .hookspecs import hookimpl
 from .interfaces import KINDS, ActivationProvider, LayerInfo, Metric
-from .plugins import PluginManager, hookimpl
+from .plugins import PluginManager
 from .views import apply_view
 
 

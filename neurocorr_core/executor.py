@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .checks import call_metric
 from .errors import NeurocorrError
 from .interfaces import ActivationProvider, Executor, LayerInfo, Metric
 from .models import describe, resolve_model
+from .pipeline import Accumulator, MetricPlan, Outcome, Plan
 from .probe import Probe
 from .views import neuron_batches
 
@@ -450,17 +451,6 @@ class Extraction:
     probe: Probe
 
 
-@dataclass
-class MetricPlan:
-    """What a worker needs to build a pair's metrics (the fields :class:`compare.Accumulator`
-    reads from a plan): the metric class and options, the plan's parts and the sample count."""
-
-    metric_cls: type[Metric]
-    metric_options: dict[str, Any]
-    parts: list[Any]
-    samples: int
-
-
 @dataclass(frozen=True)
 class Shard:
     """Samples ``start:stop`` of a probe, with their fingerprint (the cache's probe key)."""
@@ -522,9 +512,7 @@ def _forward(source: ModelSource, layers: Sequence[LayerInfo], view: str, data: 
 
 def accumulate(plan: MetricPlan, x: np.ndarray, y: np.ndarray, batch_size: int) -> list[Metric]:
     """A pair's metrics over one shard, fed in batches of ``batch_size`` as compare() does."""
-    from .compare import Accumulator  # compare imports this module: import at call time
-
-    acc = Accumulator(cast(Any, plan))
+    acc = Accumulator(plan)
     for start in range(0, len(x), batch_size):
         acc.update(x[start:start + batch_size], y[start:start + batch_size])
     return acc.metrics
@@ -542,21 +530,19 @@ def merge(first: list[Metric], other: list[Metric], copy_first: bool) -> list[Me
 # -- the schedule ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PairJob:
-    """A pair to compare: the keys of its two extractions and its metric plan; ``finish``: a
-    compare ``Plan`` without providers, to finish the pair where its metrics are (the task then
-    returns the plan's ``Outcome`` instead of the metrics, so only that travels back)."""
+    """A pair to compare: the keys of its two extractions and its metric plan; ``finish``: the
+    pair's whole :class:`~neurocorr_core.pipeline.Plan`, to finish the pair where its metrics are
+    (the task then returns the plan's ``Outcome`` instead of the metrics, so only that travels back)."""
 
     a: str
     b: str
     plan: MetricPlan
-    finish: Any = None
+    finish: Plan | None = None
 
 
-def finish_pair(plan: Any, metrics: list[Metric]) -> Any:
+def finish_pair(plan: Plan, metrics: list[Metric]) -> Outcome:
     """The pair's outcome (matching, network score) from its merged metrics."""
-    from types import SimpleNamespace
-
-    return plan.finish(SimpleNamespace(metrics=metrics))
+    return plan.finish(metrics)
 
 
 def run_pairs(executor: Executor, extractions: Mapping[str, Extraction], pairs: Mapping[Any, PairJob], *,
@@ -688,25 +674,19 @@ def check_sharding(executor: str | Executor | None, scheduler: str | None, worke
     return True
 
 
-def sharded_accumulator(plan: Any, models: tuple[tuple[object, Any], tuple[object, Any]],
-                        probes: tuple[Probe, Probe], view: str, batch_size: int, *,
-                        executor: str | Executor | None = None, scheduler: str | None = None,
-                        workers: int | None = None, shards: int | None = None,
-                        cache: Any = None) -> tuple[Any, dict[str, Any]]:
-    """compare()'s plan run shard by shard on an executor. ``models``: each side's model as the
-    user gave it and its provider options (``plan.a``/``plan.b`` hold the opened providers).
-    Returns what ``plan.finish`` reads (an object with the merged ``metrics``) and what ran
-    (executor, shards, cache folder) for the result's config."""
-    from types import SimpleNamespace
-
+def sharded_metrics(plan: Plan, sources: tuple[ModelSource, ModelSource], probes: tuple[Probe, Probe],
+                    neurons: str, batch_size: int, *, executor: str | Executor | None = None,
+                    scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
+                    cache: Any = None) -> tuple[list[Metric], dict[str, Any]]:
+    """compare()'s plan run shard by shard on an executor. ``sources``: how tasks open each
+    side's model (:func:`model_source`). Returns the merged metrics (what ``plan.finish`` reads)
+    and what ran (executor, shards, cache folder) for the result's config."""
     from .cache import open_cache
 
     store = open_cache(cache)
-    sources = (model_source(models[0][0], plan.a.provider, models[0][1]),
-               model_source(models[1][0], plan.b.provider, models[1][1]))
-    job = PairJob("a", "b", MetricPlan(plan.metric_cls, plan.metric_options, plan.parts, plan.samples))
-    extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), view, probes[0]),
-                   "b": Extraction(sources[1], tuple(plan.b.layers), view, probes[1])}
+    job = PairJob("a", "b", plan.metric_plan)
+    extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), neurons, probes[0]),
+                   "b": Extraction(sources[1], tuple(plan.b.layers), neurons, probes[1])}
     if shards is not None:
         shard_bounds(len(probes[0]), shards)  # a shard count that cannot work fails before a cluster starts
     ex = get_executor(executor, scheduler=scheduler, workers=workers)
@@ -720,4 +700,4 @@ def sharded_accumulator(plan: Any, models: tuple[tuple[object, Any], tuple[objec
         if ex is not executor:
             ex.close()
     ran = {"executor": what, "shards": count, "cache": None if store is None else str(store.root)}
-    return SimpleNamespace(metrics=metrics), ran
+    return metrics, ran

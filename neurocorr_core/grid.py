@@ -14,18 +14,18 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .assemble import make_comparison
 from .cache import open_cache, probe_fingerprint
-from .compare import Plan, Side, _constant_policy, _metric_options, _result, open_model
+from .compare import open_model
 from .errors import NeurocorrError
 from .executor import (
     Executor,
     Extraction,
-    MetricPlan,
     ModelSource,
     PairJob,
     default_shards,
@@ -33,13 +33,15 @@ from .executor import (
     model_source,
     run_pairs,
 )
+from .interfaces import MatchingStrategy, Metric
 from .models import describe, resolve_model
+from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison
 from .score import check_penalty
 from .selection import Selector, select_layers
-from .views import check_view, neuron_count
+from .views import check_neurons
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     start = time.perf_counter()
     config = config or GridConfig()
     check_names(models)
-    check_view(config.neurons)
+    check_neurons(config.neurons)
     check_penalty(config.depth_penalty)
     probe = load_probe(probe)
     if len(probe) < 2:
@@ -147,7 +149,7 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     pm = plugin_manager or get_plugin_manager()
     metric_cls = pm.metric(config.metric)
     matcher = pm.matching(config.matching)(**dict(config.matching_options))
-    constant = _constant_policy(config.constant_neurons, matcher)
+    constant = constant_policy(config.constant_neurons, matcher)
     store = open_cache(cache)
     scores = np.full((len(models), len(models)), np.nan)
     result = GridResult(names, scores, {}, [], "local", 1, 0.0)
@@ -164,9 +166,7 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
                              len(probe)) for pair in todo}
         extractions = {n: Extraction(src, tuple(side.layers), config.neurons, probe)
                        for n, (side, src) in sides.items()}
-        jobs = {pair: PairJob(pair[0], pair[1], MetricPlan(plan.metric_cls, plan.metric_options, plan.parts,
-                                                           plan.samples), _portable(plan))
-                for pair, plan in plans.items()}
+        jobs = {pair: PairJob(pair[0], pair[1], plan.metric_plan, plan) for pair, plan in plans.items()}
         count = default_shards(ex, shards, len(probe))
         result.executor, result.shards = ex.describe(), count
         run = {**config.to_dict(), "probe": probe.name, "batch_size": config.batch_size,
@@ -174,9 +174,8 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
         index = {n: i for i, n in enumerate(names)}
         for pair, outcome in run_pairs(ex, extractions, jobs, shards=count, batch_size=config.batch_size,
                                        cache=store):  # each pair finished where its metrics are
-            plan = plans[pair]
-            comparison = _result(plan, outcome, len(probe), {**run, "layers_a": by_name[pair[0]].layers,
-                                                             "layers_b": by_name[pair[1]].layers}, None, pm)
+            config_ab = {**run, "layers_a": by_name[pair[0]].layers, "layers_b": by_name[pair[1]].layers}
+            comparison = make_comparison(plans[pair], outcome, config=config_ab, versions=pm.versions())
             i, j = index[pair[0]], index[pair[1]]
             scores[i, j], scores[j, i] = comparison.score.a_to_b, comparison.score.b_to_a
             result.comparisons[pair] = comparison
@@ -207,7 +206,7 @@ def _pairs(names: list[str], pairs: Iterable[tuple[str, str]] | None,
     return [p for p in dict.fromkeys(chosen) if frozenset(p) not in done]
 
 
-def _open(model: GridModel, probe: Probe, view: str, pm: PluginManager) -> tuple[Side, ModelSource]:
+def _open(model: GridModel, probe: Probe, neurons: str, pm: PluginManager) -> tuple[Side, ModelSource]:
     """The model's selected layers (one 2-sample forward pass here) and how tasks open it."""
     options = dict(model.options)
     built = resolve_model(model.model, side=f"model {model.name!r}")
@@ -225,7 +224,7 @@ def _open(model: GridModel, probe: Probe, view: str, pm: PluginManager) -> tuple
         provider.close()
     source.label = model.name
     source.options = options  # the tasks open it as this run was allowed to
-    return Side(model.name, provider, layers, [neuron_count(layer.shape, view) for layer in layers]), source
+    return Side.of(model.name, layers, neurons), source
 
 
 def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
@@ -241,18 +240,11 @@ def _check_fingerprints(sides: Mapping[str, tuple[Side, ModelSource]],
                 "neurocorr atlas add ... with its new measurements")
 
 
-def _portable(plan: Plan) -> Plan:
-    """The plan without its (closed) providers, to travel to a worker that finishes the pair."""
-    none: Any = None  # finishing reads the sides' labels, layers and sizes, never their providers
-    return replace(plan, a=replace(plan.a, provider=none), b=replace(plan.b, provider=none))
-
-
-def _plan(metric_cls: Any, config: GridConfig, matcher: Any, constant: str, a: Side, b: Side,
-          samples: int) -> Plan:
-    plan = Plan(metric_cls, _metric_options(metric_cls, dict(config.metric_options), None), matcher, a, b,
-                config.depth_penalty, config.absolute, constant, samples)
-    plan.sample(None, 0)
-    return plan
+def _plan(metric_cls: type[Metric], config: GridConfig, matcher: MatchingStrategy, constant: str, a: Side,
+          b: Side, samples: int) -> Plan:
+    """The plan of one pair: all neurons, no memory budget (so never in tiles)."""
+    return build_plan(metric_cls, matcher, a, b, samples=samples, constant=constant, penalty=config.depth_penalty,
+                      absolute=config.absolute, options=dict(config.metric_options))
 
 
 # -- command line: the compare options a grid shares --------------------------------------------------

@@ -158,6 +158,10 @@ class Metric(ABC):
     #: layer holding such a neuron). ``"anywhere"``: wherever the metric documents it (e.g. an
     #: unbiased estimate that is not positive on few samples). Any other NaN is refused.
     undefined: ClassVar[Literal["constant", "anywhere"]] = "constant"
+    #: True if the constructor takes the option ``memory_budget`` (bytes): the core then passes
+    #: the comparison's budget (``compare(memory_budget=...)``) unless the user's metric options
+    #: give one (e.g. spearman spills activations to disk beyond it).
+    takes_memory_budget: ClassVar[bool] = False
 
     def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int], **options: Any) -> None:
         self.sizes_a = tuple(int(s) for s in sizes_a)

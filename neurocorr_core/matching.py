@@ -23,7 +23,7 @@ import numpy as np
 from .errors import NeurocorrError
 from .hookspecs import hookimpl
 from .interfaces import Candidates, Match, MatchingStrategy
-from .tiles import _column_best
+from .tiles import column_best
 
 
 def _empty(rows: int) -> Match:
@@ -58,7 +58,7 @@ class MaxMatching(MatchingStrategy):
         if scores.ndim == 2 and scores.shape[0] > 1 and abs(scores.strides[0]) < abs(scores.strides[1]):
             # a transposed view (columns of a C-ordered matrix): argmax across its rows is
             # many times slower than a strip-wise max (same ties: the lowest index wins)
-            partner, value = _column_best(scores.T)
+            partner, value = column_best(scores.T)
             return Match(partner, value)
         partner = np.argmax(scores, axis=1)
         return Match(partner, scores[np.arange(scores.shape[0]), partner])

@@ -28,7 +28,9 @@ from .sampling import rng_for
 ScoreFn = Callable[[np.ndarray, np.ndarray], float]
 
 
-def check_options(permutations: int, bootstrap: int, confidence: float) -> None:
+def check_significance_options(permutations: int, bootstrap: int, confidence: float) -> None:
+    """compare()'s significance options: the permutation and bootstrap counts (0, or at least 2)
+    and the confidence level of the interval, in (0, 1)."""
     for name, value in (("permutations", permutations), ("bootstrap", bootstrap)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise NeurocorrError(f"{name} must be a whole number >= 0, got {value!r}")

@@ -14,18 +14,19 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from .errors import NeurocorrError
-from .interfaces import Candidates, Metric
+from .interfaces import Candidates
 
 #: Bytes per pair of neurons when the full score matrix is held: the metric's float64
 #: state, its float64 result, the score copy and a matcher's working copy.
 UNTILED_BYTES_PER_PAIR = 32
 #: Smallest tile edge the core will use (smaller layers use their own size).
 MIN_EDGE = 64
-_STRIP = 16  # rows per strip when finding each column's best (see _column_best)
+_STRIP = 16  # rows per strip when finding each column's best (see column_best)
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
           "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -165,7 +166,7 @@ class BlockBest:
         _keep(self.row_val[r0:r1, q], self.row_idx[r0:r1, q], tile, c0, self.k)
         if self.columns:
             if self.k == 1:
-                idx, val = _column_best(tile)
+                idx, val = column_best(tile)
                 _keep(self.col_val[c0:c1, p], self.col_idx[c0:c1, p], None, r0, 1, (idx, val))
             else:
                 _keep(self.col_val[c0:c1, p], self.col_idx[c0:c1, p], np.ascontiguousarray(tile.T), r0, self.k)
@@ -227,7 +228,7 @@ def _keep(vals: np.ndarray, idx: np.ndarray, tile: np.ndarray | None, offset: in
     idx[...] = np.take_along_axis(all_idx, keep, axis=1)
 
 
-def _column_best(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def column_best(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each column's largest value and its first row. numpy's argmax along axis 0 of a
     C-ordered array is ~50x slower than along axis 1, so reduce strips of rows with max
     (fast) and locate the row inside the winning strip only."""
@@ -252,7 +253,13 @@ def _unique(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], shape: tuple
     return Candidates(rows[first], cols[first], values[first], shape)
 
 
-def reduce_tiles(metric: Metric, sizes_r: Sequence[int], sizes_c: Sequence[int], plan: TilePlan, *,
+class TileSource(Protocol):
+    """What :func:`reduce_tiles` reads: the similarity one tile at a time (:meth:`Metric.tile`)."""
+
+    def tile(self, rows: slice, cols: slice) -> np.ndarray: ...
+
+
+def reduce_tiles(metric: TileSource, sizes_r: Sequence[int], sizes_c: Sequence[int], plan: TilePlan, *,
                  k: int, absolute: bool, dead_r: np.ndarray, dead_c: np.ndarray,
                  columns: bool = True) -> tuple[BlockBest, int]:
     """Walk every tile once; returns the kept bests and the number of tiles. Scores are |r|

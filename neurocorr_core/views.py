@@ -1,4 +1,7 @@
-"""Neuron views: how a layer output (batch, C, H, W) or (batch, F) becomes (batch, neurons)."""
+"""Neuron views: how a layer output (batch, C, H, W) or (batch, F) becomes (batch, neurons).
+
+The view is chosen by name, the ``neurons`` keyword of compare() and grid() (``--neurons``):
+``channel`` or ``position`` (:data:`VIEWS`)."""
 
 from __future__ import annotations
 
@@ -13,20 +16,21 @@ from .interfaces import ActivationProvider
 VIEWS = ("channel", "position")
 
 
-def check_view(view: str) -> str:
-    if view not in VIEWS:
-        raise NeurocorrError(f"unknown neuron view {view!r}; choose one of {', '.join(VIEWS)}")
-    return view
+def check_neurons(neurons: str) -> str:
+    """``neurons``, once it is known to name a view."""
+    if neurons not in VIEWS:
+        raise NeurocorrError(f"unknown neuron view {neurons!r}; choose one of {', '.join(VIEWS)}")
+    return neurons
 
 
-def neuron_count(shape: tuple[int, ...], view: str) -> int:
-    """Neurons of a layer with per-sample output ``shape`` under ``view``."""
-    if view == "channel" or len(shape) <= 1:
+def neuron_count(shape: tuple[int, ...], neurons: str) -> int:
+    """Neurons of a layer with per-sample output ``shape`` in the view ``neurons``."""
+    if neurons == "channel" or len(shape) <= 1:
         return int(shape[0]) if shape else 1
     return int(np.prod(shape))
 
 
-def apply_view(output: np.ndarray, view: str) -> np.ndarray:
+def apply_view(output: np.ndarray, neurons: str) -> np.ndarray:
     """``channel``: the spatial mean of every channel (one neuron per channel);
     ``position``: every C x H x W element, flattened C-major, as the seed paper does."""
     batch = output.shape[0]
@@ -34,23 +38,24 @@ def apply_view(output: np.ndarray, view: str) -> np.ndarray:
         return output.reshape(batch, 1)
     if output.ndim == 2:
         return output
-    if view == "channel":
+    if neurons == "channel":
         return output.reshape(batch, output.shape[1], -1).mean(axis=2)
     return output.reshape(batch, -1)
 
 
 def neuron_batches(provider: ActivationProvider, batches: Iterable[np.ndarray], layers: Sequence[str],
-                   view: str, label: str) -> Iterator[dict[str, np.ndarray]]:
-    """Each probe batch's outputs of ``layers`` as float32 (batch, neurons) arrays under ``view``.
+                   neurons: str, label: str) -> Iterator[dict[str, np.ndarray]]:
+    """Each probe batch's outputs of ``layers`` as float32 (batch, neurons) arrays in the view
+    ``neurons``.
 
     A provider that can take channel means inside its framework does so (whole feature maps
     never reach numpy); NaN or Inf outputs are refused, naming the layer of model ``label``.
     """
     activations: Any = provider.activations  # the keyword is optional, declared by the class's flag
-    pushdown = view == "channel" and type(provider).channel_means
+    pushdown = neurons == "channel" and type(provider).channel_means
     outputs = activations(batches, layers, channel_means=True) if pushdown else activations(batches, layers)
     for out in outputs:
-        yield {name: _finite(apply_view(out[name], view), name, label).astype(np.float32, copy=False)
+        yield {name: _finite(apply_view(out[name], neurons), name, label).astype(np.float32, copy=False)
                for name in layers}
 
 

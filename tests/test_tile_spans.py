@@ -1,13 +1,10 @@
 """Tiles that span several narrow layers (the per-layer bests equal a numpy reference), and
 tiles chosen without a budget for a large similarity over few samples."""
 
-import sys
-
 import numpy as np
 import pytest
 
-from neurocorr_core import compare
-from neurocorr_core.compare import Plan, Side
+from neurocorr_core import compare, pipeline
 from neurocorr_core.interfaces import LayerInfo
 from neurocorr_core.matching import HungarianMatching, MaxMatching, MutualMatching
 from neurocorr_core.tiles import TilePlan, _spans, reduce_tiles
@@ -66,10 +63,10 @@ def test_spanning_tiles_keep_the_same_bests_as_numpy(k):
 
 def planned(sizes_a, sizes_b, samples, matcher, keep=False, budget=None):
     pearson = neurocorr_pearson.Pearson
-    side = [Side(tag, None, [LayerInfo(f"{tag}{i}", (n,), i, "activation", "Relu") for i, n in enumerate(sizes)],
-                 list(sizes)) for tag, sizes in (("a", sizes_a), ("b", sizes_b))]
-    plan = Plan(pearson, {}, matcher, side[0], side[1], "none", True, "zero", samples)
-    plan.sample(None, 0)
+    side = [pipeline.Side(tag, [LayerInfo(f"{tag}{i}", (n,), i, "activation", "Relu") for i, n in enumerate(sizes)],
+                          list(sizes)) for tag, sizes in (("a", sizes_a), ("b", sizes_b))]
+    plan = pipeline.build_plan(pearson, matcher, side[0], side[1], samples=samples, constant="zero", penalty="none",
+                               absolute=True)
     plan.fit(budget, keep)
     return plan.parts[0].tiles
 
@@ -90,8 +87,7 @@ def test_automatic_tiles_give_the_untiled_matches(pm, monkeypatch):
     net_a, net_b = mlp(31, [300, 200, 160], dead=4), mlp(32, [260, 190])
     for matching in ("max", "mutual"):
         full = compare(net_a, net_b, probe, matching=matching, plugin_manager=pm)
-        # the module, not the function neurocorr_core.compare that shadows it
-        monkeypatch.setattr(sys.modules["neurocorr_core.compare"], "AUTO_TILES_BYTES", 1000)
+        monkeypatch.setattr(pipeline, "AUTO_TILES_BYTES", 1000)
         tiled = compare(net_a, net_b, probe, matching=matching, plugin_manager=pm)
         monkeypatch.undo()
         assert full.config["tiles"] is None and tiled.config["tiles"] is not None

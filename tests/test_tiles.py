@@ -13,7 +13,7 @@ from scipy.optimize import linear_sum_assignment
 from neurocorr_core import Match, MatchingStrategy, Metric, NeurocorrError, compare, hookimpl
 from neurocorr_core.matching import HungarianMatching
 from neurocorr_core.score import tiled_directions
-from neurocorr_core.tiles import BlockBest, TilePlan, _column_best, parse_budget, reduce_tiles
+from neurocorr_core.tiles import BlockBest, TilePlan, column_best, parse_budget, reduce_tiles
 from numpy_models import mlp
 
 neurocorr_pearson = pytest.importorskip("neurocorr_pearson")
@@ -35,7 +35,7 @@ def test_column_best_is_argmax_with_lowest_row_on_ties():
     rng = np.random.default_rng(0)
     for rows in (1, 15, 16, 17, 50):
         tile = rng.integers(0, 4, size=(rows, 40)).astype(np.float32)  # many ties
-        idx, val = _column_best(tile)
+        idx, val = column_best(tile)
         np.testing.assert_array_equal(idx, np.argmax(tile, axis=0))
         np.testing.assert_array_equal(val, tile.max(axis=0))
 
@@ -215,21 +215,35 @@ def test_what_cannot_be_tiled_says_so(pm, wide):
 
 class BudgetAware(Untileable):
     name = "budget-aware"
+    takes_memory_budget = True
     seen: ClassVar[list] = []
 
     def __init__(self, sizes_a, sizes_b, *, memory_budget=None, **options):
         super().__init__(sizes_a, sizes_b, **options)
-        BudgetAware.seen.append(memory_budget)
+        type(self).seen.append(memory_budget)
+
+
+class BudgetUndeclared(BudgetAware):
+    """Names ``memory_budget`` in its constructor but does not declare ``takes_memory_budget``."""
+
+    name = "budget-undeclared"
+    takes_memory_budget = False
+    seen: ClassVar[list] = []
 
 
 def test_the_budget_reaches_metrics_that_declare_it(pm, wide):
-    """Spearman spills to disk beyond a budget: a metric whose constructor names
-    ``memory_budget`` gets the comparison's budget, in bytes; others never see the keyword."""
-    pm.register(SimpleNamespace(neurocorr_similarity_metrics=hookimpl(lambda: [BudgetAware, Untileable])),
-                "budget-test")
+    """Spearman spills to disk beyond a budget: a metric that declares ``takes_memory_budget``
+    gets the comparison's budget, in bytes (unless its options give one); others never see the
+    keyword, even one whose constructor names it."""
+    metrics = [BudgetAware, BudgetUndeclared, Untileable]
+    pm.register(SimpleNamespace(neurocorr_similarity_metrics=hookimpl(lambda: metrics)), "budget-test")
     net_a, net_b, probe = wide
     compare(net_a, net_b, probe, metric="budget-aware", memory_budget="2GB", plugin_manager=pm)
     compare(net_a, net_b, probe, metric="budget-aware", plugin_manager=pm)
-    assert BudgetAware.seen[-2:] == [2_000_000_000, None]
+    compare(net_a, net_b, probe, metric="budget-aware", memory_budget="2GB",
+            metric_options={"memory_budget": 123}, plugin_manager=pm)
+    assert BudgetAware.seen[-3:] == [2_000_000_000, None, 123]
+    compare(net_a, net_b, probe, metric="budget-undeclared", memory_budget="2GB", plugin_manager=pm)
+    assert BudgetUndeclared.seen[-1:] == [None]
     result = compare(net_a, net_b, probe, metric="untileable", memory_budget="2GB", plugin_manager=pm)
     assert result.config["metric_options"] == {}

@@ -71,6 +71,7 @@ class Spearman(Metric):
 
     name = "spearman"
     level = "neuron"
+    takes_memory_budget = True  # compare()'s memory_budget bounds what this metric keeps in memory
 
     def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int], *,
                  memory_budget: int | str = DEFAULT_BUDGET, tmp_dir: str | None = None,

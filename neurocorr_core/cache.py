@@ -8,9 +8,10 @@ fingerprint (the SHA-256 of the samples' float32 bytes and shape). Change any of
 key changes, so a stale entry is never found; nothing needs invalidating.
 
 Each entry is one file, written to a temporary name and renamed (atomic), holding a JSON header
-with the SHA-256 of its payload: a truncated or altered entry fails the check, is deleted and
-recomputed, never used. The cache keeps at most ``limit`` bytes: after a write the least
-recently used entries (a hit refreshes an entry's time) are deleted until it fits.
+with the SHA-256 of its payload (the format: :mod:`neurocorr_core.cache_entry`): a truncated or
+altered entry fails the check, is deleted and recomputed, never used. The cache keeps at most
+``limit`` bytes: after a write the least recently used entries (a hit refreshes an entry's time)
+are deleted until it fits.
 
 The cache deletes only what it wrote: files named ``XX/<sha256>.act`` that start with its magic
 bytes, its own temporary files, and its empty ``XX`` folders (two hex digits). It never follows a
@@ -29,11 +30,9 @@ import errno
 import hashlib
 import importlib.util
 import json
-import math
 import os
 import re
 import stat
-import struct
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -43,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache_entry import CorruptEntry, entry_chunks, is_entry_file, read_entry, read_meta
 from .errors import NeurocorrError
 from .models import is_reference
 from .result import WriteError, write_atomic
@@ -51,9 +51,7 @@ from .tiles import human, parse_budget
 DIR_ENV = "NEUROCORR_CACHE_DIR"
 LIMIT_ENV = "NEUROCORR_CACHE_LIMIT"
 DEFAULT_LIMIT = 10 * 10**9
-_MAGIC = b"NCACT1\n"
 _SUFFIX = ".act"
-_HEADER = struct.Struct("<Q")  # header length in bytes
 _CHUNK = 1 << 20
 #: The names the cache gives its folders, entries and temporary files (result.write_files').
 _FOLDER = re.compile(r"[0-9a-f]{2}")
@@ -193,11 +191,11 @@ class ActivationCache:
         """The cached array, or None when absent or corrupt (a corrupt entry is deleted)."""
         path = self.path(key)
         try:
-            array = _read(path, key.digest())
+            array = read_entry(path, key.digest())
         except OSError:  # absent, a link (not followed), unreadable
             self.stats.misses += 1
             return None
-        except _Corrupt:
+        except CorruptEntry:
             self.stats.corrupt += 1
             self.stats.misses += 1
             with contextlib.suppress(OSError):  # a read-only cache keeps it; it is never used
@@ -211,18 +209,15 @@ class ActivationCache:
     def put(self, key: EntryKey, array: np.ndarray, meta: Mapping[str, Any] | None = None) -> None:
         """Store ``array`` (samples, neurons) atomically, then evict down to the limit."""
         array = np.ascontiguousarray(array, dtype=np.float32)
-        payload = array.reshape(-1).view(np.uint8).data
-        if len(payload) > self.limit:
+        if array.nbytes > self.limit:
             return  # larger than the whole cache: not worth evicting everything for
-        header = json.dumps({"key": key.digest(), "shape": list(array.shape), "dtype": "float32",
-                             "sha256": hashlib.sha256(payload).hexdigest(),
-                             "meta": {**(meta or {}), "layer": key.layer, "view": key.view}}).encode()
+        meta = {**(meta or {}), "layer": key.layer, "view": key.view}
         path = self.path(key)
         if path.parent.is_symlink():
             return  # not the cache's folder: leave it alone
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, [_MAGIC + _HEADER.pack(len(header)) + header, payload])
+            write_atomic(path, entry_chunks(key.digest(), array, meta))
         except OSError as exc:
             raise self._cannot_write(exc) from None
         except WriteError as exc:
@@ -259,7 +254,7 @@ class ActivationCache:
                 info = path.lstat()
             except FileNotFoundError:
                 continue
-            found.append(Entry(path.stem, path, info.st_size, info.st_mtime, _meta(path)))
+            found.append(Entry(path.stem, path, info.st_size, info.st_mtime, read_meta(path)))
         return sorted(found, key=lambda e: e.used)
 
     def size(self) -> int:
@@ -279,7 +274,7 @@ class ActivationCache:
         for _, size, path in sorted(files, key=lambda f: f[0]):
             if total <= self.limit:
                 break
-            if path == keep or not _ours(path):
+            if path == keep or not is_entry_file(path):
                 continue
             with contextlib.suppress(OSError):  # gone meanwhile, or another process's to delete
                 path.unlink()
@@ -294,7 +289,7 @@ class ActivationCache:
         count = 0
         try:
             for path in self._files():
-                if _ours(path):
+                if is_entry_file(path):
                     path.unlink(missing_ok=True)
                     count += 1
             for folder in self._folders():
@@ -332,59 +327,6 @@ def _own(folder: Path, name: re.Pattern[str], kind: Any = stat.S_ISREG) -> Itera
         with contextlib.suppress(FileNotFoundError):
             if kind(child.stat(follow_symlinks=False).st_mode):
                 yield Path(child.path)
-
-
-def _ours(path: Path) -> bool:
-    """Whether the file at ``path`` (not followed if a link) begins with the cache's magic."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return False
-    with os.fdopen(fd, "rb") as f:
-        return f.read(len(_MAGIC)) == _MAGIC
-
-
-class _Corrupt(Exception):
-    pass
-
-
-def _read(path: Path, digest: str) -> np.ndarray:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # a link: OSError, a miss
-    with os.fdopen(fd, "rb") as f:
-        head = f.read(len(_MAGIC) + _HEADER.size)
-        if len(head) != len(_MAGIC) + _HEADER.size or not head.startswith(_MAGIC):
-            raise _Corrupt
-        (length,) = _HEADER.unpack(head[len(_MAGIC):])
-        if length > os.fstat(f.fileno()).st_size:  # a damaged length: never allocate what is not there
-            raise _Corrupt
-        try:
-            header = json.loads(f.read(length))
-            shape = tuple(int(s) for s in header["shape"])
-            expected = header["sha256"]
-            ok = header["key"] == digest and header["dtype"] == "float32"
-        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # int(inf), JSON nested too deep
-            raise _Corrupt from None
-        buffer = bytearray(f.read())
-    if not ok or min(shape, default=0) < 0 or len(buffer) != 4 * math.prod(shape) \
-            or hashlib.sha256(buffer).hexdigest() != expected:
-        raise _Corrupt
-    try:
-        return np.frombuffer(buffer, dtype=np.float32).reshape(shape)
-    except ValueError:  # an axis beyond what numpy indexes
-        raise _Corrupt from None
-
-
-def _meta(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(_MAGIC) + _HEADER.size)
-            (length,) = _HEADER.unpack(head[len(_MAGIC):])
-            if length > os.fstat(f.fileno()).st_size:  # a damaged length: never allocate what is not there
-                return {}
-            header = json.loads(f.read(length))
-        return {**header.get("meta", {}), "shape": header.get("shape")}
-    except (OSError, ValueError, KeyError, struct.error, AttributeError, TypeError, RecursionError):
-        return {}  # not a dict, meta not a mapping, JSON nested too deep: an unreadable header
 
 
 def _size(path: Path) -> int:

@@ -1,193 +1,32 @@
-"""Files for people and scripts from a :class:`Comparison`: a self-contained HTML report, a CSV
-table, heatmap images, and the all-or-nothing writing of a set of such outputs.
+"""The HTML report of a :class:`Comparison`: one self-contained file for people.
 
-The HTML report is one file that needs no network to open: its figures are PNG images embedded
-as ``data:`` URIs, its style is inline, and it holds no script. It shows the models, the
+The report is one file that needs no network to open: its figures are PNG images embedded as
+``data:`` URIs, its style is inline, and it holds no script. It shows the models, the
 configuration, the scores (with any confidence interval or significance the result carries),
 the heatmaps of both directions, the per-layer and dead-neuron tables and the plugin versions.
+The other outputs (JSON, CSV, heatmap images) and the all-or-none writing of several of them
+are in :mod:`neurocorr_core.outputs`.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import csv
 import html
-import importlib.util
-import io
 import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import NeurocorrError
-from .result import Comparison, write_atomic, write_files
+from .result import DIRECTIONS, Comparison, check_writable, write_atomic
 
-#: The output kinds, by the CLI option that asks for them (``--json OUT`` ...).
-OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
 #: Top-level keys of ``Comparison.to_dict()`` the report shows in their own sections.
 _SHOWN = {"model_a", "model_b", "samples", "score", "layers_a", "layers_b", "layer_table",
           "layer_table_ba", "dead_neurons", "partner_a", "partner_b", "value_a", "value_b", "config", "versions",
           "matched_fraction", "standard_error", "significance"}
-#: Score entries shown as the three headline numbers; any other entry (an interval, a p-value,
-#: a standard error) is listed under them.
-_HEADLINE = ("a_to_b", "b_to_a", "symmetric")
-CSV_COLUMNS = ("metric", "scope", "side", "layer", "index", "depth", "kind", "neurons", "dead", "score")
 
 
-# -- checking and writing the outputs ---------------------------------------------------------------
-#: The path that means standard output (``--json -``, ``--csv -``).
-STDOUT = "-"
-#: The outputs that can go to standard output: text a script reads.
-STDOUT_KINDS = ("json", "csv")
-
-
-def check_outputs(outputs: Mapping[str, str | os.PathLike[str]]) -> None:
-    """Refuse, before any work, outputs that cannot all be written: ``-`` for an image or a
-    report, two outputs to standard output or to one file (by any spelling or link), a path
-    in a missing or read-only folder, a folder. ``outputs``: ``{kind: path}`` as given."""
-    to_stdout = [kind for kind, path in outputs.items() if str(path) == STDOUT]
-    for kind in to_stdout:
-        if kind not in STDOUT_KINDS:
-            raise NeurocorrError(f"--{kind} {STDOUT}: only {' and '.join(f'--{k}' for k in STDOUT_KINDS)} "
-                                 "can write to standard output; give a file name")
-    if len(to_stdout) > 1:
-        raise NeurocorrError(f"{' and '.join(f'--{k}' for k in to_stdout)} both write to standard output, "
-                             "where they would mix; send one of them to a file")
-    files = {kind: Path(path) for kind, path in outputs.items() if str(path) != STDOUT}
-    _check_distinct(files)
-    if "heatmap" in files:
-        _heatmap_format(files["heatmap"])
-    if {"heatmap", "report"} & set(files) and importlib.util.find_spec("matplotlib") is None:
-        from .plots import INSTALL_HINT
-
-        raise NeurocorrError(f"--{' and --'.join(k for k in ('report', 'heatmap') if k in files)} need "
-                             f"matplotlib, which is not installed; install it with: {INSTALL_HINT}")
-    for kind, path in files.items():
-        check_writable(path, f"--{kind}")
-
-
-def _check_distinct(files: Mapping[str, Path]) -> None:
-    """Two outputs naming one file would leave only the last one written."""
-    seen: dict[str, str] = {}
-    for kind, path in files.items():
-        real = os.path.realpath(path)
-        if real in seen:
-            raise NeurocorrError(f"--{seen[real]} and --{kind} both name the file {path}; only one of the "
-                                 "two would be kept, so give each output its own file")
-        seen[real] = kind
-
-
-def check_writable(path: Path, option: str = "") -> None:
-    """Fail before a (long) comparison, not after it: the folder exists, ``path`` is not a
-    folder, and a file can be created there (a link: where it points)."""
-    what = f" ({option})" if option else ""
-    real = Path(os.path.realpath(path))
-    if real.is_dir():
-        raise NeurocorrError(f"cannot write {path}{what}: it is a folder; give a file name")
-    if not real.parent.is_dir():
-        raise NeurocorrError(f"cannot write {path}{what}: the folder {path.parent} does not exist; "
-                             "create it or choose another path")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".check")
-    except OSError as exc:
-        raise NeurocorrError(f"cannot write {path}{what}: {exc.strerror or exc}; choose a folder "
-                             "you can write to") from None
-    os.close(fd)
-    os.unlink(tmp)
-
-
-def write_all(files: Mapping[Path, bytes]) -> list[Path]:
-    """Write every file atomically, or none (:func:`neurocorr_core.result.write_files`): on a
-    failure, files that existed are unchanged and no temporary file is left."""
-    return write_files(files)
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send what is printed meanwhile (by a model builder, a plugin, a worker process, C code)
-    to standard error, so that standard output holds only the data (``--json -``)."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-        os.dup2(2, 1)  # the file descriptor itself: C code and child processes write there
-    except OSError:  # no standard output or error to redirect at that level
-        saved = None
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stderr.flush()
-        if saved is not None:
-            os.dup2(saved, 1)
-            os.close(saved)
-
-
-def render_outputs(result: Comparison, outputs: Mapping[str, str | os.PathLike[str]]) -> dict[Path, bytes]:
-    """The bytes of each requested output, ``{kind: path}`` with kind in :data:`OUTPUT_KINDS`,
-    rendered in memory so that nothing is written until everything rendered."""
-    makers: dict[str, Callable[[Path], bytes]] = {
-        "json": lambda _: result.to_json().encode(),
-        "csv": lambda _: csv_text([result]).encode(),
-        "report": lambda _: html_report(result).encode(),
-        "heatmap": lambda path: _heatmap_bytes(result, path),
-    }
-    _check_distinct({kind: Path(path) for kind, path in outputs.items()})
-    rendered: dict[Path, bytes] = {}
-    for kind, path in outputs.items():
-        if kind not in makers:
-            raise NeurocorrError(f"unknown output {kind!r}; choose from {', '.join(OUTPUT_KINDS)}")
-        rendered[Path(path)] = makers[kind](Path(path))
-    return rendered
-
-
-def _heatmap_bytes(result: Comparison, path: Path) -> bytes:
-    from . import plots
-
-    return plots.to_bytes(plots.heatmaps(result), _heatmap_format(path))
-
-
-def _heatmap_format(path: Path) -> str:
-    from . import plots
-
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in plots.FORMATS:
-        raise NeurocorrError(f"cannot write the heatmap as {path.name!r}: name the file .png or .svg")
-    return fmt
-
-
-# -- CSV ------------------------------------------------------------------------------------------
-def csv_rows(result: Comparison) -> list[dict[str, Any]]:
-    """Tidy rows: three ``network`` rows (sides a_to_b, b_to_a, symmetric) with the network
-    score, then one ``layer`` row per selected layer of A and of B (side a or b) with its neuron
-    count, dead neurons and mean best-match score. Columns: :data:`CSV_COLUMNS`."""
-    metric = result.config.get("metric", "")
-    rows: list[dict[str, Any]] = [
-        {"metric": metric, "scope": "network", "side": side, "score": value}
-        for side, value in result.score.to_dict().items() if side in _HEADLINE
-    ]
-    for side, layers in (("a", result.layers_a), ("b", result.layers_b)):
-        rows += [{"metric": metric, "scope": "layer", "side": side, "layer": lr.info.name,
-                  "index": lr.index, "depth": lr.info.depth, "kind": lr.info.kind,
-                  "neurons": lr.neurons, "dead": lr.dead, "score": lr.score} for lr in layers]
-    return rows
-
-
-def csv_text(results: Iterable[Comparison]) -> str:
-    """CSV of :func:`csv_rows` for one or more comparisons (e.g. one per metric)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for result in results:
-        writer.writerows(csv_rows(result))
-    return buffer.getvalue()
-
-
-# -- HTML -----------------------------------------------------------------------------------------
 def neuron_scores(result: Comparison) -> dict[str, np.ndarray] | None:
     """Each matched neuron's best-match score per direction; None for a layer-level metric."""
     from .plots import metric_level
@@ -314,13 +153,13 @@ def _scores(data: Mapping[str, Any]) -> str:
     header += ["standard error"] if error else []
     header += ["matched share"] if matched else []
     rows = []
-    for key in (k for k in _HEADLINE if k in score):
+    for key in (k for k in DIRECTIONS if k in score):
         row = [_td(labels[key]), _td(score[key], True)]
         row += [_td(error.get(key), True)] if error else []
         row += [_td(matched.get(key), True)] if matched else []
         rows.append(row)
     parts = [_table(header, rows).replace("<table>", "<table class=\"headline\">", 1)]
-    extra = {k: v for k, v in score.items() if k not in _HEADLINE}
+    extra = {k: v for k, v in score.items() if k not in DIRECTIONS}
     if extra:
         parts.append(_mapping(extra))
     parts.append(_significance(data.get("significance")))

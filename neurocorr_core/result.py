@@ -37,6 +37,11 @@ class LayerResult:
                 "dead": self.dead, "score": self.score, "sampled": self.sampled}
 
 
+#: The network score's entries, as reports show them: the headline numbers of the HTML report and the
+#: ``network`` rows of the CSV; any other entry of a score (an interval, a p-value) is listed under them.
+DIRECTIONS = ("a_to_b", "b_to_a", "symmetric")
+
+
 @dataclass(frozen=True)
 class Score:
     a_to_b: float
@@ -305,6 +310,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable(path: Path, option: str = "") -> None:
+    """Fail before a (long) comparison, not after it: the folder exists, ``path`` is not a
+    folder, and a file can be created there (a link: where it points)."""
+    what = f" ({option})" if option else ""
+    real = Path(os.path.realpath(path))
+    if real.is_dir():
+        raise NeurocorrError(f"cannot write {path}{what}: it is a folder; give a file name")
+    if not real.parent.is_dir():
+        raise NeurocorrError(f"cannot write {path}{what}: the folder {path.parent} does not exist; "
+                             "create it or choose another path")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".check")
+    except OSError as exc:
+        raise NeurocorrError(f"cannot write {path}{what}: {exc.strerror or exc}; choose a folder "
+                             "you can write to") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 #: What to do about a failed write, by its cause.

@@ -25,8 +25,9 @@ import pytest
 
 import bad_input
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.cache import _MAGIC, ActivationCache, _read
-from neurocorr_core.report import CSV_COLUMNS
+from neurocorr_core.cache import ActivationCache
+from neurocorr_core.cache_entry import MAGIC, read_entry
+from neurocorr_core.outputs import CSV_COLUMNS
 from numpy_cli import cli_env, read_only_folder, write_probe
 
 COMPARE = ["compare", "grid_models:mlp_a", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet"]
@@ -193,7 +194,7 @@ def _fill_cache(cache: Path, work: Path, env) -> list[Path]:
     run = bad_input.neurocorr([*COMPARE, "--cache-dir", str(cache)], cwd=work, env=env)
     assert run.code == 0, run.err
     entries = sorted(cache.glob("*/*.act"))
-    assert entries and all(p.read_bytes().startswith(_MAGIC) for p in entries)
+    assert entries and all(p.read_bytes().startswith(MAGIC) for p in entries)
     return entries
 
 
@@ -297,7 +298,7 @@ def test_a_corrupt_entry_is_recomputed_and_rewritten_whole(work, env, tmp_path):
     assert run.code == 0, run.err
     assert json.loads(run.out)["score"] == pytest.approx(first["score"], abs=1e-6)
     for path in sorted(cache.glob("*/*.act")):
-        assert _read(path, path.stem).size > 0  # every entry whole again (raises if not)
+        assert read_entry(path, path.stem).size > 0  # every entry whole again (raises if not)
     assert sorted(cache.glob("*/*.act")) == entries and not list(cache.glob("*/.*.tmp"))
 
 

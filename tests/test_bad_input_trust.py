@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import bad_input
-from neurocorr_core import NeurocorrError, config, plugins
+from neurocorr_core import NeurocorrError, config, config_schema, plugins
 from neurocorr_core.atlas import Atlas, add_model, fill
 from neurocorr_core.cache import model_fingerprint
 from neurocorr_core.cli import _parser, main
@@ -309,11 +309,12 @@ def test_trust_comes_only_from_the_command_line():
     parser = config.subparser(_parser(), "compare")
     folder = Path(__file__).parent
     source = folder / "no_such_dir" / "x.toml"
-    checker = config._Checker(source, config.compare_options(parser), plugins.get_plugin_manager())
+    options = config_schema.compare_options(parser)
+    checker = config_schema.ConfigChecker(source, options, plugins.get_plugin_manager())
     with pytest.raises(NeurocorrError, match=r"compare\.trust_pickle_b: an experiment file cannot allow"):
         checker.without_trust({"trust_pickle_b": True})
     assert checker.without_trust({"trust_pickle_a": False, "probe": "x"}) == {"probe": "x"}
-    trusted = config._Checker(source, config.compare_options(parser), plugins.get_plugin_manager(), True)
+    trusted = config_schema.ConfigChecker(source, options, plugins.get_plugin_manager(), True)
     assert trusted.without_trust({"trust_pickle_a": True}) == {}
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from neurocorr_core import NeurocorrError, compare, config, hookimpl, plugins
+from neurocorr_core import NeurocorrError, compare, config, config_schema, hookimpl, plugins
 from neurocorr_core.cli import _parser, main
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib: pip install 'neurocorr-core[plots]'")
@@ -111,7 +111,7 @@ def good(folder, metric_line='metric = "pearson"'):
 # -- keys come from the compare parser ------------------------------------------------------------
 def test_every_compare_option_is_a_key_with_its_type_and_choices():
     parser = compare_parser()
-    options = config.compare_options(parser)
+    options = config_schema.compare_options(parser)
     dests = {a.dest for a in parser._actions if a.option_strings and a.dest != "help"}
     assert set(options) == dests
     assert options["batch_size"].kind == "int" and options["batch_size"].flag == "--batch-size"

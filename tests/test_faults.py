@@ -19,7 +19,8 @@ import pytest
 
 import bad_input
 import fault_models
-from neurocorr_core.cache import ActivationCache, _read
+from neurocorr_core.cache import ActivationCache
+from neurocorr_core.cache_entry import read_entry
 
 SAMPLES = 40  # two shards of 20
 
@@ -48,7 +49,7 @@ def assert_whole_entries(root: Path, count: int) -> None:
     assert all(p.suffix == ".act" for p in files), f"not an entry: {files}"
     assert len(files) == count, files
     for path in files:
-        assert _read(path, path.stem).dtype == np.float32  # raises on a half-written entry
+        assert read_entry(path, path.stem).dtype == np.float32  # raises on a half-written entry
     assert len(ActivationCache(root).entries()) == count
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import bad_input
-from neurocorr_core.cache import _read
+from neurocorr_core.cache_entry import read_entry
 from numpy_cli import cli_env, mount_tmpfs, unmount, write_probe
 
 COMPARE = ["compare", "grid_models:mlp_a", "grid_models:mlp_b", "--quiet"]
@@ -60,4 +60,4 @@ def test_a_cache_on_a_disk_that_fills_up_keeps_only_whole_entries(small_disk, en
     assert files, "the first entry fits and stays"
     assert [p.name for p in files if not p.name.endswith(".act")] == [], "a temporary file was left"
     for path in files:
-        assert _read(path, path.stem).shape[0] == 1500  # whole and checked, or this raises
+        assert read_entry(path, path.stem).shape[0] == 1500  # whole and checked, or this raises

@@ -20,7 +20,7 @@ from neurocorr_core import NeurocorrError
 from neurocorr_torch.demo import Split
 
 from .settings import Settings
-from .trainers import TrainedModel
+from .trained_model import TrainedModel
 
 
 def import_jax() -> tuple[Any, Any, Any]:

@@ -30,7 +30,8 @@ from .data import load_split
 from .output import to_csv, to_json
 from .settings import MLP_SHAPES, PAPER, Settings
 from .summary import fmt, mean_sd, spearman, spread
-from .trainers import MLP_TRAINERS, TrainedModel, cnn_like, torch_cnn
+from .trained_model import TrainedModel
+from .trainers import MLP_TRAINERS, cnn_like, torch_cnn
 
 SEED_STRIDE = 1000  # seed s trains MLP k with s*1000+k, the CNN with +10, the surrogate with +20
 MODELS = [*MLP_SHAPES, "cnn"]

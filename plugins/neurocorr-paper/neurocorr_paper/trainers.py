@@ -16,7 +16,6 @@ trainer runs (:mod:`.keras_mlp`, :mod:`.jax_mlp`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,19 +23,7 @@ import torch
 from neurocorr_torch.demo import CNN, Split, mlp, predict, train
 
 from .settings import CNN_LAYERS, Settings
-
-
-@dataclass
-class TrainedModel:
-    """``model``: passed to ``neurocorr_core.compare``; ``layers``: the selector of the
-    neurons the paper compares; ``predict``: images (N, C, H, W) float32 -> classes (N,)."""
-
-    name: str
-    model: object
-    layers: str
-    predict: Callable[[np.ndarray], np.ndarray]
-    accuracy: float
-
+from .trained_model import TrainedModel
 
 MLPTrainer = Callable[[str, Sequence[int], Split, Settings, int], TrainedModel]
 

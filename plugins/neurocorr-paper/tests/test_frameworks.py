@@ -14,7 +14,8 @@ from neurocorr_core.selection import select_layers
 from neurocorr_paper.data import load_split
 from neurocorr_paper.mnist_family import network_score
 from neurocorr_paper.settings import QUICK
-from neurocorr_paper.trainers import MLP_TRAINERS, TrainedModel, require, torch_cnn
+from neurocorr_paper.trained_model import TrainedModel
+from neurocorr_paper.trainers import MLP_TRAINERS, require, torch_cnn
 
 from .test_scores import cnn_neurons, paper_score
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from neurocorr_core import load_probe
 from neurocorr_paper.mnist_family import network_score
 from neurocorr_paper.settings import CNN_LAYERS
-from neurocorr_paper.trainers import TrainedModel, torch_predictor
+from neurocorr_paper.trained_model import TrainedModel
+from neurocorr_paper.trainers import torch_predictor
 from neurocorr_torch.demo import CNN, mlp
 
 

@@ -24,7 +24,6 @@ Folder: ``$NEUROCORR_CACHE_DIR`` or ``~/.cache/neurocorr/activations``; size lim
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import hashlib
@@ -34,7 +33,6 @@ import os
 import re
 import stat
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +44,7 @@ from .cache_entry import CorruptEntry, entry_chunks, is_entry_file, read_entry, 
 from .errors import NeurocorrError
 from .models import is_reference
 from .result import WriteError, write_atomic
-from .tiles import human, parse_budget
+from .tiles import parse_budget
 
 DIR_ENV = "NEUROCORR_CACHE_DIR"
 LIMIT_ENV = "NEUROCORR_CACHE_LIMIT"
@@ -355,36 +353,3 @@ def open_cache(cache: ActivationCache | str | os.PathLike[str] | bool | None,
         opened.check_writable()
     return opened
 
-
-# -- command line: neurocorr cache ls|clear ----------------------------------------------------------
-def add_command(sub: Any) -> None:
-    """Add ``neurocorr cache ls|clear`` to the CLI's subparsers."""
-    p = sub.add_parser("cache", help="list or clear the activation cache")
-    p.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: delete them all")
-    p.add_argument("--cache-dir", help=f"cache folder (default ${DIR_ENV} or ~/.cache/neurocorr/activations)")
-    p.add_argument("--json", action="store_true", help="ls: print JSON")
-    p.set_defaults(run=_cache_command)
-
-
-def _cache_command(args: argparse.Namespace) -> int:
-    cache = open_cache(args.cache_dir or True, write=False)  # clear says itself what it cannot delete
-    assert cache is not None
-    if args.action == "clear":
-        print(f"removed {cache.clear()} entries from {cache.root}")
-        return 0
-    entries = cache.entries()
-    if args.json:
-        rows = [{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries]
-        print(json.dumps(rows, indent=2))
-        return 0
-    total = sum(e.size for e in entries)
-    print(f"{cache.root}: {len(entries)} entries, {human(total)} of {human(cache.limit)} "
-          f"(least recently used first)")
-    if entries:
-        print(f"{'key':<12} {'size':>9} {'last used':<19} {'shape':<14} {'view':<8} layer / model / probe")
-    for e in entries:
-        used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
-        shape = "x".join(str(s) for s in e.meta.get("shape") or []) or "?"
-        print(f"{e.key[:12]:<12} {human(e.size):>9} {used:<19} {shape:<14} {e.meta.get('view', '?'):<8} "
-              f"{e.meta.get('layer', '?')} / {e.meta.get('model', '?')} / {e.meta.get('probe', '?')}")
-    return 0

@@ -1,4 +1,4 @@
-"""Built-in matching strategies (registered by the core as the plugin ``builtin``).
+"""Built-in matching strategies (the built-in plugin, :mod:`neurocorr_core.builtins`, offers them).
 
 Every strategy turns a score matrix (rows: neurons of one model, columns: the other's;
 higher is better) into one partner per row, -1 and score 0 for a row left without one:
@@ -15,13 +15,11 @@ keeps when the similarity is computed in tiles; see docs/matching.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import NeurocorrError
-from .hookspecs import hookimpl
 from .interfaces import Candidates, Match, MatchingStrategy
 from .tiles import column_best
 
@@ -181,7 +179,3 @@ def _few(indices: np.ndarray, limit: int = 10) -> str:
     shown = ", ".join(str(int(i)) for i in indices[:limit])
     return f"[{shown}{', ...' if len(indices) > limit else ''}] ({len(indices)})"
 
-
-@hookimpl
-def neurocorr_matching_strategies() -> Sequence[type[MatchingStrategy]]:
-    return [MaxMatching, MutualMatching, HungarianMatching]

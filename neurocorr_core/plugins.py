@@ -6,6 +6,7 @@ fails to import is recorded as unavailable instead of breaking the others.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import os
@@ -23,6 +24,10 @@ from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy,
 
 #: Comma-separated entry-point names that are not loaded (e.g. ``torch,onnx``).
 BLOCK_ENV = "NEUROCORR_DISABLE_PLUGINS"
+#: The core's own plugin (matchings, the local executor, the core's commands), always registered.
+#: Loaded by name like an entry point: its commands use the plugin manager, so importing it here
+#: would tie this module and everything the commands import into one circle.
+BUILTIN = "neurocorr_core.builtins"
 
 _HOOKS = {
     "provider": "neurocorr_activation_providers",
@@ -69,9 +74,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager(NAME)
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
-        from . import matching  # built-in matching strategies
-
-        self.register(matching, "builtin", version=_core_version())
+        self.register(importlib.import_module(BUILTIN), "builtin", version=_core_version())
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:

@@ -1,7 +1,10 @@
 """``neurocorr reproduce``: re-run the seed paper's experiments.
 
-The core CLI hands everything after ``reproduce`` to :func:`main`; errors are raised as
-:class:`neurocorr_core.NeurocorrError`, which the core prints as ``neurocorr: error: ...``.
+:class:`ReproduceCommand` reaches the ``neurocorr`` command line through the ``neurocorr_commands``
+hook. It reads its own arguments (``parsed = False``): the core's CLI hands everything after
+``reproduce`` to :func:`main`; errors are raised as :class:`neurocorr_core.NeurocorrError`, which
+the core prints as ``neurocorr: error: ...``. This module stays import-light (torch is imported
+when an experiment runs), since ``neurocorr --help`` imports it.
 """
 
 from __future__ import annotations
@@ -12,12 +15,20 @@ import os
 from collections.abc import Sequence
 from typing import NoReturn
 
-from neurocorr_core import NeurocorrError
+from neurocorr_core import Command, NeurocorrError
 
-from .attack import REFITS
 from .settings import DATASETS
 
 PROG = "neurocorr reproduce"
+
+
+class ReproduceCommand(Command):
+    name = "reproduce"
+    help = "re-run the seed paper's experiments (docs/reproduction.md)"
+    parsed = False  # its experiments and their options belong to the parser below
+
+    def run_argv(self, argv: list[str]) -> int:
+        return main(argv)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,6 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
+    from .attack import REFITS  # imports torch: only when the command runs
+
     p = _Parser(prog=PROG, description="Re-run the experiments of Oskouie et al., 'Exploring "
                 "Cross-model Neuronal Correlations...' (arXiv 2408.08448) on real data available offline.")
     sub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",

@@ -99,3 +99,21 @@ def test_missing_framework_fails_before_training(tmp_path, monkeypatch, capsys):
                     "--out", str(tmp_path / "o")], capsys)
     assert "--mlp-framework jax needs optax, which is not installed; install it with: pip install jax flax optax" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_reproduce_comes_through_the_commands_hook():
+    from neurocorr_core import PluginManager
+
+    found, plugin = PluginManager().registry["command"]["reproduce"]
+    assert (found, plugin) == (cli.ReproduceCommand, "paper")
+    assert found.parsed is False  # it reads its own arguments: neurocorr hands them over untouched
+
+
+def test_the_plugin_module_imports_no_framework():
+    """'neurocorr --help' imports every plugin's module: this one must not bring torch along."""
+    import subprocess
+
+    code = "import sys, neurocorr_paper; print(sorted(m for m in ('torch', 'tensorflow', 'jax') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

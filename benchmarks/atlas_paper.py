@@ -87,10 +87,10 @@ def leave_family_out(atlas: str, dataset: str, limit: int, neurons: str) -> None
     """Each model predicted from the models of the other architectures only."""
     import numpy as np
 
+    from neurocorr_atlas.estimators import ESTIMATORS, FITTERS
+    from neurocorr_atlas.store import Atlas
     from neurocorr_core import load_probe
-    from neurocorr_core.atlas import Atlas
     from neurocorr_core.grid import GridConfig
-    from neurocorr_core.predict import ESTIMATORS, FITTERS
 
     with Atlas(atlas) as at:
         models = at.models()
@@ -122,7 +122,7 @@ def main() -> None:
     args = p.parse_args()
     records = train(args.out, args.dataset, args.seeds, args.quick)
     atlas = str(args.out / "atlas.db")
-    from neurocorr_core.atlas import Atlas
+    from neurocorr_atlas.store import Atlas
 
     present = set()
     if (args.out / "atlas.db").exists():

@@ -246,16 +246,3 @@ def _plan(metric_cls: type[Metric], config: GridConfig, matcher: MatchingStrateg
     return build_plan(metric_cls, matcher, a, b, samples=samples, constant=constant, penalty=config.depth_penalty,
                       absolute=config.absolute, options=dict(config.metric_options))
 
-
-# -- command line: the compare options a grid shares --------------------------------------------------
-def config_from(args: Any) -> tuple[GridConfig, Probe]:
-    """The :class:`GridConfig` and probe of parsed ``add_comparison_options(p, layers=False)`` options
-    (:mod:`neurocorr_core.cli_options`)."""
-    if args.batch_size < 1:
-        raise NeurocorrError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.probe_limit is not None and args.probe_limit < 2:
-        raise NeurocorrError(f"--probe-limit must be at least 2, got {args.probe_limit}")
-    probe = load_probe(args.probe, limit=args.probe_limit)
-    return GridConfig(metric=args.metric, matching=args.matching, neurons=args.neurons,
-                      depth_penalty=args.depth_penalty, absolute=not args.signed,
-                      constant_neurons=args.constant_neurons, batch_size=args.batch_size), probe

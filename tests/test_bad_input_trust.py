@@ -7,9 +7,9 @@
 - A builder that raises, returns None or an int, or a module that fails to import: one line that
   names the reference and the side.
 - Trust to unpickle is never read from a file: an experiment's trust_pickle keys are refused
-  without ``--trust-pickle`` on the command line; an atlas never stores it (old atlases that did
-  are read with it ignored). The pickle payload cases need torch: they are in
-  plugins/neurocorr-torch/tests/test_bad_input_trust_torch.py.
+  without ``--trust-pickle`` on the command line. The atlas's cases (an atlas never stores trust)
+  are in plugins/neurocorr-atlas/tests/test_bad_input_trust_atlas.py; the pickle payload cases
+  need torch: they are in plugins/neurocorr-torch/tests/test_bad_input_trust_torch.py.
 
 CLI cases run the real command in a child process (bad_input.neurocorr). The numpy test provider
 reaches that process as an installed plugin would: through an entry point of a tiny distribution
@@ -20,9 +20,7 @@ import a cwd ``json.py`` before neurocorr runs).
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -31,8 +29,6 @@ import pytest
 
 import bad_input
 from neurocorr_core import NeurocorrError, config, config_schema, plugins
-from neurocorr_core.atlas import Atlas, add_model, fill
-from neurocorr_core.cache import model_fingerprint
 from neurocorr_core.cli import _parser, main
 from neurocorr_core.models import resolve_model
 
@@ -377,78 +373,9 @@ def test_cwd_reference_in_process(tmp_path, monkeypatch):
     assert not sys.modules["json"].__file__.startswith(str(tmp_path))
 
 
-# -- trust is never stored in an atlas -------------------------------------------------------------
-def _stored_options(path: Path) -> list[dict]:
-    with sqlite3.connect(path) as db:
-        rows = [json.loads(r[0]) for r in db.execute("SELECT options FROM models")]
-    db.close()
-    return rows
-
-
-def test_a_failed_atlas_add_leaves_no_atlas(place):
-    result, before, after = run_case(place, ["atlas", "add", "builders_absent:net", "--accuracy", "0.9",
-                                             "--trust-pickle", "--atlas", "atlas.db"])
-    bad_input.assert_user_error(result, "'builders_absent:net'", "cannot import", "install it")
-    bad_input.assert_unchanged(before, after)
-
-
-def test_atlas_add_does_not_store_trust(place):
-    db = place.cwd / "atlas.db"
-    result = bad_input.neurocorr(["atlas", "add", "grid_models:mlp_a", "--accuracy", "0.9", "--trust-pickle",
-                                "--atlas", str(db)], cwd=place.cwd, env=place.env)
-    assert result.code == 0, result.err
-    assert _stored_options(db) == [{}]
-
-
-def test_an_old_atlas_with_stored_trust_is_read_with_it_ignored(tmp_path, pm):
-    """An atlas from before this rule stored trust_pickle among the options and fingerprinted the
-    model with it: the option is dropped, and the model is not reported as changed."""
-    probe = np.random.default_rng(3).normal(size=(12, 64)).astype(np.float32)
-    with Atlas(tmp_path / "old.db", create=True) as atlas:
-        for name in ("mlp_a", "mlp_b"):
-            add_model(atlas, f"grid_models:{name}", name, measurements={"accuracy": 0.9}, plugin_manager=pm)
-        legacy = model_fingerprint("grid_models:mlp_a", "numpy-test", {"trust_pickle": True})
-        with atlas.db:
-            atlas.db.execute("UPDATE models SET options = ?, fingerprint = ? WHERE name = 'mlp_a'",
-                             (json.dumps({"trust_pickle": True}), legacy))
-        assert atlas.model("mlp_a").options == {} and atlas.model("mlp_a").legacy_trust
-        result = fill(atlas, probe, plugin_manager=pm)
-        assert result.computed == [("mlp_a", "mlp_b")]
-
-
-def test_a_changed_model_is_still_caught_in_an_old_atlas(tmp_path, pm):
-    probe = np.random.default_rng(3).normal(size=(12, 64)).astype(np.float32)
-    with Atlas(tmp_path / "old.db", create=True) as atlas:
-        for name in ("mlp_a", "mlp_b"):
-            add_model(atlas, f"grid_models:{name}", name, measurements={"accuracy": 0.9}, plugin_manager=pm)
-        with atlas.db:
-            atlas.db.execute("UPDATE models SET options = ?, fingerprint = 'stale' WHERE name = 'mlp_a'",
-                             (json.dumps({"trust_pickle": True}),))
-        with pytest.raises(NeurocorrError, match="model 'mlp_a' .*has changed since it was added"):
-            fill(atlas, probe, plugin_manager=pm)
-
-
-def test_grid_command_takes_trust_on_its_own_command_line(place):
-    db = place.cwd / "atlas.db"
-    for name in ("mlp_a", "mlp_b"):
-        assert main_ok(place, ["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9", "--atlas", str(db)])
-    result = bad_input.neurocorr(["grid", "--probe", "probe.npy", "--atlas", str(db), "--trust-pickle", "--quiet"],
-                               cwd=place.cwd, env=place.env)
-    assert result.code == 0, result.err
-    assert "1 pair(s) computed" in result.out
-    assert _stored_options(db) == [{}, {}]
-
-
-def main_ok(place, argv: list[str]) -> bool:
-    result = bad_input.neurocorr(argv, cwd=place.cwd, env=place.env)
-    assert result.code == 0, result.err
-    return True
-
-
 def test_help_says_trust_is_asked_each_time(capsys):
-    for command in (["grid", "--help"], ["predict", "--help"], ["run", "--help"]):
-        with pytest.raises(SystemExit):
-            main(command)
-        out = " ".join(capsys.readouterr().out.split())
-        assert "--trust-pickle" in out
-        assert "does not remember it" in out or "cannot ask for this itself" in out
+    """(grid and predict: plugins/neurocorr-atlas/tests/test_bad_input_trust_atlas.py)"""
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--trust-pickle" in out and "cannot ask for this itself" in out

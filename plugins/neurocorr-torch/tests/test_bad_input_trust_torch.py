@@ -27,7 +27,8 @@ from models import small_mlp
 
 sys.path.append(str(Path(__file__).resolve().parents[3] / "tests"))  # the core matrix harness
 import bad_input
-from neurocorr_core.atlas import Atlas, add_model
+from neurocorr_atlas.fill import add_model
+from neurocorr_atlas.store import Atlas
 
 
 class Payload:

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import models
+from neurocorr_atlas.fill import add_model
+from neurocorr_atlas.predict import predict
+from neurocorr_atlas.store import Atlas
 from neurocorr_core import compare, load_probe
-from neurocorr_core.atlas import Atlas, add_model
 from neurocorr_core.cache import ActivationCache
 from neurocorr_core.executor import DaskExecutor, LocalExecutor
 from neurocorr_core.grid import GridConfig, GridModel, grid
-from neurocorr_core.predict import predict
 
 
 @pytest.fixture(scope="module")

@@ -11,22 +11,22 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from neurocorr_core import NeurocorrError, compare
-from neurocorr_core import plugins as plugins_module
-from neurocorr_core.atlas import Atlas, add_model
-from neurocorr_core.cli import main
-from neurocorr_core.predict import (
+from neurocorr_atlas.estimators import (
     TEMPERATURES,
     baseline_leave_one_out,
     estimate,
-    evaluate,
     fit_linear,
     fit_weighted,
     half_width,
     leave_one_out,
-    predict,
     weighted_mean,
 )
+from neurocorr_atlas.fill import add_model
+from neurocorr_atlas.predict import evaluate, predict
+from neurocorr_atlas.store import Atlas
+from neurocorr_core import NeurocorrError, compare
+from neurocorr_core import plugins as plugins_module
+from neurocorr_core.cli import main
 
 NAMES = ["mlp_a", "mlp_b", "mlp_c", "cnn_a", "cnn_b"]
 ACCURACY = [0.90, 0.91, 0.89, 0.97, 0.98]

@@ -1,12 +1,12 @@
-"""The reference atlas: models of known quality and their comparisons, in SQLite.
+"""The reference atlas's file: models of known quality and their comparisons, in SQLite.
 
 An atlas file holds the reference models (name, how to load them, framework, fingerprint, layer
 selector, measurements such as ``accuracy`` and ``attacked_accuracy``) and the comparisons
 between them, one row per pair and configuration (the compare options and the probe's
 fingerprint, see :class:`~neurocorr_core.grid.GridConfig`). ``neurocorr grid`` fills the
-comparisons, committing each pair as it finishes, so an interrupted grid resumes where it
-stopped; ``neurocorr predict`` compares a new model with the references and estimates its
-quality (docs/atlas.md).
+comparisons (:mod:`neurocorr_atlas.fill`), committing each pair as it finishes, so an interrupted
+grid resumes where it stopped; ``neurocorr predict`` compares a new model with the references
+and estimates its quality (:mod:`neurocorr_atlas.predict`, docs/atlas.md).
 
 Trust is never stored: ``atlas add --trust-pickle`` lets that one command unpickle the model,
 and every later ``grid``/``predict`` must be given ``--trust-pickle`` by whoever runs it (an
@@ -24,18 +24,14 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .compare import open_model
-from .errors import NeurocorrError
-from .executor import model_source
-from .plugins import PluginManager, get_plugin_manager
-from .result import Comparison
+from neurocorr_core import Comparison, NeurocorrError
 
 SCHEMA_VERSION = 1
 #: The provider option that allows unpickling: a decision of whoever runs the command, never stored.
@@ -166,8 +162,8 @@ class Atlas:
         if version > SCHEMA_VERSION:
             raise NeurocorrError(f"atlas {self.path} has schema version {version}, written by a newer "
                                  "neurocorr; "
-                                 f"this one reads version {SCHEMA_VERSION} at most. Upgrade neurocorr-core "
-                                 "(pip install -U neurocorr-core) to use it")
+                                 f"this one reads version {SCHEMA_VERSION} at most. Upgrade neurocorr-atlas "
+                                 "(pip install -U neurocorr-atlas) to use it")
 
     # -- models ------------------------------------------------------------------------------------
     def add(self, model: AtlasModel) -> None:
@@ -312,226 +308,3 @@ def check_measurements(measurements: Mapping[str, float]) -> dict[str, float]:
             raise NeurocorrError(f"measurement {name}={value!r} must be a finite number")
         out[name] = number
     return out
-
-
-def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measurements: Mapping[str, float],
-              layers: str | None = None, provider: str | None = None,
-              options: Mapping[str, Any] | None = None,
-              plugin_manager: PluginManager | None = None) -> AtlasModel:
-    """Open ``model`` (a path or ``module:callable``; checks it loads), fingerprint it and store it.
-    ``options`` may hold ``trust_pickle`` to open a pickled model now; it is not stored."""
-    if not isinstance(model, (str, os.PathLike)):
-        raise NeurocorrError("an atlas stores models as file paths or 'module:callable' references, so that "
-                             f"a grid can load them again; got an object of type {type(model).__name__}")
-    measurements = check_measurements(measurements)
-    atlas.check_free(name)
-    opts = dict(options or {})
-    opened = open_model(model, provider=provider, pm=plugin_manager or get_plugin_manager(), **opts)
-    try:
-        source = model_source(model, opened, untrusted(opts))  # trust does not change the model
-    finally:
-        opened.close()
-    where = os.fspath(source.spec) if isinstance(source.spec, (str, os.PathLike)) else str(model)
-    entry = AtlasModel(name, where, opened.name, source.fingerprint, layers, untrusted(opts), dict(measurements))
-    atlas.add(entry)
-    return entry
-
-
-def grid_models(models: Iterable[AtlasModel], trust_pickle: bool = False) -> list[Any]:
-    """The atlas's models as :class:`~neurocorr_core.grid.GridModel` (each with its provider).
-    ``trust_pickle``: the person running the command allows unpickling them (never stored)."""
-    from .grid import GridModel
-
-    trust = {TRUST: True} if trust_pickle else {}
-    return [GridModel(m.name, m.source, m.layers, m.framework, {**m.options, **trust},
-                      {**m.options, TRUST: True} if m.legacy_trust else None) for m in models]
-
-
-# -- filling the atlas --------------------------------------------------------------------------------
-def recorder(atlas: Atlas, key: str, config: Any, probe: Any,
-             fingerprints: Mapping[str, str | None]) -> Any:
-    """An ``on_pair`` callback storing each finished reference pair under ``key``."""
-    stored = {**config.to_dict(), "probe": probe.name, "samples": len(probe)}
-
-    def store(a: str, b: str, comparison: Comparison) -> None:
-        if a in fingerprints and b in fingerprints:
-            atlas.record(key, stored, comparison, a, b, (fingerprints[a], fingerprints[b]))
-    return store
-
-
-def fill(atlas: Atlas, probe: Any, *, config: Any = None, names: Sequence[str] | None = None,
-         on_pair: Any = None, plugin_manager: PluginManager | None = None, trust_pickle: bool = False,
-         **run: Any) -> Any:
-    """Compare every pair of the atlas's models (or of ``names``) not yet compared under this
-    configuration and probe, storing each pair as it finishes; returns the
-    :class:`~neurocorr_core.grid.GridResult` of the pairs run now. ``trust_pickle``: allow
-    unpickling the models (the atlas never stores it). ``run``: the executor, shard and cache
-    keywords of :func:`~neurocorr_core.grid.grid`."""
-    from .grid import GridConfig, grid
-    from .probe import load_probe
-
-    probe = load_probe(probe)
-    config = config or GridConfig()
-    refs = atlas.models()
-    if names is not None:
-        wanted = list(dict.fromkeys(names))
-        for name in wanted:
-            atlas.model(name)
-        refs = [m for m in refs if m.name in wanted]
-    if len(refs) < 2:
-        raise NeurocorrError(f"a grid needs at least 2 models; the atlas {atlas.path} has {len(refs)}. "
-                             "Add models with: neurocorr atlas add MODEL --name NAME --accuracy ...")
-    key = config.key(probe)
-    fps = {m.name: m.fingerprint for m in refs}
-    store = recorder(atlas, key, config, probe, fps)
-
-    def both(a: str, b: str, comparison: Comparison) -> None:
-        store(a, b, comparison)
-        if on_pair is not None:
-            on_pair(a, b, comparison)
-    return grid(grid_models(refs, trust_pickle), probe, config=config, skip=list(atlas.done(key)), on_pair=both,
-                fingerprints=fps, plugin_manager=plugin_manager, **run)
-
-
-# -- command line: neurocorr atlas add|ls|rm, neurocorr grid -----------------------------------------------
-def add_commands(sub: Any) -> None:
-    """Add ``neurocorr atlas`` and ``neurocorr grid`` to the CLI's subparsers."""
-    from .cli_options import add_comparison_options, add_model_options
-    from .executor import add_arguments
-
-    p = sub.add_parser("atlas", help="the reference atlas: models of known quality (docs/atlas.md)")
-    actions = p.add_subparsers(required=True, metavar="ACTION", dest="action")
-    a = actions.add_parser("add", help="add a reference model with its measurements")
-    a.add_argument("model", help="model file or module:callable reference")
-    a.add_argument("--name", help="its unique name in the atlas (default: the file name without extension)")
-    _atlas_option(a)
-    a.add_argument("--accuracy", type=float, help="measured (test) accuracy, e.g. 0.97")
-    a.add_argument("--attacked-accuracy", type=float, help="accuracy under attack, e.g. 0.71")
-    a.add_argument("--measure", action="append", default=[], metavar="NAME=VALUE",
-                   help="any other measurement (repeatable), e.g. --measure robustness=0.4")
-    a.add_argument("--layers", help="layer globs or kind:KIND of the neurons to compare (default "
-                                    "kind:activation)")
-    add_model_options(a)
-    a.set_defaults(run=_atlas_add)
-    ls = actions.add_parser("ls", help="list the models, their measurements and the stored comparisons")
-    _atlas_option(ls)
-    ls.add_argument("--json", action="store_true", help="print JSON")
-    ls.set_defaults(run=_atlas_ls)
-    rm = actions.add_parser("rm", help="remove a model with its measurements and comparisons")
-    rm.add_argument("name")
-    _atlas_option(rm)
-    rm.set_defaults(run=_atlas_rm)
-
-    g = sub.add_parser("grid", help="compare every pair of the atlas's models; resumes an interrupted run")
-    _atlas_option(g)
-    g.add_argument("--models", help="comma-separated model names (default: all)")
-    trust_option(g, "the atlas's models")
-
-    add_comparison_options(g, layers=False)
-    add_arguments(g, cache_default=True)
-    g.add_argument("--quiet", action="store_true", help="no line per finished pair")
-    g.set_defaults(run=_grid)
-
-
-def trust_option(p: Any, what: str) -> None:
-    """--trust-pickle: this command may unpickle ``what``; asked each time, never stored."""
-    p.add_argument("--trust-pickle", action="store_true",
-                   help=f"allow loading {what} from pickles (runs code from the files; the atlas does not "
-                        "remember it, give it every time)")
-
-
-def _atlas_option(p: Any) -> None:
-    p.add_argument("--atlas", default="atlas.db", help="atlas file or sqlite:///PATH (default atlas.db)")
-
-
-def _measurements(args: Any) -> dict[str, float]:
-    found: dict[str, Any] = {}
-    if args.accuracy is not None:
-        found["accuracy"] = args.accuracy
-    if args.attacked_accuracy is not None:
-        found["attacked_accuracy"] = args.attacked_accuracy
-    for item in args.measure:
-        name, eq, value = item.partition("=")
-        if not eq:
-            raise NeurocorrError(f"--measure {item!r}: write NAME=VALUE, e.g. --measure robustness=0.4")
-        if name.strip() in found:
-            raise NeurocorrError(f"measurement {name.strip()!r} is given twice")
-        found[name.strip()] = value
-    return check_measurements(found)
-
-
-def _atlas_add(args: Any) -> int:
-    from .cli_options import model_options
-    from .models import is_reference
-
-    name = args.name or (args.model.rpartition(":")[2] if is_reference(args.model) else Path(args.model).stem)
-    measurements = _measurements(args)
-    new = not atlas_path(args.atlas).exists()
-    try:
-        with Atlas(args.atlas, create=True) as atlas:
-            entry = add_model(atlas, args.model, name, measurements=measurements, layers=args.layers,
-                              provider=args.provider, options=model_options(args))
-    except BaseException:
-        if new:  # a model that fails to load leaves no empty atlas behind
-            atlas_path(args.atlas).unlink(missing_ok=True)
-        raise
-    shown = ", ".join(f"{k} {v:g}" for k, v in entry.measurements.items()) or "no measurements"
-    print(f"added {entry.name} ({entry.framework}; {shown}) to {atlas.path}")
-    return 0
-
-
-def _atlas_ls(args: Any) -> int:
-    with Atlas(args.atlas) as atlas:
-        models, configs = atlas.models(), atlas.configurations()
-    if args.json:
-        listed = [{k: v for k, v in m.__dict__.items() if k != "legacy_trust"} for m in models]
-        print(json.dumps({"models": listed, "configurations": configs}, indent=2))
-        return 0
-    print(f"{atlas.path}: {len(models)} model(s)")
-    width = max([len(m.name) for m in models] + [4])
-    for m in models:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in m.measurements.items()) or "-"
-        print(f"  {m.name:<{width}}  {m.framework:<10} {shown:<40} {m.layers or 'kind:activation'}  "
-              f"{m.source}")
-    for c in configs:
-        cfg = c["config"]
-        print(f"comparisons {c['key']}: {c['pairs']} pair(s) on {c['probe']} ({c['samples']} samples), "
-              f"{cfg.get('metric')}/{cfg.get('matching')}, neurons {cfg.get('neurons')}, "
-              f"depth penalty {cfg.get('depth_penalty')}")
-    return 0
-
-
-def _atlas_rm(args: Any) -> int:
-    with Atlas(args.atlas) as atlas:
-        atlas.remove(args.name)
-    print(f"removed {args.name} from {atlas.path}")
-    return 0
-
-
-def _grid(args: Any) -> int:
-    from .executor import options_from
-    from .grid import config_from
-
-    run = options_from(args, True)  # checked before anything is opened
-    config, probe = config_from(args)
-    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
-    with Atlas(args.atlas) as atlas:
-        key = config.key(probe)
-        before = len(atlas.done(key))
-
-        def show(a: str, b: str, comparison: Comparison) -> None:
-            if not args.quiet:
-                print(f"  {a} vs {b}: {comparison.score.symmetric:.4f} (A->B {comparison.score.a_to_b:.4f}, "
-                      f"B->A {comparison.score.b_to_a:.4f})", flush=True)
-        result = fill(atlas, probe, config=config, names=names, on_pair=show, trust_pickle=args.trust_pickle,
-                      **run)
-        models = [m.name for m in atlas.models() if names is None or m.name in names]
-        matrix = atlas.symmetric(key, models)
-    print(f"grid {key} on {probe.name} ({len(probe)} samples): {len(result.computed)} pair(s) computed "
-          f"in {result.seconds:.1f} s on {result.executor} ({result.shards} shard(s)), {before} already "
-          "stored")
-    width = max(len(n) for n in models)
-    print(" " * width + "  " + " ".join(f"{n[:8]:>8}" for n in models))
-    for name, row in zip(models, matrix, strict=True):
-        print(f"{name:<{width}}  " + " ".join("       -" if np.isnan(v) else f"{v:8.4f}" for v in row))
-    return 0

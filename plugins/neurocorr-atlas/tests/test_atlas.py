@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from neurocorr_atlas.fill import add_model, fill
+from neurocorr_atlas.store import SCHEMA_VERSION, Atlas, atlas_path
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.atlas import SCHEMA_VERSION, Atlas, add_model, atlas_path, fill
 from neurocorr_core.grid import GridConfig
 
-TESTS = Path(__file__).resolve().parent
+#: The core's tests folder: its test models (grid_models, numpy_models) for a child process.
+CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
 NAMES = ["mlp_a", "mlp_b", "mlp_c", "cnn_a", "cnn_b"]
 
 
@@ -54,7 +56,7 @@ def test_an_atlas_from_a_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(NeurocorrError, match=rf"has schema version {SCHEMA_VERSION + 1}, written by a newer "
                                              rf"neurocorr; this one reads version {SCHEMA_VERSION} at most\. "
-                                             r"Upgrade neurocorr-core"):
+                                             r"Upgrade neurocorr-atlas"):
         Atlas(tmp_path / "a.db")
 
 
@@ -183,7 +185,7 @@ KILLED_GRID = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from neurocorr_core import PluginManager, plugins
-from neurocorr_core.atlas import Atlas
+from neurocorr_atlas.store import Atlas
 from neurocorr_core.cli import main
 from numpy_models import plugin
 
@@ -205,7 +207,7 @@ def test_a_killed_grid_resumes_without_recomputing_finished_pairs(atlas, pm, pro
                                                                   capsys):
     np.save(tmp_path / "probe.npy", probe)
     script = tmp_path / "grid.py"
-    script.write_text(KILLED_GRID.format(tests=str(TESTS), atlas=str(atlas.path),
+    script.write_text(KILLED_GRID.format(tests=str(CORE_TESTS), atlas=str(atlas.path),
                                          probe=str(tmp_path / "probe.npy")))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=tmp_path)

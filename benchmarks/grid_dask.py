@@ -52,8 +52,9 @@ def main() -> None:
     shards = args.shards or args.workers
 
     from neurocorr_core import load_probe
-    from neurocorr_core.executor import DaskExecutor, LocalExecutor
+    from neurocorr_core.executor import LocalExecutor
     from neurocorr_core.grid import GridConfig, GridModel, grid
+    from neurocorr_dask import DaskExecutor
 
     probe = load_probe("digits", limit=args.samples)
     config = GridConfig(neurons="position")

@@ -43,7 +43,7 @@ def add_model_options(p: argparse.ArgumentParser, suffix: str = "", what: str = 
     p.add_argument(f"--provider{suffix}", help=f"provider plugin for {what} (default: the one that accepts it)")
     p.add_argument(f"--trust-pickle{suffix}", action="store_true",
                    help=f"allow loading {what} from a pickle (runs code from the file)")
-    p.add_argument(f"--option{suffix}", action="append", metavar="KEY=VALUE", type=_key_value,
+    p.add_argument(f"--option{suffix}", action="append", metavar="KEY=VALUE", type=key_value,
                    help=f"a provider option for {what} (repeatable), e.g. layout=nhwc; a VALUE that "
                         "parses as JSON (numbers, true, lists, objects) is taken as such, else as text")
 
@@ -57,7 +57,8 @@ def model_options(args: argparse.Namespace, suffix: str = "") -> dict[str, Any]:
     return options
 
 
-def _key_value(text: str) -> tuple[str, Any]:
+def key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (an argparse type): VALUE as JSON when it parses as JSON, else as text."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip().isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, e.g. layout=nhwc; got {text!r}")

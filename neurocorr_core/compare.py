@@ -11,7 +11,7 @@ import numpy as np
 
 from .assemble import make_comparison
 from .errors import NeurocorrError
-from .executor import check_sharding, model_source, sharded_metrics
+from .executor import model_source, sharded_metrics
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
 from .models import describe, resolve_model
 from .pipeline import Side, build_plan, constant_policy
@@ -19,6 +19,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, check_batch_size, load_probe
 from .result import Comparison
 from .sampling import Amount, check_amount, rng_for, sample_indices
+from .scale_out import check_sharding
 from .score import check_penalty
 from .selection import Selector, select_layers
 from .significance import assess, check_significance_options
@@ -69,6 +70,7 @@ def compare(
     matching_options: dict[str, Any] | None = None,
     progress: bool = False,
     executor: str | Any | None = None,
+    executor_options: dict[str, Any] | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     shards: int | None = None,
@@ -95,9 +97,10 @@ def compare(
     ``constant_neurons``: ``zero`` (score 0) or ``error``; default: the matching's own
     (``hungarian``: error). ``metric_options``/``matching_options``: keyword options of the
     metric and matching classes (e.g. ``{"top_k": 32}`` for tiled ``hungarian``).
-    Scale out (docs/scale-out.md): ``executor`` (``local`` or ``dask``, with ``scheduler`` an
-    address or ``workers`` for a local cluster) and ``shards`` split the probe into shards whose
-    statistics merge exactly; ``cache`` (a folder, or True) reuses activations from disk.
+    Scale out (docs/scale-out.md): ``executor`` (an executor's name: ``local``, or a plugin's such
+    as ``dask``; or a started executor) with ``executor_options`` (its constructor's keywords;
+    ``scheduler``/``workers`` are short for the ``dask`` executor's) and ``shards`` split the
+    probe into shards whose statistics merge exactly; ``cache`` (a folder, or True) reuses activations from disk.
     Returns a :class:`Comparison` with the network score in both directions.
     """
     pm = plugin_manager or get_plugin_manager()
@@ -108,7 +111,8 @@ def compare(
     sample_neurons = check_amount(sample_neurons, "sample_neurons")
     sample_probe = check_amount(sample_probe, "sample_probe")
     budget = parse_budget(memory_budget)
-    sharded = check_sharding(executor, scheduler, workers, shards, cache, bool(permutations or bootstrap))
+    sharded = check_sharding(executor, scheduler, workers, shards, cache, bool(permutations or bootstrap),
+                             options=executor_options, plugin_manager=pm)
     probe, second = _probes(probe, probe_b, sample_probe, seed)
     metric_cls = pm.metric(metric)
     matcher = pm.matching(matching)(**(matching_options or {}))
@@ -132,7 +136,8 @@ def compare(
             sources = (model_source(model_a, prov_a, options_a), model_source(model_b, prov_b, options_b))
             metrics, ran = sharded_metrics(plan, sources, (probe, second), neurons, batch_size,
                                            executor=executor, scheduler=scheduler, workers=workers,
-                                           shards=shards, cache=cache)
+                                           shards=shards, cache=cache, executor_options=executor_options,
+                                           plugin_manager=pm)
         else:
             acc = plan.accumulator()
             batches = _stream((prov_a, a), (prov_b, b), probe, second, neurons, batch_size)

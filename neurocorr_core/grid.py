@@ -121,6 +121,7 @@ def check_names(models: Sequence[GridModel]) -> None:
 def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray | Probe, *,
          config: GridConfig | None = None, pairs: Iterable[tuple[str, str]] | None = None,
          skip: Iterable[tuple[str, str]] = (), executor: str | Executor | None = None,
+         executor_options: Mapping[str, Any] | None = None,
          scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
          cache: Any = None, on_pair: Callable[[str, str, Comparison], None] | None = None,
          fingerprints: Mapping[str, str | None] | None = None,
@@ -129,8 +130,9 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     over ``probe`` and return the score matrix.
 
     ``pairs``: only these (name, name) pairs; ``skip``: pairs already done (in either order),
-    not recomputed and not opened. ``executor``/``scheduler``/``workers``/``shards``: where and
-    in how many probe shards (default: ``local``, 1 shard; ``dask``: one shard per worker).
+    not recomputed and not opened. ``executor``/``executor_options``/``scheduler``/``workers``/
+    ``shards``: where (an executor's name and its options, as compare() takes them) and in how many
+    probe shards (default: ``local``, 1 shard; a remote executor: one shard per worker).
     ``cache``: an activation cache folder (or True for the default one). ``on_pair(a, b,
     comparison)`` is called in this process as each pair finishes. ``fingerprints``: the
     expected model fingerprints by name (the atlas's), checked before any comparison.
@@ -156,7 +158,8 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     if not todo:
         result.seconds = time.perf_counter() - start
         return result
-    ex = get_executor(executor, scheduler=scheduler, workers=workers)  # fails fast on a bad scheduler
+    ex = get_executor(executor, scheduler=scheduler, workers=workers, options=executor_options,
+                      plugin_manager=pm)  # fails fast on a bad scheduler
     try:
         needed = {n for pair in todo for n in pair}
         by_name = {m.name: m for m in models}

@@ -120,13 +120,15 @@ class ActivationProvider(ABC):
         return None
 
 
-def _refuse_unknown(cls: type, options: dict[str, Any]) -> None:
-    """Options no constructor of ``cls`` took (``trust_pickle`` goes to every provider: one that
-    loads no pickles ignores it) are a user's mistake: say which, and what the provider takes."""
-    unknown = sorted(set(options) - {"trust_pickle"})
+def _refuse_unknown(cls: type, options: dict[str, Any], role: str = "provider",
+                    shared: frozenset[str] = frozenset({"trust_pickle"})) -> None:
+    """Options no constructor of ``cls`` took (``shared`` ones go to every class of the role:
+    ``trust_pickle`` reaches every provider, and one that loads no pickles ignores it) are a
+    user's mistake: say which, and what the class takes."""
+    unknown = sorted(set(options) - shared)
     if unknown:
-        named = set().union(*(_parameters(c) for c in cls.__mro__ if "__init__" in vars(c))) - {"trust_pickle"}
-        raise NeurocorrError(f"provider {getattr(cls, 'name', cls.__name__)!r} has no option(s) "
+        named = set().union(*(_parameters(c) for c in cls.__mro__ if "__init__" in vars(c))) - shared
+        raise NeurocorrError(f"{role} {getattr(cls, 'name', cls.__name__)!r} has no option(s) "
                              f"{', '.join(unknown)}; the options it takes: {', '.join(sorted(named)) or 'none'}")
 
 
@@ -267,11 +269,23 @@ class MatchingStrategy(ABC):
 
 class Executor(ABC):
     """Runs tasks: ``submit(fn, *args)`` returns a handle; handles given as arguments of a later
-    task stand for their results. Use as a context manager (``close`` releases a cluster)."""
+    task stand for their results. Use as a context manager (``close`` releases a cluster).
+
+    The constructor takes the executor's options (``--executor-option KEY=VALUE``) as keywords,
+    each a named parameter of a constructor in the class hierarchy; a subclass passes the rest
+    on (``super().__init__(**options)``), and what reaches this base constructor is refused,
+    naming the options the executor takes."""
 
     name: ClassVar[str]
     #: Tasks run in other processes: models must travel as paths or references.
     remote: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        _refuse_unknown(type(self), options, "executor", frozenset())
+
+    def slots(self) -> int:
+        """How many tasks it runs at once (a remote executor's workers): the default shard count."""
+        return 1
 
     def put(self, value: Any) -> Any:
         """A handle for data many tasks read (sent to the cluster once)."""

@@ -166,19 +166,6 @@ def test_shadow_beside_a_local_reference_module(place, name):
     bad_input.assert_unchanged(before, after)
 
 
-def test_a_local_reference_reaches_the_workers_of_a_local_cluster(place):
-    """The workers are new processes: they learn the experiment's folder from the environment
-    (sys.path no longer carries it), with the same rules, so a shadow beside it still never runs."""
-    pytest.importorskip("distributed")
-    (place.exp / "local_nets.py").write_text(LOCAL_NETS)
-    shadow(place.exp, "colorsys", place.root)
-    path = experiment(place.exp, "local_nets:net_a", "local_nets:net_b", 'executor = "dask"\nworkers = 1')
-    result, before, after = run_case(place, ["run", str(path)])
-    assert_works(result)
-    assert "ran on dask" in result.out
-    bad_input.assert_unchanged(before, after)
-
-
 @pytest.mark.parametrize("name", SHADOWS)
 def test_shadow_in_the_current_folder(place, name):
     """``compare`` with references to a module in the current folder beside a shadow file."""

@@ -1,24 +1,23 @@
-"""Executors: sharded runs equal unsharded ones, Dask equals local on the same shards (a LocalCluster
-on 127.0.0.1, and a scheduler and worker started as separate processes), and bad input is refused
-with a message that says what to do."""
+"""Executors: sharded runs equal unsharded ones; executors are chosen by name through the plugin
+manager, with their options (--executor-option), like metrics; a missing executor plugin names the
+package to install; a cluster lost mid-run names the shards it finished; bad input is refused with
+a message that says what to do. The dask executor's own tests: plugins/neurocorr-dask/tests."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
-from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.executor import DaskExecutor, LocalExecutor, get_executor, shard_bounds
+import bad_input
+from neurocorr_core import NeurocorrError, compare, hookimpl
+from neurocorr_core.cache import ActivationCache
+from neurocorr_core.executor import ExecutorLost, LocalExecutor, shard_bounds
 from neurocorr_core.grid import GridConfig, GridModel, grid
+from neurocorr_core.scale_out import get_executor
 from numpy_models import mlp
 
 TESTS = Path(__file__).resolve().parent
@@ -32,17 +31,6 @@ def probe():
 
 def models(names=NAMES):
     return [GridModel(n, f"grid_models:{n}") for n in names]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """One 2-worker LocalCluster on 127.0.0.1 for the module (its workers inherit sys.path)."""
-    pytest.importorskip("distributed")
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    ex = DaskExecutor(workers=2)
-    yield ex
-    ex.close()
 
 
 # -- shards ------------------------------------------------------------------------------------------
@@ -118,115 +106,14 @@ def test_a_pair_naming_an_unknown_model(pm, probe):
 
 
 # -- executors by name -----------------------------------------------------------------------------------
-def test_get_executor_defaults_and_errors():
-    assert isinstance(get_executor(None), LocalExecutor)
-    with pytest.raises(NeurocorrError, match="unknown executor 'spark'; choose one of local, dask"):
-        get_executor("spark")
+def test_get_executor_defaults_and_errors(pm):
+    assert isinstance(get_executor(None, plugin_manager=pm), LocalExecutor)
+    with pytest.raises(NeurocorrError, match="no executor named 'spark'; available: .*local"):
+        get_executor("spark", plugin_manager=pm)
     with pytest.raises(NeurocorrError, match="belong to the dask executor; add --executor dask"):
-        get_executor("local", workers=2)
+        get_executor("local", workers=2, plugin_manager=pm)
     with pytest.raises(NeurocorrError, match="workers must be a whole number of at least 1"):
-        get_executor("dask", workers=0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_unreachable_scheduler_fails_fast_with_a_message():
-    pytest.importorskip("distributed")
-    address = f"tcp://127.0.0.1:{free_port()}"
-    start = time.perf_counter()
-    with pytest.raises(NeurocorrError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:\d+' "
-                                             r"\(Connection refused\).*dask scheduler --host 127\.0\.0\.1"):
-        DaskExecutor(address, timeout=2)
-    assert time.perf_counter() - start < 15
-
-
-def test_scheduler_and_workers_together_are_refused():
-    pytest.importorskip("distributed")
-    with pytest.raises(NeurocorrError, match="--workers starts a local cluster"):
-        DaskExecutor("tcp://127.0.0.1:1", workers=2)
-
-
-# -- Dask equals local ------------------------------------------------------------------------------------
-def test_dask_local_cluster_equals_local_on_the_same_shards(pm, probe, cluster):
-    local = grid(models(), probe, shards=3, executor=LocalExecutor(threads=1), plugin_manager=pm)
-    dask = grid(models(), probe, shards=3, executor=cluster, plugin_manager=pm)
-    assert dask.executor.startswith("dask") and dask.shards == 3
-    assert sorted(dask.computed) == sorted(local.computed)
-    np.testing.assert_allclose(dask.scores, local.scores, atol=1e-6, rtol=0)  # other processes, other BLAS threads
-    for pair, comp in local.comparisons.items():
-        np.testing.assert_allclose(dask.comparisons[pair].layer_table, comp.layer_table, atol=1e-6, rtol=0)
-        np.testing.assert_array_equal(dask.comparisons[pair].partner_a, comp.partner_a)
-
-
-def test_dask_default_is_one_shard_per_worker(pm, probe, cluster):
-    result = grid(models(NAMES[:2]), probe, executor=cluster, plugin_manager=pm)
-    assert result.shards == 2
-
-
-def test_in_memory_models_do_not_travel_to_dask(pm, probe, cluster):
-    message = r"sends models to its workers as file paths or 'module:callable' references, but got an " \
-              r"in-memory numpy_models\.NumpyNet"
-    with pytest.raises(NeurocorrError, match=message):
-        grid([GridModel("a", mlp(0, [6], n_in=64)), GridModel("b", "grid_models:mlp_b")], probe,
-             executor=cluster, plugin_manager=pm)
-
-
-def test_a_worker_error_reaches_the_caller(pm, probe, cluster):
-    with pytest.raises(NeurocorrError, match="layer 'act' of bad produced 45 NaN/Inf values"):
-        grid([GridModel("bad", "grid_models:nan_on_big_batches"), *models(["mlp_a"])], probe, shards=2,
-             executor=cluster, plugin_manager=pm)
-
-
-def _start(args, log: Path, env) -> subprocess.Popen:
-    return subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-@pytest.mark.slow
-def test_dask_scheduler_and_worker_processes_equal_local(pm, probe, tmp_path):
-    """'dask scheduler' and 'dask worker' as separate processes, on loopback, always torn down."""
-    pytest.importorskip("distributed")
-    dask_cli = Path(sys.executable).with_name("dask")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    info = tmp_path / "scheduler.json"
-    procs = [_start([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(info)], tmp_path / "scheduler.log", env)]
-    try:
-        deadline = time.time() + 60
-        while not info.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert info.exists(), (tmp_path / "scheduler.log").read_text()
-        address = json.loads(info.read_text())["address"]
-        assert address.startswith("tcp://127.0.0.1:")
-        procs.append(_start([str(dask_cli), "worker", address, "--host", "127.0.0.1", "--nworkers", "2",
-                             "--nthreads", "1", "--no-dashboard", "--death-timeout", "60"],
-                            tmp_path / "worker.log", env))
-        ex = DaskExecutor(address, timeout=10)
-        try:
-            ex.client.wait_for_workers(2, timeout=60)
-            remote = grid(models(), probe, shards=3, executor=ex, plugin_manager=pm)
-        finally:
-            ex.close()
-        local = grid(models(), probe, shards=3, executor=LocalExecutor(threads=1), plugin_manager=pm)
-        np.testing.assert_allclose(remote.scores, local.scores, atol=1e-6, rtol=0)
-        assert remote.executor.startswith(f"dask ({address}")
-    finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        get_executor("dask", workers=0, plugin_manager=pm)
 
 
 # -- compare() on executors --------------------------------------------------------------------------------
@@ -241,41 +128,9 @@ def test_compare_on_shards_equals_the_grid_and_records_what_ran(pm, probe):
     assert result.score.symmetric == pytest.approx(plain.score.symmetric, abs=1e-6)
 
 
-def test_compare_on_dask_equals_local_on_the_same_shards(pm, probe, cluster):
-    local = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
-                    plugin_manager=pm)
-    dask = compare("grid_models:mlp_b", "grid_models:cnn_a", probe, shards=2, neurons="position",
-                   executor=cluster, plugin_manager=pm)
-    assert dask.config["executor"]["executor"].startswith("dask")
-    assert dask.score.a_to_b == pytest.approx(local.score.a_to_b, abs=1e-6)
-    assert dask.score.b_to_a == pytest.approx(local.score.b_to_a, abs=1e-6)
-    np.testing.assert_allclose(dask.layer_table, local.layer_table, atol=1e-6, rtol=0)
-
-
 def test_significance_does_not_run_sharded(pm, probe):
     with pytest.raises(NeurocorrError, match="do not run on an executor or with shards or the cache"):
         compare("grid_models:mlp_a", "grid_models:mlp_b", probe, shards=2, permutations=9, plugin_manager=pm)
-
-
-@pytest.mark.slow
-def test_cli_compare_on_a_dask_local_cluster(pm, probe, tmp_path, monkeypatch, capsys):
-    pytest.importorskip("distributed")
-    from neurocorr_core import plugins
-    from neurocorr_core.cli import main
-
-    monkeypatch.setattr(plugins, "_default", pm)
-    monkeypatch.syspath_prepend(str(TESTS))
-    np.save(tmp_path / "probe.npy", probe)
-    args = ["compare", "grid_models:mlp_a", "grid_models:cnn_b", "--probe", str(tmp_path / "probe.npy"),
-            "--quiet", "--shards", "2"]
-    assert main([*args, "--executor", "dask", "--workers", "2", "--json", str(tmp_path / "d.json")]) == 0
-    assert main([*args, "--json", str(tmp_path / "l.json")]) == 0
-    dask, local = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dl")
-    assert dask["config"]["executor"]["executor"] == "dask (a local cluster on 127.0.0.1, 2 workers)"
-    assert dask["score"] == pytest.approx(local["score"], abs=1e-6)
-    capsys.readouterr()
-    assert main([*args, "--executor", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
-    assert "belong to the dask executor; add --executor dask" in capsys.readouterr().err
 
 
 def test_experiment_files_take_the_executor_keys(pm, probe, tmp_path, monkeypatch, capsys):
@@ -287,31 +142,18 @@ def test_experiment_files_take_the_executor_keys(pm, probe, tmp_path, monkeypatc
     np.save(tmp_path / "probe.npy", probe)
     (tmp_path / "exp.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:cnn_a"\n\n'
                                        '[compare]\nprobe = "probe.npy"\nexecutor = "local"\nshards = 3\n'
-                                       'cache_dir = "cache"\nquiet = true\n')
+                                       'executor_option = ["threads=1"]\ncache_dir = "cache"\nquiet = true\n')
     assert main(["run", "--keys"]) == 0
     keys = capsys.readouterr().out
-    assert all(k in keys for k in ("executor", "scheduler", "workers", "shards", "cache_dir"))
+    assert all(k in keys for k in ("executor", "executor_option", "scheduler", "workers", "shards", "cache_dir"))
     assert main(["run", "exp.toml", "--json", "out.json"]) == 0
     data = json.loads((tmp_path / "out.json").read_text())
-    assert data["config"]["executor"] == {"executor": "local", "shards": 3, "cache": "cache"}
+    assert data["config"]["executor"] == {"executor": "local (1 BLAS thread)", "shards": 3, "cache": "cache"}
     assert list((tmp_path / "cache").rglob("*.act"))
     (tmp_path / "bad.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:cnn_a"\n\n'
                                        '[compare]\nprobe = "probe.npy"\nexecutor = "spark"\n')
     assert main(["run", "bad.toml"]) == 2
-    assert "executor" in capsys.readouterr().err
-
-
-def test_a_local_cluster_that_cannot_start_names_the_main_guard(monkeypatch):
-    distributed = pytest.importorskip("distributed")
-
-    def broken(**kwargs):
-        raise RuntimeError("Nanny failed to start.")
-
-    monkeypatch.setattr(distributed, "LocalCluster", broken)
-    message = (r"could not start a local Dask cluster of 3 workers \(Nanny failed to start\.\)\. "
-               r"A script that starts one needs an 'if __name__")
-    with pytest.raises(NeurocorrError, match=message):
-        DaskExecutor(workers=3)
+    assert "compare.executor: 'spark' is not valid: invalid choice: 'spark' (choose from " in capsys.readouterr().err
 
 
 def test_local_executor_threads(pm, probe):
@@ -321,3 +163,152 @@ def test_local_executor_threads(pm, probe):
     assert one.executor == "local (1 BLAS thread)"
     # one BLAS thread splits the GEMMs otherwise than several: equal to float32 rounding
     np.testing.assert_allclose(one.scores, grid(models(NAMES[:2]), probe, plugin_manager=pm).scores, atol=1e-6)
+
+
+# -- executors by name, with their options --------------------------------------------------------------
+def test_executor_options_reach_the_constructor(pm, probe, tmp_path, monkeypatch):
+    from neurocorr_core import plugins
+    from neurocorr_core.cli import main
+
+    result = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, executor="local",
+                     executor_options={"threads": 1}, plugin_manager=pm)
+    assert result.config["executor"] == {"executor": "local (1 BLAS thread)", "shards": 1, "cache": None}
+    table = grid(models(NAMES[:2]), probe, executor_options={"threads": 1}, plugin_manager=pm)
+    assert table.executor == "local (1 BLAS thread)"
+    monkeypatch.setattr(plugins, "_default", pm)
+    np.save(tmp_path / "probe.npy", probe)
+    assert main(["compare", "grid_models:mlp_a", "grid_models:cnn_a", "--probe", str(tmp_path / "probe.npy"),
+                 "--quiet", "--executor-option", "threads=2", "--json", str(tmp_path / "out.json")]) == 0
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["config"]["executor"]["executor"] == "local (2 BLAS threads)"
+    assert data["score"] == pytest.approx(result.to_dict()["score"], abs=1e-6)
+
+
+def test_an_unknown_executor_option_is_refused_naming_those_it_takes(pm, probe):
+    with pytest.raises(NeurocorrError, match=r"executor 'local' has no option\(s\) colour, size; the options it "
+                                             r"takes: threads"):
+        compare("grid_models:mlp_a", "grid_models:mlp_b", probe, executor_options={"colour": "red", "size": 2},
+                plugin_manager=pm)
+    with pytest.raises(NeurocorrError, match="give either a started executor or its options"):
+        compare("grid_models:mlp_a", "grid_models:mlp_b", probe, executor=LocalExecutor(),
+                executor_options={"threads": 1}, plugin_manager=pm)
+    with pytest.raises(NeurocorrError, match="executor must be an executor's name"):
+        get_executor(3, plugin_manager=pm)  # type: ignore[arg-type]
+
+
+class Recording(LocalExecutor):
+    """A third-party executor: the local one under another name, with options of its own."""
+
+    name = "recording"
+    built: ClassVar[list[dict]] = []
+
+    def __init__(self, label: str = "", workers: int | None = None, **options):
+        super().__init__(**options)
+        self.label, self.count = label, workers
+        Recording.built.append({"label": label, "workers": workers, **options})
+
+    def describe(self) -> str:
+        return f"recording {self.label}"
+
+
+def recording_plugin():
+    import types
+
+    plugin = types.ModuleType("recording_plugin")
+    plugin.neurocorr_executors = hookimpl(lambda: [Recording])
+    return plugin
+
+
+def test_an_executor_plugin_is_chosen_by_name_with_its_options(pm, probe):
+    pm.register(recording_plugin(), "recording-test")
+    assert "recording" in pm.names("executor") and pm.executor("recording") is Recording
+    Recording.built.clear()
+    result = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, executor="recording", shards=2,
+                     executor_options={"label": "x", "threads": 1}, workers=3, plugin_manager=pm)
+    assert result.config["executor"] == {"executor": "recording x", "shards": 2, "cache": None}
+    # --workers is a shorthand for the option of that name of whichever executor takes it
+    assert Recording.built == [{"label": "x", "workers": 3, "threads": 1}]
+    plain = compare("grid_models:mlp_a", "grid_models:cnn_a", probe, shards=2, plugin_manager=pm)
+    assert result.score.symmetric == pytest.approx(plain.score.symmetric, abs=1e-6)
+    with pytest.raises(NeurocorrError, match=r"executor 'recording' has no option\(s\) colour; the options it "
+                                             r"takes: label, threads, workers"):
+        get_executor("recording", options={"colour": 1}, plugin_manager=pm)
+    with pytest.raises(NeurocorrError, match="--scheduler and --workers belong to the dask executor"):
+        get_executor("recording", scheduler="tcp://127.0.0.1:8786", plugin_manager=pm)
+
+
+class Losing(LocalExecutor):
+    """A cluster that goes away when the second shard's first extraction is submitted."""
+
+    name = "losing"
+
+    def __init__(self, restart: str = "") -> None:
+        super().__init__()
+        self.restart, self.extractions = restart, 0
+
+    def submit(self, fn, *args):
+        if fn.__name__ == "extract":
+            if self.extractions == 2:
+                raise ExecutorLost("the test cluster went away mid-run (lost)", self.restart)
+            self.extractions += 1
+        return super().submit(fn, *args)
+
+
+def test_a_cluster_lost_mid_run_names_the_shards_it_finished(pm, probe, tmp_path):
+    pair = ("grid_models:mlp_a", "grid_models:cnn_a")
+    with pytest.raises(ExecutorLost) as lost:
+        compare(*pair, probe, executor=Losing("start it again"), shards=2, cache=tmp_path, plugin_manager=pm)
+    assert str(lost.value) == (
+        "the test cluster went away mid-run (lost); the activations of 1 of 2 probe shards (samples 0:15) were "
+        f"finished and are in the activation cache {tmp_path}; start it again and re-run the same command with "
+        "--shards 2: it reads them from the cache instead of recomputing them")
+    entries = ActivationCache(tmp_path).entries()  # the first shard's layers: mlp_a's 2, cnn_a's 3
+    assert len(entries) == 5 and {e.meta["probe"] for e in entries} == {"array[0:15]"}
+    with pytest.raises(ExecutorLost, match=r"\(samples 0:15\) were finished but not kept \(no --cache-dir\); "
+                                           r"re-run the command, with --cache-dir DIR"):
+        compare(*pair, probe, executor=Losing(), shards=2, plugin_manager=pm)
+
+
+# -- a missing executor plugin, and what an experiment file may not choose -------------------------------------
+MISSING_DASK = [
+    pytest.param(["--executor", "dask"], id="executor"),
+    pytest.param(["--workers", "2"], id="workers"),
+    pytest.param(["--scheduler", "tcp://127.0.0.1:8786"], id="scheduler"),
+    pytest.param(["--executor", "dask", "--executor-option", "workers=2"], id="executor-option"),
+    pytest.param("executor = \"dask\"", id="experiment-file"),
+]
+
+
+@pytest.mark.parametrize("how", MISSING_DASK)
+def test_the_dask_executor_without_its_plugin_names_the_package(tmp_path, how):
+    """neurocorr-dask disabled (as if not installed): one line naming the package to install."""
+    import fault_models
+
+    np.save(tmp_path / "probe.npy", np.random.default_rng(5).normal(size=(20, 64)).astype(np.float32))
+    if isinstance(how, str):
+        (tmp_path / "exp.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:mlp_b"\n\n'
+                                           f'[compare]\nprobe = "probe.npy"\nquiet = true\n{how}\n')
+        argv = ["run", "exp.toml", "--json", "out.json"]
+    else:
+        argv = ["compare", "grid_models:mlp_a", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet", "--json",
+                "out.json", *how]
+    before = bad_input.snapshot(tmp_path)
+    run = fault_models.run(argv, tmp_path, fault_models.cli_env(NEUROCORR_DISABLE_PLUGINS="dask"))
+    line = bad_input.assert_user_error(run, "the dask executor comes with the plugin package neurocorr-dask",
+                                       "pip install neurocorr-dask", "pip install -e plugins/neurocorr-dask")
+    assert run.err.strip() == line, run.err
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))
+
+
+def test_an_experiment_file_cannot_choose_a_scheduler_through_executor_options(tmp_path):
+    """A scheduler's replies are unpickled here: only the command line may name one, by either spelling."""
+    import fault_models
+
+    np.save(tmp_path / "probe.npy", np.random.default_rng(5).normal(size=(20, 64)).astype(np.float32))
+    (tmp_path / "exp.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:mlp_b"\n\n'
+                                       '[compare]\nprobe = "probe.npy"\nexecutor = "dask"\n'
+                                       'executor_option = ["timeout=5", "scheduler=tcp://127.0.0.1:8786"]\n')
+    before = bad_input.snapshot(tmp_path)
+    run = fault_models.run(["run", "exp.toml"], tmp_path)
+    bad_input.assert_user_error(run, "compare.executor_option", "cannot choose a Dask scheduler", "--scheduler ADDR")
+    bad_input.assert_unchanged(before, bad_input.snapshot(tmp_path))

@@ -56,12 +56,8 @@ def assert_whole_entries(root: Path, count: int) -> None:
 @pytest.mark.parametrize("extra", [
     pytest.param([], id="local"),
     pytest.param(["--shards", "2", "--cache-dir", "CACHE"], id="local-shards-cache"),
-    pytest.param(["--executor", "dask", "--workers", "2", "--shards", "2"], id="dask-local-cluster",
-                 marks=pytest.mark.slow),
-])
+])  # on a Dask cluster: plugins/neurocorr-dask/tests/test_faults_dask.py
 def test_ctrl_c_mid_run_is_one_line_exit_130_and_writes_nothing(work, extra):
-    if "dask" in extra:
-        pytest.importorskip("distributed")
     cache = work["gate"].parent / "cache"
     extra = [str(cache) if e == "CACHE" else e for e in extra]
     gate_after = 2 if "--cache-dir" in extra else 1  # with the cache: shard 1 done, shard 2 running

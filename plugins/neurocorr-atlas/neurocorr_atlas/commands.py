@@ -16,7 +16,7 @@ from typing import Any
 
 from neurocorr_core import Command, NeurocorrError
 from neurocorr_core.cli_options import add_comparison_options, add_model_options, model_options
-from neurocorr_core.executor import add_arguments, options_from
+from neurocorr_core.scale_out import add_arguments, options_from
 
 from .estimators import ESTIMATORS  # numpy only, which the core has imported already
 

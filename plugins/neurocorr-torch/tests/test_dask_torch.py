@@ -14,7 +14,7 @@ from neurocorr_atlas.predict import predict
 from neurocorr_atlas.store import Atlas
 from neurocorr_core import compare, load_probe
 from neurocorr_core.cache import ActivationCache
-from neurocorr_core.executor import DaskExecutor, LocalExecutor
+from neurocorr_core.executor import LocalExecutor
 from neurocorr_core.grid import GridConfig, GridModel, grid
 
 
@@ -42,6 +42,7 @@ def grid_models(files):
 @pytest.mark.slow
 def test_torchscript_files_on_a_local_cluster_equal_local(files, probe):
     pytest.importorskip("distributed")
+    DaskExecutor = pytest.importorskip("neurocorr_dask", reason="needs neurocorr-dask").DaskExecutor
     config = GridConfig(neurons="position")
     local = grid(grid_models(files), probe, config=config, shards=2, executor=LocalExecutor(threads=1))
     with DaskExecutor(workers=2) as cluster:

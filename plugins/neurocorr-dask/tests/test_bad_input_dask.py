@@ -1,4 +1,4 @@
-"""The bad-input and fault matrix of the executor options (docs/scale-out.md): every case is one
+"""The bad-input and fault matrix of the dask executor's options (docs/scale-out.md): every case is one
 ``neurocorr: error:`` line saying what is wrong and what to do, exit 2, no traceback, and
 nothing created, removed or changed in the folders involved (no output written).
 
@@ -26,7 +26,8 @@ import pytest
 import bad_input
 import fault_models
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.executor import DaskExecutor, check_scheduler_address, get_executor
+from neurocorr_core.scale_out import get_executor
+from neurocorr_dask import DaskExecutor, check_scheduler_address
 
 #: A generous bound for "fails fast" (the timeouts involved are a few seconds): not a benchmark.
 FAST = 30
@@ -99,6 +100,23 @@ CLI_CASES = [
      ("NEUROCORR_DASK_TIMEOUT='soon'", "positive number of seconds", "unset it")),
     ("timeout-zero", ["--scheduler", "tcp://127.0.0.1:{port}"], {"NEUROCORR_DASK_TIMEOUT": "0"},
      ("NEUROCORR_DASK_TIMEOUT='0'", "positive number")),
+    # the executor's options given as --executor-option KEY=VALUE
+    ("unknown-option", ["--executor", "dask", "--executor-option", "colour=red"], {},
+     ("executor 'dask' has no option(s) colour", "the options it takes: scheduler, timeout, workers")),
+    ("timeout-option-zero", ["--executor", "dask", "--executor-option", "timeout=0"], {},
+     ("timeout must be a positive number of seconds, got 0", "--executor-option timeout=10")),
+    ("timeout-option-text", ["--scheduler", "tcp://127.0.0.1:{port}", "--executor-option", "timeout=soon"], {},
+     ("timeout must be a positive number of seconds, got 'soon'",)),
+    ("scheduler-option-garbage", ["--executor", "dask", "--executor-option", "scheduler=nonsense"], {},
+     ("'nonsense'", "no valid host and port", ADDRESS_HINT)),
+    ("scheduler-option-refused", ["--executor", "dask", "--executor-option", "scheduler=tcp://127.0.0.1:{port}"],
+     {}, ("cannot reach the Dask scheduler", "connection refused")),
+    ("scheduler-twice-disagreeing", ["--scheduler", "tcp://127.0.0.1:{port}", "--executor-option",
+                                     "scheduler=tcp://127.0.0.1:1"], {}, ("disagree", "give it once")),
+    ("workers-option-0", ["--executor", "dask", "--executor-option", "workers=0"], {},
+     ("workers must be a whole number of at least 1, got 0",)),
+    ("local-with-dask-option", ["--executor", "local", "--executor-option", "timeout=5"], {},
+     ("executor 'local' has no option(s) timeout", "the options it takes: threads")),
 ]
 
 
@@ -114,12 +132,12 @@ def test_an_unknown_executor_in_an_experiment_file(work):
                                            '[compare]\nprobe = "probe.npy"\nexecutor = "spark"\n')
     before = bad_input.snapshot(work["data"], work["out"])
     run = fault_models.run(["run", "exp.toml", "--json", str(work["out"] / "result.json")], work["data"])
-    bad_input.assert_user_error(run, "executor", "'spark'", "local, dask")
+    bad_input.assert_user_error(run, "executor", "'spark'", "dask, local")
     bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
 
 
 @pytest.mark.parametrize("call, words", [
-    pytest.param(lambda: get_executor("spark"), ("unknown executor 'spark'", "choose one of local, dask"), id="name"),
+    pytest.param(lambda: get_executor("spark"), ("no executor named 'spark'", "available: dask, local"), id="name"),
     pytest.param(lambda: check_scheduler_address("tcp://127.0.0.1"), ("no valid host and port",), id="no-port"),
     pytest.param(lambda: check_scheduler_address(8786), ("8786 is not a Dask scheduler address",), id="not-text"),
     pytest.param(lambda: DaskExecutor("inproc://127.0.0.1/1/2"), ("'inproc' is not a Dask protocol",),

@@ -165,9 +165,10 @@ def executor_name(text: str) -> str:
 
 
 def options_from(args: argparse.Namespace, cache_default: bool = False) -> dict[str, Any]:
-    """compare()/grid() keywords from the parsed options of :func:`add_arguments`."""
+    """compare()/grid() keywords from the parsed options of :func:`add_arguments`, checked before
+    anything is opened (the executor installed, the shorthands its own)."""
     options = dict(args.executor_option or [])
-    check_options(args.executor, args.scheduler, args.workers, args.shards, options)
+    resolve(args.executor, args.scheduler, args.workers, args.shards, options)
     cache: Any = args.cache_dir
     if cache_default and not cache:
         cache = not getattr(args, "no_cache", False)

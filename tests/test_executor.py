@@ -306,7 +306,7 @@ def test_an_experiment_file_cannot_choose_a_scheduler_through_executor_options(t
 
     np.save(tmp_path / "probe.npy", np.random.default_rng(5).normal(size=(20, 64)).astype(np.float32))
     (tmp_path / "exp.toml").write_text('[models]\na = "grid_models:mlp_a"\nb = "grid_models:mlp_b"\n\n'
-                                       '[compare]\nprobe = "probe.npy"\nexecutor = "dask"\n'
+                                       '[compare]\nprobe = "probe.npy"\n'
                                        'executor_option = ["timeout=5", "scheduler=tcp://127.0.0.1:8786"]\n')
     before = bad_input.snapshot(tmp_path)
     run = fault_models.run(["run", "exp.toml"], tmp_path)

@@ -16,13 +16,20 @@ from typing import NoReturn
 
 from .errors import NeurocorrError
 from .interfaces import Command
-from .plugins import PluginManager, get_plugin_manager
+from .plugins import BLOCK_ENV, PluginManager, get_plugin_manager
 
 #: Exit statuses beside 0 (done) and 2 (a user error): 128 + the signal, as a shell reports it.
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 #: How the usage and argparse's errors name the subcommand.
 _COMMAND = "COMMAND"
+#: The commands of the project's own plugin packages, with the package and its entry point:
+#: a missing one names what to install (the core imports none of them).
+PACKAGE_COMMANDS = {
+    "atlas": ("neurocorr-atlas", "atlas"), "grid": ("neurocorr-atlas", "atlas"),
+    "predict": ("neurocorr-atlas", "atlas"), "demo": ("neurocorr-torch", "torch"),
+    "reproduce": ("neurocorr-paper", "paper"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(argv: list[str]) -> int:
     """A command that reads its own arguments gets everything after its name; the others get
     what the parser made of theirs."""
-    commands = _commands(get_plugin_manager())
+    pm = get_plugin_manager()
+    commands = _commands(pm)
+    if argv and argv[0] not in commands and argv[0] in PACKAGE_COMMANDS:
+        raise NeurocorrError(_missing_package(pm, argv[0]))
     chosen = commands.get(argv[0]) if argv else None
     if chosen is not None and not chosen.parsed:
         return int(chosen.run_argv(argv[1:]) or 0)
@@ -91,6 +101,18 @@ def _parser(commands: dict[str, Command] | None = None) -> argparse.ArgumentPars
             p.add_argument("args", nargs=argparse.REMAINDER, help=f"see 'neurocorr {name} --help'")
         p.set_defaults(neurocorr_command=command)  # a name no command's own argument takes
     return parser
+
+
+def _missing_package(pm: PluginManager, name: str) -> str:
+    package, entry = PACKAGE_COMMANDS[name]
+    info = pm.info.get(entry)
+    said = f"{name!r} is a command of the {package} package, which"
+    if info is None:
+        return (f"{said} is not installed: pip install {package} (from a checkout: pip install -e "
+                f"plugins/{package})")
+    if info.status == "blocked":
+        return f"{said} is disabled: {BLOCK_ENV} lists {entry}"
+    return f"{said} did not load ({(info.reason.splitlines() or [''])[0]}); reinstall it: pip install -U {package}"
 
 
 def _not_loaded(pm: PluginManager) -> str:

@@ -175,7 +175,7 @@ class PluginManager:
     def provider_for(self, model: object) -> type[ActivationProvider]:
         """The one provider that accepts ``model``; an error that says who handles what."""
         providers = [cls for cls, _ in self.registry["provider"].values()]
-        takers = [cls for cls in providers if _safe(cls.accepts, model)]
+        takers = [cls for cls in providers if _accepts_quietly(cls.accepts, model)]
         if len(takers) == 1:
             return takers[0]
         if takers:
@@ -203,7 +203,7 @@ class PluginManager:
         return {i.name: i.version for i in self.info.values() if i.status == "ok"}
 
 
-def _safe(check: Callable[[object], bool], model: object) -> bool:
+def _accepts_quietly(check: Callable[[object], bool], model: object) -> bool:
     try:
         return bool(check(model))
     except Exception:

@@ -16,6 +16,7 @@ outside the declared range, a wrong shape, exceptions in the constructor, update
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -190,9 +191,14 @@ OPTIONS = [  # (command line after the models, words)
     (["predict", "grid_models:mlp_a", "--batch-size", "0"], ["batch-size", "at least 1"]),
     (["grid", "--probe-limit", "-5"], ["probe-limit", "at least"]),
 ]
+#: grid and predict are commands of the neurocorr-atlas package.
+NEEDS_ATLAS = pytest.mark.skipif(importlib.util.find_spec("neurocorr_atlas") is None,
+                                 reason="grid and predict come with neurocorr-atlas: "
+                                        "pip install -e plugins/neurocorr-atlas")
 
 
-@pytest.mark.parametrize(("argv", "words"), OPTIONS, ids=[" ".join(a) for a, _ in OPTIONS])
+@pytest.mark.parametrize(("argv", "words"), [
+    pytest.param(a, w, id=" ".join(a), marks=[NEEDS_ATLAS] if a[0] != "compare" else []) for a, w in OPTIONS])
 def test_bad_count_option(tmp_path, env, work, argv, words):
     command, *rest = argv
     if command == "compare":

@@ -13,6 +13,7 @@ folder is one line, and a corrupt entry is recomputed.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -339,6 +340,8 @@ def test_run_refuses_outputs_as_compare_does_before_the_work(work, env, extra, w
     assert "score A->B" not in run.out + run.err
 
 
+@pytest.mark.skipif(importlib.util.find_spec("neurocorr_atlas") is None,
+                    reason="predict comes with neurocorr-atlas: pip install -e plugins/neurocorr-atlas")
 def test_predict_json_to_stdout_is_pure_json(work, env):
     for name in ("mlp_a", "mlp_b", "cnn_a"):
         added = bad_input.neurocorr(["atlas", "add", f"grid_models:{name}", "--accuracy", "0.9",

@@ -109,6 +109,21 @@ def wait_for(path: Path, proc: subprocess.Popen[str] | None = None, limit: float
         time.sleep(0.02)
 
 
+def interrupt_mid_run(argv: list[str], cwd: Path, gate: Path, gate_after: int = 1) -> None:
+    """Start ``neurocorr ARGV``, send it SIGINT once its gated model is inside a forward pass,
+    and check what a user sees: exit 130 and the one line ``neurocorr: interrupted``."""
+    proc = start(argv, cwd, cli_env(gate, gate_after))
+    try:
+        wait_for(gate / "started", proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip() == "neurocorr: interrupted", err
+
+
 def forward_batches(gate: Path) -> list[int]:
     """The probe batch sizes the gated MLP has run (all processes), in order."""
     log = gate / "log"

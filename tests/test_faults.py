@@ -62,17 +62,7 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_writes_nothing(work, extra):
     extra = [str(cache) if e == "CACHE" else e for e in extra]
     gate_after = 2 if "--cache-dir" in extra else 1  # with the cache: shard 1 done, shard 2 running
     before = bad_input.snapshot(work["data"], work["out"])
-    proc = fault_models.start(compare_argv(work, *extra), work["data"],
-                              fault_models.cli_env(work["gate"], gate_after))
-    try:
-        fault_models.wait_for(work["gate"] / "started", proc)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert "Traceback" not in err, err
-    assert proc.returncode == 130, (proc.returncode, err)
-    assert err.strip() == "neurocorr: interrupted", err
+    fault_models.interrupt_mid_run(compare_argv(work, *extra), work["data"], work["gate"], gate_after)
     bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))
     if "--cache-dir" in extra:  # the first shard's two layers of each model, whole; no temporary file
         assert_whole_entries(cache, 4)

@@ -4,8 +4,6 @@ local cases and the helpers are the core's (tests/test_faults.py)."""
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 import bad_input
@@ -17,15 +15,6 @@ from test_faults import compare_argv, work  # noqa: F401 - work is a fixture
 def test_ctrl_c_mid_run_on_a_dask_local_cluster_is_one_line_exit_130_and_writes_nothing(work):  # noqa: F811
     pytest.importorskip("distributed")
     before = bad_input.snapshot(work["data"], work["out"])
-    proc = fault_models.start(compare_argv(work, "--executor", "dask", "--workers", "2", "--shards", "2"),
-                              work["data"], fault_models.cli_env(work["gate"], 1))
-    try:
-        fault_models.wait_for(work["gate"] / "started", proc)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert "Traceback" not in err, err
-    assert proc.returncode == 130, (proc.returncode, err)
-    assert err.strip() == "neurocorr: interrupted", err
+    argv = compare_argv(work, "--executor", "dask", "--workers", "2", "--shards", "2")
+    fault_models.interrupt_mid_run(argv, work["data"], work["gate"])
     bad_input.assert_unchanged(before, bad_input.snapshot(work["data"], work["out"]))

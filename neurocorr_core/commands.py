@@ -22,6 +22,7 @@ from .cli_options import add_comparison_options, add_model_options, model_option
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .interfaces import Command
+from .options import Options
 from .outputs import OUTPUT_KINDS, STDOUT, check_outputs, csv_text, render_outputs, stdout_to_stderr, write_all
 from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
@@ -158,7 +159,7 @@ class RunCommand(Command):
         experiment = config.load(args.config, parser, overrides, trust_pickle=args.trust_pickle)
         to_stdout = [kind for kind in ("json", "csv") if overrides[kind] == "-"]
         log = sys.stderr if to_stdout else sys.stdout  # keep standard output for the data
-        results = config.run(experiment, parser, comparison, quiet=args.quiet)
+        results = config.run(experiment, comparison, quiet=args.quiet)
         for metric, result in results.items():
             print(f"== metric {metric}\n{summary(result)}", file=log)
         for path in dict.fromkeys(p for files in experiment.outputs.values() for p in files.values()):
@@ -245,18 +246,9 @@ def compare_parser() -> argparse.ArgumentParser:
 def comparison(args: argparse.Namespace) -> Comparison:
     """The comparison that parsed ``compare`` arguments ask for (also used by ``run``)."""
     return compare(
-        args.model_a, args.model_b, load_probe(args.probe, limit=args.probe_limit),
-        metric=args.metric, matching=args.matching, neurons=args.neurons,
-        layers_a=args.layers_a, layers_b=args.layers_b, depth_penalty=args.depth_penalty,
-        absolute=not args.signed, batch_size=args.batch_size,
+        args.model_a, args.model_b, load_probe(args.probe, limit=args.probe_limit), Options.from_args(args),
         provider_a=args.provider_a, provider_b=args.provider_b,
         options_a=model_options(args, "-a"), options_b=model_options(args, "-b"),
-        constant_neurons=args.constant_neurons,
-        matching_options={"top_k": args.top_k} if args.top_k is not None else None,
-        sample_neurons=args.sample_neurons, sample_probe=args.sample_probe,
-        memory_budget=args.memory_budget, seed=args.seed,
-        permutations=args.permutations, bootstrap=args.bootstrap, confidence=args.confidence,
-        progress=not args.quiet, **scale_out.options_from(args),
     )
 
 

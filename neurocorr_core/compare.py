@@ -14,17 +14,16 @@ from .errors import NeurocorrError
 from .executor import model_source, sharded_metrics
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
 from .models import describe, resolve_model
+from .options import Options
 from .pipeline import Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
-from .probe import Probe, check_batch_size, load_probe
+from .probe import Probe, load_probe
 from .result import Comparison
-from .sampling import Amount, check_amount, rng_for, sample_indices
+from .sampling import Amount, rng_for, sample_indices
 from .scale_out import check_sharding
-from .score import check_penalty
 from .selection import Selector, select_layers
-from .significance import assess, check_significance_options
-from .tiles import parse_budget
-from .views import check_neurons, neuron_batches
+from .significance import assess
+from .views import neuron_batches
 
 
 def open_model(model: object, *, provider: str | None = None, pm: PluginManager | None = None,
@@ -44,38 +43,15 @@ def compare(
     model_a: object,
     model_b: object,
     probe: str | os.PathLike[str] | np.ndarray | Probe,
+    options: Options | None = None,
     *,
-    metric: str = "pearson",
-    matching: str = "max",
-    neurons: str = "channel",
-    layers_a: Selector = None,
-    layers_b: Selector = None,
-    depth_penalty: str = "paper",
-    absolute: bool = True,
-    batch_size: int = 256,
     provider_a: str | None = None,
     provider_b: str | None = None,
     options_a: dict[str, Any] | None = None,
     options_b: dict[str, Any] | None = None,
     probe_b: str | os.PathLike[str] | np.ndarray | Probe | None = None,
-    sample_neurons: Amount = None,
-    sample_probe: Amount = None,
-    seed: int = 0,
-    permutations: int = 0,
-    bootstrap: int = 0,
-    confidence: float = 0.95,
-    memory_budget: int | str | None = None,
-    constant_neurons: str | None = None,
-    metric_options: dict[str, Any] | None = None,
-    matching_options: dict[str, Any] | None = None,
-    progress: bool = False,
-    executor: str | Any | None = None,
-    executor_options: dict[str, Any] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    shards: int | None = None,
-    cache: Any = None,
     plugin_manager: PluginManager | None = None,
+    **keywords: Any,
 ) -> Comparison:
     """Compare two networks by their neurons' outputs over the same probe.
 
@@ -101,47 +77,45 @@ def compare(
     as ``dask``; or a started executor) with ``executor_options`` (its constructor's keywords;
     ``scheduler``/``workers`` are short for the ``dask`` executor's) and ``shards`` split the
     probe into shards whose statistics merge exactly; ``cache`` (a folder, or True) reuses activations from disk.
+    ``options``: these options as one :class:`~neurocorr_core.options.Options` (checked when it is
+    made); keywords given beside it replace its fields. ``provider_a``/``provider_b`` and
+    ``options_a``/``options_b``: the provider (plugin name) and provider options of each model.
     Returns a :class:`Comparison` with the network score in both directions.
     """
     pm = plugin_manager or get_plugin_manager()
-    check_neurons(neurons)
-    check_penalty(depth_penalty)
-    check_significance_options(permutations, bootstrap, confidence)
-    batch_size = check_batch_size(batch_size)
-    sample_neurons = check_amount(sample_neurons, "sample_neurons")
-    sample_probe = check_amount(sample_probe, "sample_probe")
-    budget = parse_budget(memory_budget)
-    sharded = check_sharding(executor, scheduler, workers, shards, cache, bool(permutations or bootstrap),
-                             options=executor_options, plugin_manager=pm)
-    probe, second = _probes(probe, probe_b, sample_probe, seed)
-    metric_cls = pm.metric(metric)
-    matcher = pm.matching(matching)(**(matching_options or {}))
-    constant = constant_policy(constant_neurons, matcher)
-    _check_combination(metric_cls, matcher, sample_neurons)
-    prov_a, a = _open_side(model_a, provider_a, options_a, layers_a, probe, neurons, pm, "model A")
+    opts = Options.of(options, **keywords)  # every option checked, in one place
+    sharded = check_sharding(opts.executor, opts.scheduler, opts.workers, opts.shards, opts.cache,
+                             opts.significance, options=opts.executor_options, plugin_manager=pm)
+    probe, second = _probes(probe, probe_b, opts.sample_probe, opts.seed)
+    metric_cls = pm.metric(opts.metric)
+    matcher = pm.matching(opts.matching)(**(opts.matching_options or {}))
+    constant = constant_policy(opts.constant_neurons, matcher)
+    _check_combination(metric_cls, matcher, opts.sample_neurons)
+    prov_a, a = _open_side(model_a, provider_a, options_a, opts.layers_a, probe, opts.neurons, pm, "model A")
     try:
-        prov_b, b = _open_side(model_b, provider_b, options_b, layers_b, second, neurons, pm, "model B")
+        prov_b, b = _open_side(model_b, provider_b, options_b, opts.layers_b, second, opts.neurons, pm,
+                               "model B")
     except BaseException:
         prov_a.close()
         raise
-    keep = bool(permutations or bootstrap)
+    keep = opts.significance
     try:
         plan = build_plan(metric_cls, matcher, a, b, samples=len(probe), constant=constant,
-                          penalty=depth_penalty, absolute=absolute, options=metric_options, budget=budget,
-                          sample=sample_neurons, seed=seed)
-        plan.fit(budget, keep)
+                          penalty=opts.depth_penalty, absolute=opts.absolute, options=opts.metric_options,
+                          budget=opts.budget, sample=opts.sample_neurons, seed=opts.seed)
+        plan.fit(opts.budget, keep)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
         if sharded:  # the same plan, shard by shard on an executor
             sources = (model_source(model_a, prov_a, options_a), model_source(model_b, prov_b, options_b))
-            metrics, ran = sharded_metrics(plan, sources, (probe, second), neurons, batch_size,
-                                           executor=executor, scheduler=scheduler, workers=workers,
-                                           shards=shards, cache=cache, executor_options=executor_options,
-                                           plugin_manager=pm)
+            metrics, ran = sharded_metrics(plan, sources, (probe, second), opts.neurons, opts.batch_size,
+                                           executor=opts.executor, scheduler=opts.scheduler,
+                                           workers=opts.workers, shards=opts.shards, cache=opts.cache,
+                                           executor_options=opts.executor_options, plugin_manager=pm)
         else:
             acc = plan.accumulator()
-            batches = _stream((prov_a, a), (prov_b, b), probe, second, neurons, batch_size)
-            for x, y in _progress(batches, progress, -(-len(probe) // batch_size)):
+            batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
+            for x, y in _progress(batches, opts.progress, -(-len(probe) // opts.batch_size)):
                 acc.update(x, y)
                 if keep:
                     xs.append(x)
@@ -158,23 +132,23 @@ def compare(
         x_all, y_all = np.concatenate(xs), np.concatenate(ys)
         xs.clear()
         ys.clear()
-        significance = assess(outcome.score.symmetric, plan.scorer(batch_size), x_all, y_all,
-                              permutations=permutations, bootstrap=bootstrap, confidence=confidence,
-                              seed=seed)
-    config = {"metric": metric, "matching": matching, "neurons": neurons,
-              "layers_a": layers_a, "layers_b": layers_b, "depth_penalty": depth_penalty,
-              "absolute": absolute, "batch_size": batch_size, "probe": probe.name,
+        significance = assess(outcome.score.symmetric, plan.scorer(opts.batch_size), x_all, y_all,
+                              permutations=opts.permutations, bootstrap=opts.bootstrap,
+                              confidence=opts.confidence, seed=opts.seed)
+    config = {"metric": opts.metric, "matching": opts.matching, "neurons": opts.neurons,
+              "layers_a": opts.layers_a, "layers_b": opts.layers_b, "depth_penalty": opts.depth_penalty,
+              "absolute": opts.absolute, "batch_size": opts.batch_size, "probe": probe.name,
               "probe_b": second.name,
               "provider_a": prov_a.name, "provider_b": prov_b.name,
-              "constant_neurons": constant, "metric_options": metric_options or {},
-              "matching_options": matching_options or {},
-              "memory_budget": budget, "tiles": outcome.tiles,
-              "sampling": {"seed": seed, "neurons": sample_neurons, "probe": sample_probe,
+              "constant_neurons": constant, "metric_options": opts.metric_options or {},
+              "matching_options": opts.matching_options or {},
+              "memory_budget": opts.budget, "tiles": outcome.tiles,
+              "sampling": {"seed": opts.seed, "neurons": opts.sample_neurons, "probe": opts.sample_probe,
                            "probe_samples": len(probe),
                            "sampled_a": None if plan.sampled_a is None else len(plan.sampled_a),
                            "sampled_b": None if plan.sampled_b is None else len(plan.sampled_b)},
-              "significance": {"permutations": permutations, "bootstrap": bootstrap,
-                               "confidence": confidence}}
+              "significance": {"permutations": opts.permutations, "bootstrap": opts.bootstrap,
+                               "confidence": opts.confidence}}
     if sharded:
         config["executor"] = ran
     return make_comparison(plan, outcome, config=config, versions=pm.versions(), significance=significance)

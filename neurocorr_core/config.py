@@ -20,7 +20,8 @@ subcommand's own argument parser, so a new ``compare`` option is a new config ke
 change here (:mod:`neurocorr_core.config_schema` holds those rules and their checks). Relative
 paths are relative to the folder of the config file. Every problem is reported with the key
 that holds it and what is allowed, before any work starts. This module turns a valid file into
-an :class:`Experiment`: one ``compare`` command line per metric, run by :func:`run`.
+an :class:`Experiment`: the parsed ``compare`` arguments of each metric, run by :func:`run`
+(no command line is written out and parsed again).
 
 An experiment file is data from whoever wrote it, never a decision to run code: a
 ``module:callable`` reference may name a module next to the file, but that folder is never put
@@ -41,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config_schema import TRUST_KEYS, ConfigChecker, Option, compare_options
+from .config_schema import TRUST_KEYS, ConfigChecker, compare_options
 from .errors import NeurocorrError
 from .models import reference_folder
 from .outputs import OUTPUT_KINDS, csv_text, render_outputs, write_all
@@ -62,11 +63,12 @@ def subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentPa
 
 @dataclass
 class Experiment:
-    """A validated config: one ``compare`` argument list per metric, and the outputs."""
+    """A validated config: the ``compare`` arguments of each metric (as the command line's parser
+    would hold them: its defaults, the file's values through the options' own types), and the outputs."""
 
     source: Path
     metrics: list[str]
-    argvs: dict[str, list[str]]  # metric -> argv for the compare parser (no output options)
+    arguments: dict[str, argparse.Namespace]  # metric -> the compare arguments (no output options)
     outputs: dict[str, dict[str, Path]] = field(default_factory=dict)  # metric -> kind -> path
     quiet: bool = False
     trust_pickle: bool = False  # given on the command line, never read from the file
@@ -98,8 +100,10 @@ def load(path: str | os.PathLike[str], parser: argparse.ArgumentParser,
     outputs = checker.outputs(data.get("outputs", {}), overrides or {}, metrics)
     if trust_pickle:
         values.update({flag: True for flag in _TRUST_FLAGS if flag in options})
-    argvs = {m: _argv(models, {**values, "metric": m}, options) for m in metrics}
-    return Experiment(source, metrics, argvs, outputs, bool(values.get("quiet", False)), trust_pickle)
+    defaults = {key: option.default for key, option in options.items() if key not in OUTPUT_KINDS}
+    models_args = {"model_a": models["a"], "model_b": models["b"]}
+    arguments = {m: argparse.Namespace(**{**defaults, **values, **models_args, "metric": m}) for m in metrics}
+    return Experiment(source, metrics, arguments, outputs, bool(values.get("quiet", False)), trust_pickle)
 
 
 def _read(source: Path) -> dict[str, Any]:
@@ -113,26 +117,6 @@ def _read(source: Path) -> dict[str, Any]:
         raise NeurocorrError(f"{source}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise NeurocorrError(f"cannot read config file {source}: {exc}") from None
-
-
-def _argv(models: Mapping[str, str], values: Mapping[str, Any], options: Mapping[str, Option]) -> list[str]:
-    """The ``compare`` command line that the config stands for (outputs excluded)."""
-    argv = [models["a"], models["b"]]
-    for key, value in values.items():
-        option = options[key]
-        if option.kind == "bool":
-            if value == option.store:
-                argv.append(option.flag)
-            continue
-        if value is None:
-            continue
-        if not option.many:
-            argv.append(f"{option.flag}={value}")  # '=' keeps a value that starts with '-' a value
-        elif option.append:
-            argv += [f"{option.flag}={item}" for item in value]
-        else:
-            argv += [option.flag, *map(str, value)]
-    return argv
 
 
 def keys_table(parser: argparse.ArgumentParser) -> str:
@@ -156,18 +140,18 @@ def keys_table(parser: argparse.ArgumentParser) -> str:
     return "\n".join(lines)
 
 
-def run(experiment: Experiment, parser: argparse.ArgumentParser,
-        comparison: Callable[[argparse.Namespace], Comparison], *, quiet: bool = False) -> dict[str, Comparison]:
-    """Run every comparison of ``experiment`` (``comparison`` turns parsed ``compare`` arguments
-    into a result), then write all its outputs at once: all of them or, on an error, none."""
+def run(experiment: Experiment, comparison: Callable[[argparse.Namespace], Comparison], *,
+        quiet: bool = False) -> dict[str, Comparison]:
+    """Run every comparison of ``experiment`` (``comparison`` turns ``compare`` arguments into a
+    result), then write all its outputs at once: all of them or, on an error, none."""
     results: dict[str, Comparison] = {}
     quiet = quiet or experiment.quiet
     with reference_folder(experiment.folder):  # module:callable references next to the config file
         for metric in _progress(experiment.metrics, quiet):
-            argv = experiment.argvs[metric]
-            if quiet and "--quiet" not in argv:
-                argv = [*argv, "--quiet"]
-            results[metric] = comparison(parser.parse_args(argv))
+            arguments = experiment.arguments[metric]
+            if quiet:
+                arguments = argparse.Namespace(**{**vars(arguments), "quiet": True})
+            results[metric] = comparison(arguments)
     write_all(render_experiment(experiment, results))
     return results
 

@@ -172,7 +172,7 @@ class ConfigChecker:
             values["cache_dir"] = str(self.inside("compare.cache_dir", values["cache_dir"],
                                                  "name a cache folder inside it, or pass 'neurocorr compare "
                                                  "... --cache-dir PATH'"))
-        in_options = any(str(v).partition("=")[0].strip() == "scheduler" for v in values.get("executor_option") or [])
+        in_options = any(name == "scheduler" for name, _ in values.get("executor_option") or [])
         if values.get("scheduler") is not None or in_options:  # --executor-option scheduler=ADDR too
             key = "compare.executor_option" if in_options else "compare.scheduler"
             raise self.fail(key, "an experiment file cannot choose a Dask scheduler (this "
@@ -257,8 +257,8 @@ class ConfigChecker:
             raise self.fail(key, f"{value!r} is not allowed; choose one of: "
                             f"{', '.join(map(str, option.choices))}")
         if option.parse is not None and option.kind == "value":
-            try:
-                option.parse(str(value))
+            try:  # the value the command line would hold: the option's own parser's result
+                return option.parse(str(value))
             except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
                 raise self.fail(key, f"{value!r} is not valid: {exc}") from None
         return value

@@ -312,7 +312,7 @@ def _run_in_process(path: Path, **load):
     parser = config.subparser(_parser(), "compare")
     from neurocorr_core.commands import comparison
 
-    return config.run(config.load(path, parser, **load), parser, comparison, quiet=True)
+    return config.run(config.load(path, parser, **load), comparison, quiet=True)
 
 
 def test_a_local_reference_works_and_sys_path_is_restored(tmp_path, cli_pm, monkeypatch):

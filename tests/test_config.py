@@ -13,6 +13,7 @@ import pytest
 
 from neurocorr_core import NeurocorrError, compare, config, config_schema, hookimpl, plugins
 from neurocorr_core.cli import _parser, main
+from neurocorr_core.options import Options
 
 pytest.importorskip("matplotlib", reason="reports need matplotlib: pip install 'neurocorr-core[plots]'")
 
@@ -128,7 +129,7 @@ def test_a_new_compare_option_is_a_new_key(folder, cli_pm):
     parser.add_argument("--extra-rounds", type=int, default=0, help="a future option")
     path = write(folder, GOOD.format(metric_line="extra_rounds = 3"))
     experiment = config.load(path, parser)
-    assert parser.parse_args(experiment.argvs["pearson"]).extra_rounds == 3
+    assert experiment.arguments["pearson"].extra_rounds == 3
     write(folder, GOOD.format(metric_line='extra_rounds = "3"'))
     with pytest.raises(NeurocorrError, match="compare.extra_rounds: must be an integer, not a string '3'"):
         config.load(path, parser)
@@ -144,7 +145,7 @@ def test_an_option_with_its_own_parser_is_validated_by_it(folder, cli_pm):
     parser = compare_parser()
     parser.add_argument("--share", type=fraction)
     path = write(folder, GOOD.format(metric_line="share = 0.25"))
-    assert parser.parse_args(config.load(path, parser).argvs["pearson"]).share == 0.25
+    assert config.load(path, parser).arguments["pearson"].share == 0.25
     write(folder, GOOD.format(metric_line="share = 2"))
     with pytest.raises(NeurocorrError, match=r"compare\.share: 2 is not valid: a fraction in \(0, 1\], not 2"):
         config.load(path, parser)
@@ -153,12 +154,16 @@ def test_an_option_with_its_own_parser_is_validated_by_it(folder, cli_pm):
 def test_config_means_the_same_as_the_command_line(folder, cli_pm):
     parser = compare_parser()
     experiment = config.load(good(folder), parser)
-    from_file = vars(parser.parse_args(experiment.argvs["pearson"]))
+    from_file = vars(experiment.arguments["pearson"])
     typed = vars(parser.parse_args([
         "nets_for_config:net_a", "nets_for_config:net_b", "--probe", str(folder / "probe.npy"),
         "--probe-limit", "60", "--layers-a", "*", "--layers-b", "kind:activation", "--depth-penalty", "none",
         "--batch-size", "16", "--quiet", "--metric", "pearson"]))
-    assert from_file == typed
+    command_line_only = {"json", "csv", "report", "heatmap", "neurocorr_command"}  # outputs: [outputs]
+    assert from_file == {key: value for key, value in typed.items() if key not in command_line_only}
+    assert Options.from_args(experiment.arguments["pearson"]) == Options.from_args(parser.parse_args([
+        "m_a", "m_b", "--probe", "p.npy", "--layers-a", "*", "--layers-b", "kind:activation", "--depth-penalty",
+        "none", "--batch-size", "16", "--quiet"]))
     assert experiment.outputs["pearson"] == {
         "json": folder / "out/result-pearson.json", "csv": folder / "out/scores.csv",
         "report": folder / "out/report-pearson.html", "heatmap": folder / "out/heatmap-pearson.svg"}

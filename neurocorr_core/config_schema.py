@@ -14,7 +14,6 @@ file stands for (its ``compare`` command lines, its run, its outputs) another: t
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 from . import datasets
 from .errors import NeurocorrError
 from .models import is_reference
+from .options import suggest, typename
 from .outputs import OUTPUT_KINDS, STDOUT, check_outputs
 from .plugins import PluginManager
 from .result import check_writable
@@ -115,17 +115,17 @@ class ConfigChecker:
         for name, value in data.items():
             if name not in TABLES:
                 raise self.fail(name, f"unknown {'table' if isinstance(value, dict) else 'key'}"
-                                f"{_suggest(name, TABLES)}; the file holds the tables "
+                                f"{suggest(name, TABLES)}; the file holds the tables "
                                 f"{', '.join(f'[{t}]' for t in TABLES)}")
             if not isinstance(value, dict):
-                raise self.fail(name, f"must be a table [{name}], not {_typename(value)}")
+                raise self.fail(name, f"must be a table [{name}], not {typename(value)}")
 
     def keys(self, table: str, values: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for raw, value in values.items():
             key = raw.replace("-", "_")
             if key not in allowed:
-                raise self.fail(f"{table}.{raw}", f"unknown key{_suggest(key, allowed)}; allowed "
+                raise self.fail(f"{table}.{raw}", f"unknown key{suggest(key, allowed)}; allowed "
                                 f"keys in [{table}]: {', '.join(allowed)}")
             if key in out:
                 raise self.fail(f"{table}.{raw}", "given twice (with '-' and with '_')")
@@ -141,7 +141,7 @@ class ConfigChecker:
                                 "or module:callable references")
             value = values[key]
             if not isinstance(value, str) or not value:
-                raise self.fail(f"models.{key}", f"must be a non-empty string, not {_typename(value)}")
+                raise self.fail(f"models.{key}", f"must be a non-empty string, not {typename(value)}")
             models[key] = self.model(f"models.{key}", value)
         return models
 
@@ -194,7 +194,7 @@ class ConfigChecker:
             if key not in TRUST_KEYS:
                 rest[raw] = value
             elif not isinstance(value, bool):
-                raise self.fail(f"compare.{raw}", f"must be true or false, not {_typename(value)}")
+                raise self.fail(f"compare.{raw}", f"must be true or false, not {typename(value)}")
             elif value and not self.trust_pickle:
                 raise self.fail(f"compare.{raw}", "an experiment file cannot allow unpickling (it runs code "
                                 "from the model files); if you trust both model files, pass --trust-pickle on "
@@ -218,7 +218,7 @@ class ConfigChecker:
         known = self.pm.names(role)
         for name in names:
             if name not in known:
-                raise self.fail(f"compare.{key}", f"no {role} named {name!r}{_suggest(name, known)}; "
+                raise self.fail(f"compare.{key}", f"no {role} named {name!r}{suggest(name, known)}; "
                                 f"installed: {', '.join(known) or 'none'} (see 'neurocorr plugins')")
 
     def metrics(self, values: Mapping[str, Any]) -> list[str]:
@@ -227,13 +227,13 @@ class ConfigChecker:
         if "metrics" not in values:
             metric = values.get("metric", self.options["metric"].default if "metric" in self.options else None)
             if not isinstance(metric, str):
-                raise self.fail("compare.metric", f"must be a string, not {_typename(metric)}")
+                raise self.fail("compare.metric", f"must be a string, not {typename(metric)}")
             return [metric]
         metrics = values["metrics"]
         if (not isinstance(metrics, list) or not metrics
                 or not all(isinstance(m, str) and m for m in metrics)):
             raise self.fail("compare.metrics", f"must be a non-empty list of metric names, such as "
-                            f"[\"pearson\", \"spearman\"], not {_typename(metrics)}")
+                            f"[\"pearson\", \"spearman\"], not {typename(metrics)}")
         if len(set(metrics)) != len(metrics):
             raise self.fail("compare.metrics", "lists a metric twice")
         return list(metrics)
@@ -252,7 +252,7 @@ class ConfigChecker:
               "str": lambda v: isinstance(v, str),
               "value": lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool)}[option.kind]
         if not ok(value):
-            raise self.fail(key, f"must be {option.describe()}, not {_typename(value)}")
+            raise self.fail(key, f"must be {option.describe()}, not {typename(value)}")
         if option.choices and value not in option.choices:
             raise self.fail(key, f"{value!r} is not allowed; choose one of: "
                             f"{', '.join(map(str, option.choices))}")
@@ -280,7 +280,7 @@ class ConfigChecker:
         paths: dict[str, tuple[str, Path | None]] = {}
         for kind, value in values.items():
             if not isinstance(value, str) or not value:
-                raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {_typename(value)}")
+                raise self.fail(f"outputs.{kind}", f"must be a file path (a string), not {typename(value)}")
             paths[kind] = (f"outputs.{kind}", self.inside(f"outputs.{kind}", value,
                                                           f"give the path on the command line: --{kind} PATH"))
         for kind, value in overrides.items():
@@ -317,15 +317,3 @@ class ConfigChecker:
 def _file_safe(metric: str) -> str:
     """``metric`` as it may stand in a file name (for the {metric} placeholder)."""
     return re.sub(r"[^\w.-]", "_", metric)
-
-
-def _suggest(word: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, allowed, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _typename(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a table"}
-    shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 40 else ""
-    return f"{names.get(type(value), type(value).__name__)} {shown}".strip()

@@ -35,13 +35,12 @@ from .executor import (
 )
 from .interfaces import MatchingStrategy, Metric
 from .models import describe, resolve_model
+from .options import Options
 from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison
-from .score import check_penalty
 from .selection import Selector, select_layers
-from .views import check_neurons
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,25 @@ class GridConfig:
     metric_options: Mapping[str, Any] = field(default_factory=dict)
     matching_options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        self.options()  # checked as compare()'s options are, with the same messages
+
+    def options(self) -> Options:
+        """These options as :func:`~neurocorr_core.compare.compare` takes them."""
+        return Options(metric=self.metric, matching=self.matching, neurons=self.neurons,
+                       depth_penalty=self.depth_penalty, absolute=self.absolute,
+                       constant_neurons=self.constant_neurons, metric_options=dict(self.metric_options),
+                       matching_options=dict(self.matching_options), batch_size=self.batch_size)
+
+    @classmethod
+    def from_options(cls, options: Options) -> GridConfig:
+        """The grid options of ``options`` (those that are not per pair: the layers, sampling,
+        significance and scale-out options are not part of a grid's configuration)."""
+        return cls(metric=options.metric, matching=options.matching, neurons=options.neurons,
+                   depth_penalty=options.depth_penalty, absolute=options.absolute,
+                   constant_neurons=options.constant_neurons, metric_options=dict(options.metric_options or {}),
+                   matching_options=dict(options.matching_options or {}), batch_size=options.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
         """The options that decide the scores (not the batch size)."""
@@ -139,9 +157,7 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     """
     start = time.perf_counter()
     config = config or GridConfig()
-    check_names(models)
-    check_neurons(config.neurons)
-    check_penalty(config.depth_penalty)
+    check_names(models)  # the options were checked when the GridConfig was made
     probe = load_probe(probe)
     if len(probe) < 2:
         raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation needs at "

@@ -79,3 +79,16 @@ def test_the_command_line_builds_the_same_options():
                                         "--batch-size", "32", "--memory-budget", "2KB", "--quiet"])
     assert Options.from_args(args) == Options(absolute=False, matching_options={"top_k": 5}, batch_size=32,
                                               memory_budget=2000, executor_options={})
+
+
+def test_a_grid_config_is_checked_as_options_are_and_keeps_its_key():
+    from neurocorr_core.grid import GridConfig
+    from neurocorr_core.probe import Probe
+
+    with pytest.raises(NeurocorrError, match="unknown neuron view 'pixel'"):
+        GridConfig(neurons="pixel")
+    config = GridConfig.from_options(Options(depth_penalty="none", absolute=False, seed=7))
+    assert config == GridConfig(depth_penalty="none", absolute=False)
+    assert config.options() == Options(depth_penalty="none", absolute=False, metric_options={}, matching_options={})
+    probe = Probe(np.arange(12.0).reshape(4, 3), "p")
+    assert config.key(probe) == GridConfig(depth_penalty="none", absolute=False).key(probe)

@@ -119,11 +119,15 @@ def test_a_missing_command_names_the_plugins_that_did_not_load(monkeypatch, caps
     monkeypatch.setattr(plugins_module.importlib.metadata, "entry_points",
                         lambda group: [broken] if group == "neurocorr" else [])
     monkeypatch.setattr(plugins_module, "_default", PluginManager())
-    assert main(["demo"]) == 2
+    assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'demo'" in err and "see 'neurocorr --help'" in err
+    assert "invalid choice: 'frobnicate'" in err and "see 'neurocorr --help'" in err
     assert "plugins not loaded (their commands are missing): broken (ModuleNotFoundError: No module named" in err
     assert err.count("\n") == 1
+    assert main(["demo"]) == 2  # a command of one of the project's packages names the package
+    assert capsys.readouterr().err == ("neurocorr: error: 'demo' is a command of the neurocorr-torch package, "
+                                       "which is not installed: pip install neurocorr-torch (from a checkout: "
+                                       "pip install -e plugins/neurocorr-torch)\n")
     assert main(["plugins", "--bogus"]) == 2  # not about the command: no word of plugins
     assert "not loaded" not in capsys.readouterr().err
 

@@ -9,7 +9,6 @@ and a scheduler killed mid-run are real processes and sockets, on 127.0.0.1 only
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -28,6 +27,7 @@ import fault_models
 from neurocorr_core import NeurocorrError, compare
 from neurocorr_core.scale_out import get_executor
 from neurocorr_dask import DaskExecutor, check_scheduler_address
+from scheduler_file import scheduler_address
 
 #: A generous bound for "fails fast" (the timeouts involved are a few seconds): not a benchmark.
 FAST = 30
@@ -227,8 +227,7 @@ class DaskProcesses:
         info = self.folder / "scheduler.json"
         proc = self._start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                            "--scheduler-file", str(info))
-        fault_models.wait_for(info, proc)  # type: ignore[arg-type]
-        return json.loads(info.read_text())["address"], proc
+        return scheduler_address(info, proc), proc
 
     def worker(self, scheduler: str, port: int | None = None) -> None:
         listen = ["--worker-port", str(port)] if port else []

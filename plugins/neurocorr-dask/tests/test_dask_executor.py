@@ -22,6 +22,7 @@ from neurocorr_core.grid import GridModel, grid
 from neurocorr_core.scale_out import get_executor
 from neurocorr_dask import DaskExecutor
 from numpy_models import mlp
+from scheduler_file import scheduler_address
 
 CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
 NAMES = ["mlp_a", "mlp_b", "mlp_c", "cnn_a"]
@@ -174,11 +175,7 @@ def test_dask_scheduler_and_worker_processes_equal_local(pm, probe, tmp_path):
     procs = [_start([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                      "--scheduler-file", str(info)], tmp_path / "scheduler.log", env)]
     try:
-        deadline = time.time() + 60
-        while not info.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert info.exists(), (tmp_path / "scheduler.log").read_text()
-        address = json.loads(info.read_text())["address"]
+        address = scheduler_address(info, procs[0])
         assert address.startswith("tcp://127.0.0.1:")
         procs.append(_start([str(dask_cli), "worker", address, "--host", "127.0.0.1", "--nworkers", "2",
                              "--nthreads", "1", "--no-dashboard", "--death-timeout", "60"],

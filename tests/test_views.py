@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError, compare, hookimpl
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_core.views import _finite, apply_view, neuron_batches
 from numpy_models import NumpyProvider, cnn
 

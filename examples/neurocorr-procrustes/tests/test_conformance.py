@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import neurocorr_procrustes
-from neurocorr_core.testing import MetricConformance
+from neurocorr_testing import MetricConformance
 from neurocorr_procrustes import Procrustes
 
 

@@ -3,9 +3,9 @@
 from typing import ClassVar
 
 import neurocorr_cka
-from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+from neurocorr_cka import DebiasedCka, LinearCka, MinibatchRbfCka
 from neurocorr_core import Metric
-from neurocorr_core.testing import MetricConformance
+from neurocorr_testing import MetricConformance
 
 
 class TestLinearCka(MetricConformance):
@@ -33,5 +33,5 @@ class TestRbfCka(MetricConformance):
     merges cannot change the result; with several minibatches merges are exact only on
     minibatch boundaries (tested in test_cka.py)."""
 
-    metric: ClassVar[type[Metric]] = RbfCka
+    metric: ClassVar[type[Metric]] = MinibatchRbfCka
     plugin: ClassVar[object] = neurocorr_cka

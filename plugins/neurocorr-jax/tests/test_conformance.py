@@ -1,7 +1,7 @@
 """The core's provider conformance suite, for every kind of JAX model."""
 
 from jax_models import fn_cnn, fn_mlp, image_probe, linen_cnn, linen_mlp, nnx_cnn, nnx_mlp, vector_probe
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_jax import JaxProvider
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import onnx
 
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_onnx import OnnxProvider
 from onnx_test_models import nchw_cnn, nhwc_cnn, probe, weights
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import neurocorr_pearson
-from neurocorr_core.testing import MetricConformance
+from neurocorr_testing import MetricConformance
 
 
 class TestPearson(MetricConformance):

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 import neurocorr_spearman
 from neurocorr_core import Metric
-from neurocorr_core.testing import MetricConformance
+from neurocorr_testing import MetricConformance
 from neurocorr_spearman import Spearman
 
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_tensorflow import TensorFlowProvider
 from tf_models import SharedCalls, Subclassed, functional_cnn, image_probe, saved, sequential_mlp
 

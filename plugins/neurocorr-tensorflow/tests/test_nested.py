@@ -10,7 +10,7 @@ from keras import layers
 
 from neurocorr_core import NeurocorrError
 from neurocorr_core.selection import select_layers
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_tensorflow import TensorFlowProvider
 from tf_models import image_probe, nested_cnn
 

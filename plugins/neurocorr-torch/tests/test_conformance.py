@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from neurocorr_core.testing import ProviderConformance
+from neurocorr_testing import ProviderConformance
 from neurocorr_torch import TorchProvider
 from neurocorr_torch.demo import CNN
 

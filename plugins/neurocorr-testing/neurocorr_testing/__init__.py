@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .compare import compare
-from .hookspecs import hookimpl
-from .interfaces import KINDS, ActivationProvider, LayerInfo, Metric
-from .plugins import PluginManager
-from .views import apply_view
+from neurocorr_core.compare import compare
+from neurocorr_core.hookspecs import hookimpl
+from neurocorr_core.interfaces import KINDS, ActivationProvider, LayerInfo, Metric
+from neurocorr_core.plugins import PluginManager
+from neurocorr_core.views import apply_view
 
 
 class ProviderConformance:

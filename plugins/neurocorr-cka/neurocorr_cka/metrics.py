@@ -1,4 +1,5 @@
-"""The three CKA metrics: layer x layer tables of linear, debiased linear and RBF CKA."""
+"""Layer x layer tables of linear, debiased linear and minibatch RBF CKA (full-sample RBF CKA:
+:mod:`neurocorr_cka.full_rbf`)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class DebiasedCka(LinearCka):
         return self.moments.debiased_cka()
 
 
-class RbfCka(Metric):
+class MinibatchRbfCka(Metric):
     """RBF-kernel CKA from the minibatch unbiased HSIC of Nguyen, Raghu & Kornblith (2021).
 
     The probe is cut, in order, into minibatches of ``batch_size`` samples (default 256,
@@ -118,9 +119,11 @@ class RbfCka(Metric):
     HSIC_1 is computed for every layer pair. CKA = mean HSIC_1(K, L) / sqrt(mean HSIC_1(K, K)
     mean HSIC_1(L, L)), means weighted by minibatch size. A final shorter minibatch is used
     if it has at least 4 samples; 1 to 3 left-over samples are not (see ``samples_used``).
+    The median is over the pairs i < j of the minibatch. An estimate for probes too large
+    for n x n Gram matrices; ``cka-rbf`` is the standard full-sample CKA.
     """
 
-    name = "cka-rbf"
+    name = "cka-rbf-minibatch"
     level = "layer"
     bounds = (-math.inf, math.inf)  # a ratio of minibatch unbiased HSICs, like cka-debiased
     undefined = "anywhere"
@@ -154,7 +157,7 @@ class RbfCka(Metric):
         self._take(np.array(x, np.float64), np.array(y, np.float64))
 
     def merge(self, other: Metric) -> None:
-        if not isinstance(other, RbfCka) or (other.sizes_a, other.sizes_b) != (self.sizes_a,
+        if not isinstance(other, MinibatchRbfCka) or (other.sizes_a, other.sizes_b) != (self.sizes_a,
                                                                                self.sizes_b) \
                 or (other.bandwidth, other.batch_size) != (self.bandwidth, self.batch_size):
             raise NeurocorrError(f"{self.name}: can only merge a {self.name} metric with the same "

@@ -1,4 +1,5 @@
-"""RBF kernels and the unbiased HSIC estimator on one minibatch of samples."""
+"""RBF kernels: Kornblith et al.'s full-sample Gram matrices (median over the whole n x n
+matrix of squared distances) and the minibatch kernel and unbiased HSIC of Nguyen et al."""
 
 from __future__ import annotations
 
@@ -29,6 +30,69 @@ def rbf_gram(x: np.ndarray, bandwidth: float) -> np.ndarray:
         median = float(np.median(nonzero))
     sigma = bandwidth * median
     return np.exp(-sq / (2.0 * sigma * sigma))
+
+
+def squared_distances(x: np.ndarray) -> np.ndarray:
+    """|x_i - x_j|^2 for all pairs of rows of ``x`` (n, features): float64 (n, n), zero
+    diagonal, no negative entry, 0 for identical rows (values under 1e-12 of |x_i|^2 + |x_j|^2
+    are set to 0: the Gram trick cannot resolve them). Rows are centred first: distances do not change, and the
+    Gram trick |a|^2 + |b|^2 - 2 a.b cancels less."""
+    xc = np.asarray(x, dtype=np.float64)
+    xc = xc - xc.mean(axis=0)
+    norms = np.einsum("ij,ij->i", xc, xc)
+    sq = xc @ xc.T
+    sq *= -2.0
+    sq += norms[:, None]
+    sq += norms[None, :]
+    # below the Gram trick's rounding (identical rows, which must give exactly 0): 0
+    tol = norms[:, None] + norms[None, :]
+    tol *= 1e-12
+    sq[sq <= tol] = 0.0
+    np.fill_diagonal(sq, 0.0)
+    return sq
+
+
+def rbf_gram_full(x: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Kornblith et al. (2019)'s RBF Gram matrix of ``x`` (n, features), float64 (n, n).
+
+    exp(-d_ij^2 / (2 sigma^2)) with sigma^2 = bandwidth^2 * median of d_ij^2 over the whole
+    n x n matrix, its zero diagonal and both (i, j) and (j, i) included, as their code takes
+    it (so sigma is ``bandwidth`` times the median distance in their sense). If that median is
+    0 (more than half of the entries coincide) the median of the nonzero d_ij^2 is used; if
+    every sample is the same the kernel is constant (ones), so its centred Gram matrix is 0.
+    """
+    sq = squared_distances(x)
+    median = float(np.median(sq))
+    if median == 0.0:
+        nonzero = sq[sq > 0]
+        if nonzero.size == 0:
+            sq[:] = 1.0
+            return sq
+        median = float(np.median(nonzero))
+    sq *= -1.0 / (2.0 * bandwidth * bandwidth * median)
+    return np.exp(sq, out=sq)
+
+
+def centred_gram(gram: np.ndarray, unbiased: bool) -> np.ndarray:
+    """H K H (``unbiased=False``) or the U-centred K of Szekely & Rizzo (2014), in place.
+
+    For U-centring, with K~ = K with a zero diagonal: K~_ij - r_i - r_j (i != j), 0 on the
+    diagonal, r_i = (K~1)_i / (n-2) - 1'K~1 / (2 (n-1)(n-2)); then <U(K), U(L)> / (n (n-3))
+    is the unbiased HSIC_1 of Song et al. (2012). H K H gives tr(KHLH) = <HKH, HLH>.
+    """
+    n = gram.shape[0]
+    if unbiased:
+        np.fill_diagonal(gram, 0.0)
+        means = gram.sum(axis=0) / (n - 2)
+        means -= means.sum() / (2 * (n - 1))
+    else:
+        means = gram.mean(axis=0)
+        means -= means.mean() / 2
+    gram -= means[:, None]
+    gram -= means[None, :]
+    if unbiased:
+        np.fill_diagonal(gram, 0.0)
+    return gram
 
 
 def unbiased_hsic(grams_a: Sequence[np.ndarray], grams_b: Sequence[np.ndarray]

@@ -15,7 +15,7 @@ from cka_reference import (
     rbf_gram_naive,
     table,
 )
-from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+from neurocorr_cka import DebiasedCka, DebiasedRbfCka, LinearCka, MinibatchRbfCka, RbfCka
 from neurocorr_cka.moments import LayerMoments
 from neurocorr_core import NeurocorrError, PluginManager
 
@@ -127,7 +127,7 @@ def test_streamed_higher_moments_equal_direct_sums():
 
 def test_rbf_cka_equals_naive_gram_on_one_batch():
     x, y = data(n=40, seed=3)
-    m = feed(RbfCka(SIZES_A, SIZES_B, bandwidth=0.5, batch_size=64), x, y)
+    m = feed(MinibatchRbfCka(SIZES_A, SIZES_B, bandwidth=0.5, batch_size=64), x, y)
     assert m.samples_used == 0  # the 40 samples are one (short) minibatch, made at compute()
     ref = table(x, y, SIZES_A, SIZES_B, lambda z: rbf_gram_naive(z, 0.5), hsic_unbiased)
     np.testing.assert_allclose(m.compute(), ref, atol=1e-10, rtol=0)
@@ -135,7 +135,7 @@ def test_rbf_cka_equals_naive_gram_on_one_batch():
 
 def test_rbf_cka_averages_minibatches_weighted_by_size():
     x, y = data(n=50, seed=4)
-    m = feed(RbfCka([9], [9], bandwidth=1.0, batch_size=20), x, y)  # minibatches 20, 20, 10
+    m = feed(MinibatchRbfCka([9], [9], bandwidth=1.0, batch_size=20), x, y)  # minibatches 20, 20, 10
     assert m.samples_used == 40
 
     def hsics(i, j):
@@ -144,7 +144,7 @@ def test_rbf_cka_averages_minibatches_weighted_by_size():
 
     xy, xx, yy = hsics(0, 20) + hsics(20, 40) + hsics(40, 50)
     assert m.compute()[0, 0] == pytest.approx(xy / np.sqrt(xx * yy), abs=1e-10)
-    m = feed(RbfCka([9], [9], bandwidth=1.0, batch_size=20), x[:42], y[:42])
+    m = feed(MinibatchRbfCka([9], [9], bandwidth=1.0, batch_size=20), x[:42], y[:42])
     xy, xx, yy = hsics(0, 20) + hsics(20, 40)  # the last 2 samples are too few for a minibatch
     assert m.compute()[0, 0] == pytest.approx(xy / np.sqrt(xx * yy), abs=1e-10)
     assert m.count == 42 and m.samples_used == 40
@@ -152,9 +152,9 @@ def test_rbf_cka_averages_minibatches_weighted_by_size():
 
 def test_rbf_merge_equals_one_pass_on_batch_boundaries():
     x, y = data(n=60, seed=6)
-    whole = feed(RbfCka(SIZES_A, SIZES_B, batch_size=20), x, y)
-    first = feed(RbfCka(SIZES_A, SIZES_B, batch_size=20), x[:20], y[:20])
-    second = feed(RbfCka(SIZES_A, SIZES_B, batch_size=20), x[20:], y[20:])
+    whole = feed(MinibatchRbfCka(SIZES_A, SIZES_B, batch_size=20), x, y)
+    first = feed(MinibatchRbfCka(SIZES_A, SIZES_B, batch_size=20), x[:20], y[:20])
+    second = feed(MinibatchRbfCka(SIZES_A, SIZES_B, batch_size=20), x[20:], y[20:])
     first.merge(second)
     assert first.count == 60
     np.testing.assert_allclose(first.compute(), whole.compute(), atol=1e-12)
@@ -165,7 +165,7 @@ def test_constant_neurons_and_dead_layers():
     x[:, 8] = 3.0  # layer 2 of A is its one neuron: a dead layer
     y[:, 4] = -1.0  # one dead neuron inside layer 1 of B (two neurons)
     for metric in (LinearCka(SIZES_A, SIZES_B), DebiasedCka(SIZES_A, SIZES_B),
-                   RbfCka(SIZES_A, SIZES_B, batch_size=8)):
+                   MinibatchRbfCka(SIZES_A, SIZES_B, batch_size=8)):
         feed(metric, x, y)
         dead_a, dead_b = metric.constant()
         assert np.flatnonzero(dead_a).tolist() == [8] and np.flatnonzero(dead_b).tolist() == [4]
@@ -174,12 +174,15 @@ def test_constant_neurons_and_dead_layers():
         assert np.isfinite(got[:2]).all(), metric.name
 
 
-def test_plugin_provides_three_layer_level_metrics():
+def test_plugin_provides_five_layer_level_metrics():
     pm = PluginManager()
     assert pm.metric("cka") is LinearCka
     assert pm.metric("cka-debiased") is DebiasedCka
     assert pm.metric("cka-rbf") is RbfCka
-    assert {LinearCka.level, DebiasedCka.level, RbfCka.level} == {"layer"}
+    assert pm.metric("cka-rbf-debiased") is DebiasedRbfCka
+    assert pm.metric("cka-rbf-minibatch") is MinibatchRbfCka
+    assert {cls.level for cls in (LinearCka, DebiasedCka, RbfCka, DebiasedRbfCka,
+                                  MinibatchRbfCka)} == {"layer"}
 
 
 @pytest.mark.parametrize(("make", "match"), [
@@ -187,17 +190,17 @@ def test_plugin_provides_three_layer_level_metrics():
     (lambda: LinearCka([2], [2], kernel="rbf"),
      r"unknown option\(s\) \['kernel'\]; the options are precision"),
     (lambda: DebiasedCka([2, 0], [2]), "every layer needs at least one neuron"),
-    (lambda: RbfCka([2], [2], bandwidth=0), "bandwidth .* must be a positive number; got 0"),
-    (lambda: RbfCka([2], [2], bandwidth=float("nan")), "bandwidth"),
-    (lambda: RbfCka([2], [2], batch_size=3), r"batch_size must be an int >= 4"),
-    (lambda: RbfCka([2], [2], sigma=1), r"the options are bandwidth, batch_size"),
+    (lambda: MinibatchRbfCka([2], [2], bandwidth=0), "bandwidth .* must be a positive number; got 0"),
+    (lambda: MinibatchRbfCka([2], [2], bandwidth=float("nan")), "bandwidth"),
+    (lambda: MinibatchRbfCka([2], [2], batch_size=3), r"batch_size must be an int >= 4"),
+    (lambda: MinibatchRbfCka([2], [2], sigma=1), r"the options are bandwidth, batch_size"),
 ])
 def test_bad_options(make, match):
     with pytest.raises(NeurocorrError, match=match):
         make()
 
 
-@pytest.mark.parametrize("cls", [LinearCka, DebiasedCka, RbfCka])
+@pytest.mark.parametrize("cls", [LinearCka, DebiasedCka, MinibatchRbfCka])
 def test_bad_batches_and_too_few_samples(cls):
     m = cls([2], [3])
     with pytest.raises(NeurocorrError, match=f"{cls.name}: the batch of model A has 3 neurons"):
@@ -221,13 +224,13 @@ def test_bad_batches_and_too_few_samples(cls):
 
 def test_rbf_merge_needs_same_options():
     with pytest.raises(NeurocorrError, match="same layer sizes, bandwidth and batch_size"):
-        RbfCka([2], [2], bandwidth=0.5).merge(RbfCka([2], [2]))
+        MinibatchRbfCka([2], [2], bandwidth=0.5).merge(MinibatchRbfCka([2], [2]))
 
 
 def test_rbf_keeps_copies_of_pending_samples():
     x, y = data(n=30, seed=8)
-    expected = feed(RbfCka(SIZES_A, SIZES_B), x, y).compute()
-    m = RbfCka(SIZES_A, SIZES_B)
+    expected = feed(MinibatchRbfCka(SIZES_A, SIZES_B), x, y).compute()
+    m = MinibatchRbfCka(SIZES_A, SIZES_B)
     buffer_x, buffer_y = x.copy(), y.copy()
     m.update(buffer_x, buffer_y)
     buffer_x[:], buffer_y[:] = 0.0, 0.0  # a provider reusing its output buffers

@@ -7,12 +7,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurocorr_cka import DebiasedCka, LinearCka, RbfCka
+from neurocorr_cka import DebiasedCka, DebiasedRbfCka, LinearCka, MinibatchRbfCka, RbfCka
 from neurocorr_core import Metric
 
 METRICS: list[tuple[type[Metric], dict]] = [
     (LinearCka, {"precision": "float64"}), (DebiasedCka, {"precision": "float64"}),
-    (RbfCka, {"batch_size": 64})]
+    (MinibatchRbfCka, {"batch_size": 64}), (RbfCka, {}), (DebiasedRbfCka, {})]
 
 
 def cka(cls, options, x, y) -> float:

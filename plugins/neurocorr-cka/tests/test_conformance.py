@@ -3,7 +3,7 @@
 from typing import ClassVar
 
 import neurocorr_cka
-from neurocorr_cka import DebiasedCka, LinearCka, MinibatchRbfCka
+from neurocorr_cka import DebiasedCka, DebiasedRbfCka, LinearCka, MinibatchRbfCka, RbfCka
 from neurocorr_core import Metric
 from neurocorr_testing import MetricConformance
 
@@ -28,10 +28,22 @@ class TestDebiasedCka(MetricConformance):
     plugin: ClassVar[object] = neurocorr_cka
 
 
-class TestRbfCka(MetricConformance):
+class TestMinibatchRbfCka(MetricConformance):
     """One minibatch (the default batch_size exceeds the 60 samples), so batch cuts and shard
     merges cannot change the result; with several minibatches merges are exact only on
     minibatch boundaries (tested in test_cka.py)."""
 
     metric: ClassVar[type[Metric]] = MinibatchRbfCka
+    plugin: ClassVar[object] = neurocorr_cka
+
+
+class TestRbfCka(MetricConformance):
+    """Full-sample RBF CKA: the kept samples are joined in any order, so merges are exact."""
+
+    metric: ClassVar[type[Metric]] = RbfCka
+    plugin: ClassVar[object] = neurocorr_cka
+
+
+class TestDebiasedRbfCka(MetricConformance):
+    metric: ClassVar[type[Metric]] = DebiasedRbfCka
     plugin: ClassVar[object] = neurocorr_cka

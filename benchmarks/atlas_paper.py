@@ -90,7 +90,7 @@ def leave_family_out(atlas: str, dataset: str, limit: int, neurons: str) -> None
     from neurocorr_atlas.estimators import ESTIMATORS, FITTERS
     from neurocorr_atlas.store import Atlas
     from neurocorr_core import load_probe
-    from neurocorr_core.grid import GridConfig
+    from neurocorr_scale.grid import GridConfig
 
     with Atlas(atlas) as at:
         models = at.models()

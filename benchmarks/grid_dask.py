@@ -52,9 +52,9 @@ def main() -> None:
     shards = args.shards or args.workers
 
     from neurocorr_core import load_probe
-    from neurocorr_core.executor import LocalExecutor
-    from neurocorr_core.grid import GridConfig, GridModel, grid
     from neurocorr_dask import DaskExecutor
+    from neurocorr_scale.executor import LocalExecutor
+    from neurocorr_scale.grid import GridConfig, GridModel, grid
 
     probe = load_probe("digits", limit=args.samples)
     config = GridConfig(neurons="position")

@@ -27,7 +27,7 @@ def plugin_of(cls: type) -> str:
     try:
         from importlib.metadata import entry_points
 
-        from .hookspecs import NAME
+        from .interfaces import NAME
 
         for ep in entry_points(group=NAME):
             if module == ep.module or module.startswith(ep.module + "."):

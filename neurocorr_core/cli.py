@@ -28,7 +28,7 @@ _COMMAND = "COMMAND"
 PACKAGE_COMMANDS = {
     "atlas": ("neurocorr-atlas", "atlas"), "grid": ("neurocorr-atlas", "atlas"),
     "predict": ("neurocorr-atlas", "atlas"), "demo": ("neurocorr-torch", "torch"),
-    "reproduce": ("neurocorr-paper", "paper"),
+    "reproduce": ("neurocorr-paper", "paper"), "cache": ("neurocorr-scale", "scale"),
 }
 
 

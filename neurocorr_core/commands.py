@@ -1,4 +1,4 @@
-"""The core's own subcommands: ``plugins``, ``layers``, ``compare``, ``run``, ``data`` and ``cache``.
+"""The core's own subcommands: ``plugins``, ``layers``, ``compare``, ``run`` and ``data``.
 
 They reach the command line the way a plugin's commands do: the built-in plugin
 (:mod:`neurocorr_core.builtins`) returns them from the ``neurocorr_commands`` hook.
@@ -10,14 +10,12 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 
 from . import config, datasets, scale_out
-from .cache import DIR_ENV, open_cache
 from .cli_options import add_comparison_options, add_model_options, model_options, parse_input_shape
 from .compare import compare, open_model
 from .errors import NeurocorrError
@@ -29,7 +27,6 @@ from .probe import load_probe
 from .result import Comparison
 from .sampling import parse_amount
 from .summary import summary
-from .tiles import human
 
 
 class PluginsCommand(Command):
@@ -188,43 +185,8 @@ class DataCommand(Command):
         return 0
 
 
-class CacheCommand(Command):
-    name = "cache"
-    help = "list or clear the activation cache"
-
-    def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: delete them all")
-        parser.add_argument("--cache-dir",
-                            help=f"cache folder (default ${DIR_ENV} or ~/.cache/neurocorr/activations)")
-        parser.add_argument("--json", action="store_true", help="ls: print JSON")
-
-    def run(self, args: argparse.Namespace) -> int:
-        cache = open_cache(args.cache_dir or True, write=False)  # clear says itself what it cannot delete
-        assert cache is not None
-        if args.action == "clear":
-            print(f"removed {cache.clear()} entries from {cache.root}")
-            return 0
-        entries = cache.entries()
-        if args.json:
-            rows = [{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries]
-            print(json.dumps(rows, indent=2))
-            return 0
-        total = sum(e.size for e in entries)
-        print(f"{cache.root}: {len(entries)} entries, {human(total)} of {human(cache.limit)} "
-              f"(least recently used first)")
-        if entries:
-            print(f"{'key':<12} {'size':>9} {'last used':<19} {'shape':<14} {'view':<8} layer / model / probe")
-        for e in entries:
-            used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
-            shape = "x".join(str(s) for s in e.meta.get("shape") or []) or "?"
-            print(f"{e.key[:12]:<12} {human(e.size):>9} {used:<19} {shape:<14} {e.meta.get('view', '?'):<8} "
-                  f"{e.meta.get('layer', '?')} / {e.meta.get('model', '?')} / {e.meta.get('probe', '?')}")
-        return 0
-
-
 #: The core's commands (the built-in plugin returns them from ``neurocorr_commands``).
-COMMANDS: list[type[Command]] = [PluginsCommand, LayersCommand, CompareCommand, RunCommand, DataCommand,
-                                 CacheCommand]
+COMMANDS: list[type[Command]] = [PluginsCommand, LayersCommand, CompareCommand, RunCommand, DataCommand]
 
 
 class _CompareParser(argparse.ArgumentParser):

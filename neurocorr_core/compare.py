@@ -11,17 +11,17 @@ import numpy as np
 
 from .assemble import make_comparison
 from .errors import NeurocorrError
-from .executor import model_source, sharded_metrics
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
 from .models import describe, resolve_model
 from .options import Options
-from .pipeline import Side, build_plan, constant_policy
+from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
 from .probe import Probe, load_probe
 from .result import Comparison
 from .sampling import Amount, rng_for, sample_indices
-from .scale_out import check_sharding
+from .scale_out import check_sharding, get_executor, shard_bounds
 from .selection import Selector, select_layers
+from .sharding import ShardedModel, ShardedRun
 from .significance import assess
 from .views import neuron_batches
 
@@ -106,12 +106,9 @@ def compare(
         plan.fit(opts.budget, keep)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
-        if sharded:  # the same plan, shard by shard on an executor
-            sources = (model_source(model_a, prov_a, options_a), model_source(model_b, prov_b, options_b))
-            metrics, ran = sharded_metrics(plan, sources, (probe, second), opts.neurons, opts.batch_size,
-                                           executor=opts.executor, scheduler=opts.scheduler,
-                                           workers=opts.workers, shards=opts.shards, cache=opts.cache,
-                                           executor_options=opts.executor_options, plugin_manager=pm)
+        if sharded:  # the same plan, shard by shard on an executor (the neurocorr-scale plugin runs it)
+            sides = (ShardedModel(model_a, prov_a, options_a or {}), ShardedModel(model_b, prov_b, options_b or {}))
+            metrics, ran = _sharded(plan, sides, (probe, second), opts, pm)
         else:
             acc = plan.accumulator()
             batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
@@ -196,6 +193,24 @@ def _open_side(model: object, provider: str | None, options: dict[str, Any] | No
     label = describe(model)
     layers = select_layers(prov.layers(next(probe.head(2).batches(2))), selector, label)
     return prov, Side.of(label, layers, neurons)
+
+
+# -- scale out ---------------------------------------------------------------------------------
+def _sharded(plan: Plan, sides: tuple[ShardedModel, ShardedModel], probes: tuple[Probe, Probe], opts: Options,
+             pm: PluginManager) -> tuple[list[Metric], dict[str, Any]]:
+    """The merged metrics of the plan run shard by shard, and what ran; an executor started here
+    is closed here."""
+    if opts.shards is not None:
+        shard_bounds(len(probes[0]), opts.shards)  # a count that cannot work fails before a cluster starts
+    ex = get_executor(opts.executor, scheduler=opts.scheduler, workers=opts.workers,
+                      options=opts.executor_options, plugin_manager=pm)
+    try:
+        done = pm.run_sharded(ShardedRun(plan, sides, probes, opts.neurons, opts.batch_size, ex, opts.shards,
+                                         opts.cache))
+    finally:
+        if ex is not opts.executor:
+            ex.close()
+    return done.metrics, done.ran
 
 
 # -- streaming ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The hooks a neurocorr plugin can implement, and the marker that implements them.
 
 A plugin is a module (or object) registered under the entry-point group ``neurocorr``.
-Each hook takes no arguments and returns a list of classes; every class carries a unique
+Each hook but ``neurocorr_run_sharded`` takes no arguments and returns a list of classes; every class carries a unique
 ``name`` by which users choose it (``--metric pearson``, ``--executor dask``, ``neurocorr
 NAME``); two plugins offering one name is an error. The core's own matchings, the ``local``
 executor and the core's commands come in through the same hooks, as built-in plugins. A plugin may implement any subset
@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 import pluggy
 
-from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy, Metric
+from .interfaces import NAME, ActivationProvider, Command, Executor, MatchingStrategy, Metric
+from .sharding import ShardedOutcome, ShardedRun
 
-#: The entry-point group, the hook prefix's project name and the plugin manager's name.
-NAME = "neurocorr"
+__all__ = ["NAME", "hookimpl", "hookspec"]
 
 hookspec = pluggy.HookspecMarker(NAME)
 #: The marker plugins implement hooks with: ``from neurocorr_core import hookimpl``.
@@ -84,6 +84,17 @@ def neurocorr_executors() -> Sequence[type[Executor]]:
     See :class:`neurocorr_core.Executor`.
 
     :return: a list of :class:`Executor` subclasses, each with a unique ``name``.
+    """
+
+
+@hookspec(firstresult=True)
+def neurocorr_run_sharded(run: ShardedRun) -> ShardedOutcome | None:
+    """Run compare()'s plan shard by shard on an executor, and return the merged metrics.
+
+    Unlike the hooks above, this one is called once per comparison, and one installed plugin at
+    most implements it: neurocorr-scale, which runs the shard tasks on the executor that
+    ``run.executor`` names (the ``local`` one, or a plugin's) and reads and fills the activation
+    cache. See :mod:`neurocorr_core.sharding`.
     """
 
 

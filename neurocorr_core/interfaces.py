@@ -14,6 +14,9 @@ import numpy as np
 
 from .errors import NeurocorrError
 
+#: The entry-point group, the hook prefix's project name and the plugin manager's name.
+NAME = "neurocorr"
+
 #: Layer kinds shared by every framework, so one selector (``kind:activation``) picks the
 #: same layers of a model and of its export. ``LayerInfo.op`` keeps the framework's own name.
 KINDS = ("conv", "dense", "activation", "pool", "norm", "other")
@@ -116,7 +119,7 @@ class ActivationProvider(ABC):
         """A digest of what decides the model's outputs (weights, graph), the activation cache's
         model key; optional. None (the default): the core hashes a model file's bytes or a
         ``module:callable`` reference and its module's source itself, and does not cache an
-        in-memory model (see :mod:`neurocorr_core.cache`)."""
+        in-memory model (see :mod:`neurocorr_scale.cache`)."""
         return None
 
 

@@ -21,10 +21,11 @@ from . import hookspecs
 from .errors import NeurocorrError, PluginError
 from .hookspecs import NAME
 from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy, Metric
+from .sharding import ShardedOutcome, ShardedRun
 
 #: Comma-separated entry-point names that are not loaded (e.g. ``torch,onnx``).
 BLOCK_ENV = "NEUROCORR_DISABLE_PLUGINS"
-#: The core's own plugin (matchings, the local executor, the core's commands), always registered.
+#: The core's own plugin (matchings, the core's commands), always registered.
 #: Loaded by name like an entry point: its commands use the plugin manager, so importing it here
 #: would tie this module and everything the commands import into one circle.
 BUILTIN = "neurocorr_core.builtins"
@@ -83,7 +84,7 @@ class PluginManager:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(
-                f"{exc}. Hook names must be one of {sorted(_HOOKS.values())}; "
+                f"{exc}. Hook names must be one of {sorted([*_HOOKS.values(), 'neurocorr_run_sharded'])}; "
                 "fix the plugin or disable it with the environment variable "
                 f"{BLOCK_ENV}=<name>"
             ) from exc
@@ -171,6 +172,20 @@ class PluginManager:
 
     def commands(self) -> list[type[Command]]:
         return [self.registry["command"][name][0] for name in self.names("command")]
+
+    def run_sharded(self, run: ShardedRun) -> ShardedOutcome:
+        """The ``neurocorr_run_sharded`` hook's outcome, from the one plugin that implements it."""
+        impls = self.pm.hook.neurocorr_run_sharded.get_hookimpls()
+        if len(impls) > 1:
+            names = ", ".join(sorted(impl.plugin_name for impl in impls))
+            raise PluginError(f"several plugins run sharded comparisons: {names}; uninstall one or disable "
+                              f"it with {BLOCK_ENV}=<plugin>")
+        outcome = self.pm.hook.neurocorr_run_sharded(run=run)
+        if outcome is None:
+            raise NeurocorrError("executors, shards and the activation cache come with the neurocorr-scale "
+                                 "package: pip install neurocorr-scale (or drop --executor, --shards and "
+                                 f"--cache-dir).{self._unavailable_hint()}")
+        return outcome
 
     def provider_for(self, model: object) -> type[ActivationProvider]:
         """The one provider that accepts ``model``; an error that says who handles what."""

@@ -1,8 +1,8 @@
 """Where a run's tasks run: an executor chosen by name among the plugins' and built with its
 options, and the scale-out options of ``compare``, ``grid`` and ``predict`` (docs/scale-out.md).
 
-Executors come through the ``neurocorr_executors`` hook like metrics do: ``local`` is the core's
-own (built-in plugin), ``dask`` comes with the neurocorr-dask package. ``--executor NAME`` chooses
+Executors come through the ``neurocorr_executors`` hook like metrics do: ``local`` comes with the
+neurocorr-scale package (which runs the shard tasks), ``dask`` with neurocorr-dask. ``--executor NAME`` chooses
 one; ``--executor-option KEY=VALUE`` (repeatable) reaches its constructor as a keyword, and the
 constructor refuses one it does not take. ``--scheduler ADDRESS`` and ``--workers N`` are
 shorthands for the executor's options of those names: the dask executor's when no executor is
@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import inspect
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
+
+import numpy as np
 
 from .cli_options import key_value
 from .errors import NeurocorrError
@@ -27,7 +30,7 @@ DEFAULT_EXECUTOR = "local"
 #: executor that takes options of those names).
 SHORTHAND_EXECUTOR = "dask"
 #: Executors of the house's own plugin packages, and the package to install for each.
-PLUGIN_PACKAGES = {"dask": "neurocorr-dask"}
+PLUGIN_PACKAGES = {"dask": "neurocorr-dask", "local": "neurocorr-scale"}
 
 
 def check_options(executor: str | Executor | None = None, scheduler: str | None = None,
@@ -97,6 +100,17 @@ def get_executor(executor: str | Executor | None = None, *, scheduler: str | Non
     shorthands; a started :class:`Executor` is returned as it is."""
     cls, keywords = resolve(executor, scheduler, workers, None, options, plugin_manager)
     return executor if isinstance(executor, Executor) else cls(**keywords)
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous ranges covering ``range(n)``, sizes differing by at most one."""
+    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+        raise NeurocorrError(f"shards must be a whole number of at least 1, got {shards!r}")
+    if shards > n // 2:
+        raise NeurocorrError(f"{shards} shards of a {n}-sample probe leave shards of fewer than 2 samples; "
+                             f"use at most {max(1, n // 2)} shards")
+    edges = np.linspace(0, n, shards + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in pairwise(edges)]
 
 
 def default_shards(executor: Executor, shards: int | None, samples: int) -> int:

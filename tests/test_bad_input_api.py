@@ -22,7 +22,7 @@ import pytest
 
 import bad_input
 from neurocorr_core import Metric, NeurocorrError, PluginError, compare, hookimpl, load_probe
-from neurocorr_core.grid import GridConfig, GridModel, grid
+from neurocorr_scale.grid import GridConfig, GridModel, grid
 from numpy_models import mlp
 
 

@@ -26,9 +26,9 @@ import pytest
 
 import bad_input
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.cache import ActivationCache
-from neurocorr_core.cache_entry import MAGIC, read_entry
 from neurocorr_core.outputs import CSV_COLUMNS
+from neurocorr_scale.cache import ActivationCache
+from neurocorr_scale.cache_entry import MAGIC, read_entry
 from numpy_cli import cli_env, read_only_folder, write_probe
 
 COMPARE = ["compare", "grid_models:mlp_a", "grid_models:mlp_b", "--probe", "probe.npy", "--quiet"]

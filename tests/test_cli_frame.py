@@ -9,14 +9,15 @@ import sys
 from types import SimpleNamespace
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
-from neurocorr_core import Command, NeurocorrError, PluginManager, config, hookimpl
+from neurocorr_core import Command, NeurocorrError, PluginManager, compare, config, hookimpl
 from neurocorr_core import plugins as plugins_module
 from neurocorr_core.cli import main
 from neurocorr_core.commands import compare_parser
 
-CORE_COMMANDS = ["cache", "compare", "data", "layers", "plugins", "run"]
+CORE_COMMANDS = ["compare", "data", "layers", "plugins", "run"]
 #: Modules that must not be imported to list the commands (each takes a second or more).
 FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime", "dask", "distributed")
 
@@ -68,7 +69,32 @@ def test_the_core_commands_come_from_the_builtin_plugin():
     pm = PluginManager(entry_points=False)
     assert pm.names("command") == CORE_COMMANDS
     assert {pm.registry["command"][name][1] for name in CORE_COMMANDS} == {"builtin"}
-    assert pm.names("executor") == ["local"]
+    assert pm.names("executor") == []  # executors, shards and the cache come with neurocorr-scale
+
+
+def test_the_scale_package_adds_the_local_executor_the_cache_command_and_sharded_runs():
+    import neurocorr_scale
+
+    pm = PluginManager(entry_points=False, plugins=[neurocorr_scale])
+    assert pm.names("executor") == ["local"] and "cache" in pm.names("command")
+    assert pm.info["neurocorr_scale"].hooks == ["neurocorr_commands", "neurocorr_executors",
+                                                "neurocorr_run_sharded"]
+
+
+def test_a_sharded_run_without_the_scale_package_says_what_to_install():
+    from numpy_models import mlp, plugin
+
+    pm = PluginManager(entry_points=False, plugins=[plugin, *_pearson()])
+    probe = np.random.default_rng(0).random((8, 6), np.float32)
+    for keywords in ({"shards": 2}, {"cache": "somewhere"}, {"executor": "local"}):
+        with pytest.raises(NeurocorrError, match="pip install neurocorr-scale"):
+            compare(mlp(0, [4], n_in=6), mlp(1, [4], n_in=6), probe, plugin_manager=pm, **keywords)
+
+
+def _pearson() -> list[object]:
+    import neurocorr_pearson
+
+    return [neurocorr_pearson]
 
 
 def test_a_plugins_command_is_parsed_and_run(with_plugins, capsys):
@@ -146,12 +172,12 @@ def test_plugins_lists_the_commands_and_executors_each_plugin_provides(with_plug
     with_plugins(command_plugin(Hello))
     assert main(["plugins", "--json"]) == 0
     listing = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
-    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run", "data", "cache"]
-    assert listing["builtin"]["provides"]["executor"] == ["local"]
+    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run", "data"]
+    assert "executor" not in listing["builtin"]["provides"]
     assert listing["builtin"]["provides"]["matching"] == ["max", "mutual", "hungarian"]
     assert main(["plugins"]) == 0
     text = capsys.readouterr().out
-    assert "executor: local; command: plugins, layers, compare, run, data, cache" in text
+    assert "command: plugins, layers, compare, run, data" in text
 
 
 # -- a fast --help: listing the commands imports every plugin's module, never a framework ----------------

@@ -19,8 +19,8 @@ import pytest
 
 import bad_input
 import fault_models
-from neurocorr_core.cache import ActivationCache
-from neurocorr_core.cache_entry import read_entry
+from neurocorr_scale.cache import ActivationCache
+from neurocorr_scale.cache_entry import read_entry
 
 SAMPLES = 40  # two shards of 20
 

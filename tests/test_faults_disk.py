@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import bad_input
-from neurocorr_core.cache_entry import read_entry
+from neurocorr_scale.cache_entry import read_entry
 from numpy_cli import cli_env, mount_tmpfs, unmount, write_probe
 
 COMPARE = ["compare", "grid_models:mlp_a", "grid_models:mlp_b", "--quiet"]

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from fuzzing import FUZZ, MAX_INPUT, blobs, bounded, scratch
 from neurocorr_core import NeurocorrError, config, datasets
-from neurocorr_core.cache import ActivationCache, EntryKey
 from neurocorr_core.cli import _parser
 from neurocorr_core.probe import load_probe
+from neurocorr_scale.cache import ActivationCache, EntryKey
 
 
 def read_probe(path: Path) -> None:

@@ -82,8 +82,8 @@ def test_the_command_line_builds_the_same_options():
 
 
 def test_a_grid_config_is_checked_as_options_are_and_keeps_its_key():
-    from neurocorr_core.grid import GridConfig
     from neurocorr_core.probe import Probe
+    from neurocorr_scale.grid import GridConfig
 
     with pytest.raises(NeurocorrError, match="unknown neuron view 'pixel'"):
         GridConfig(neurons="pixel")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError, compare, hookimpl
-from neurocorr_testing import ProviderConformance
 from neurocorr_core.views import _finite, apply_view, neuron_batches
+from neurocorr_testing import ProviderConformance
 from numpy_models import NumpyProvider, cnn
 
 

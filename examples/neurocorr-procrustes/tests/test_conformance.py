@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import neurocorr_procrustes
-from neurocorr_testing import MetricConformance
 from neurocorr_procrustes import Procrustes
+from neurocorr_testing import MetricConformance
 
 
 class TestProcrustes(MetricConformance):

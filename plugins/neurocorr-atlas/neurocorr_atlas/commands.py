@@ -33,10 +33,10 @@ def atlas_option(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The :class:`~neurocorr_core.grid.GridConfig` and probe of parsed
+    """The :class:`~neurocorr_scale.grid.GridConfig` and probe of parsed
     ``add_comparison_options(p, layers=False)`` options (:mod:`neurocorr_core.cli_options`)."""
     from neurocorr_core import load_probe
-    from neurocorr_core.grid import GridConfig
+    from neurocorr_scale.grid import GridConfig
 
     if args.batch_size < 1:
         raise NeurocorrError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -54,6 +54,14 @@ class AtlasCommand(Command):
 
     name = "atlas"
     help = "the reference atlas: models of known quality (docs/atlas.md)"
+    examples = """
+        neurocorr atlas add trusted.pt --accuracy 0.97      # a reference and what it measured
+        neurocorr atlas add retrained.pt --accuracy 0.95
+        neurocorr atlas add older.pt --accuracy 0.91 --measure robustness=0.40
+        neurocorr atlas add spare.pt --name spare --accuracy 0.90
+        neurocorr atlas ls
+        neurocorr atlas rm spare
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         actions = parser.add_subparsers(required=True, metavar="ACTION", dest="action")
@@ -72,7 +80,7 @@ class AtlasCommand(Command):
         atlas_option(ls)
         ls.add_argument("--json", action="store_true", help="print JSON")
         rm = actions.add_parser("rm", help="remove a model with its measurements and comparisons")
-        rm.add_argument("name")
+        rm.add_argument("name", help="the model's name in the atlas (see neurocorr atlas ls)")
         atlas_option(rm)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -149,6 +157,10 @@ class GridCommand(Command):
 
     name = "grid"
     help = "compare every pair of the atlas's models; resumes an interrupted run"
+    examples = """
+        neurocorr grid --probe digits                       # every pair of atlas.db's models
+        neurocorr grid --probe digits --models trusted,retrained --quiet
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         atlas_option(parser)
@@ -194,6 +206,11 @@ class PredictCommand(Command):
 
     name = "predict"
     help = "predict a new model's accuracy from the reference atlas (docs/atlas.md)"
+    examples = """
+        neurocorr predict candidate.pt --probe digits       # accuracy from its similarity to the references
+        neurocorr predict candidate.pt --probe digits --estimator linear --json prediction.json
+        neurocorr predict --leave-one-out --probe digits    # how well the atlas predicts its own models
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         p = parser

@@ -1,6 +1,6 @@
 """Filling the atlas: adding reference models, and comparing every pair not yet compared.
 
-``fill`` runs a :func:`~neurocorr_core.grid.grid` over the atlas's models and stores each pair
+``fill`` runs a :func:`~neurocorr_scale.grid.grid` over the atlas's models and stores each pair
 as it finishes (an interrupted grid resumes where it stopped); ``add_model`` opens a model once
 to check that it loads and to fingerprint it before storing it.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import Comparison, NeurocorrError, PluginManager, Probe, get_plugin_manager, load_probe, open_model
-from neurocorr_core.executor import model_source
-from neurocorr_core.grid import GridConfig, GridModel, GridResult, grid
+from neurocorr_scale.executor import model_source
+from neurocorr_scale.grid import GridConfig, GridModel, GridResult, grid
 
 from .store import TRUST, Atlas, AtlasModel, check_measurements, untrusted
 
@@ -47,7 +47,7 @@ def add_model(atlas: Atlas, model: str | os.PathLike[str], name: str, *, measure
 
 
 def grid_models(models: Iterable[AtlasModel], trust_pickle: bool = False) -> list[GridModel]:
-    """The atlas's models as :class:`~neurocorr_core.grid.GridModel` (each with its provider).
+    """The atlas's models as :class:`~neurocorr_scale.grid.GridModel` (each with its provider).
     ``trust_pickle``: the person running the command allows unpickling them (never stored)."""
     trust = {TRUST: True} if trust_pickle else {}
     return [GridModel(m.name, m.source, m.layers, m.framework, {**m.options, **trust},
@@ -70,9 +70,9 @@ def fill(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *, co
          plugin_manager: PluginManager | None = None, trust_pickle: bool = False, **run: Any) -> GridResult:
     """Compare every pair of the atlas's models (or of ``names``) not yet compared under this
     configuration and probe, storing each pair as it finishes; returns the
-    :class:`~neurocorr_core.grid.GridResult` of the pairs run now. ``trust_pickle``: allow
+    :class:`~neurocorr_scale.grid.GridResult` of the pairs run now. ``trust_pickle``: allow
     unpickling the models (the atlas never stores it). ``run``: the executor, shard and cache
-    keywords of :func:`~neurocorr_core.grid.grid`."""
+    keywords of :func:`~neurocorr_scale.grid.grid`."""
     probe = load_probe(probe)
     config = config or GridConfig()
     refs = atlas.models()

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import NeurocorrError, PluginManager, Probe, load_probe
-from neurocorr_core.grid import GridConfig, GridModel, grid
 from neurocorr_core.models import describe
+from neurocorr_scale.grid import GridConfig, GridModel, grid
 
 from .estimators import (
     ESTIMATORS,
@@ -76,7 +76,7 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
 
     Reference pairs not yet in the atlas under this configuration are compared first and
     stored; the new model's comparisons are not stored. ``run``: the executor, shard and cache
-    keywords of :func:`~neurocorr_core.grid.grid`.
+    keywords of :func:`~neurocorr_scale.grid.grid`.
     """
     check_estimator(estimator)
     if not 0 < level < 1:

@@ -3,7 +3,7 @@
 An atlas file holds the reference models (name, how to load them, framework, fingerprint, layer
 selector, measurements such as ``accuracy`` and ``attacked_accuracy``) and the comparisons
 between them, one row per pair and configuration (the compare options and the probe's
-fingerprint, see :class:`~neurocorr_core.grid.GridConfig`). ``neurocorr grid`` fills the
+fingerprint, see :class:`~neurocorr_scale.grid.GridConfig`). ``neurocorr grid`` fills the
 comparisons (:mod:`neurocorr_atlas.fill`), committing each pair as it finishes, so an interrupted
 grid resumes where it stopped; ``neurocorr predict`` compares a new model with the references
 and estimates its quality (:mod:`neurocorr_atlas.predict`, docs/atlas.md).
@@ -45,7 +45,7 @@ CREATE TABLE models (
     name TEXT PRIMARY KEY,
     source TEXT NOT NULL,          -- absolute file path or module:callable reference
     framework TEXT NOT NULL,       -- the provider that loads it (torch, tensorflow, onnx, ...)
-    fingerprint TEXT,              -- see neurocorr_core.cache.model_fingerprint
+    fingerprint TEXT,              -- see neurocorr_scale.cache.model_fingerprint
     layers TEXT,                   -- layer selector (NULL: every activation layer)
     options TEXT NOT NULL,         -- provider options, JSON
     added TEXT NOT NULL

@@ -19,7 +19,7 @@ import pytest
 from neurocorr_atlas.fill import add_model, fill
 from neurocorr_atlas.store import SCHEMA_VERSION, Atlas, atlas_path
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.grid import GridConfig
+from neurocorr_scale.grid import GridConfig
 
 #: The core's tests folder: its test models (grid_models, numpy_models) for a child process.
 CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"

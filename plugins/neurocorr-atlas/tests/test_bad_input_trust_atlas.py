@@ -24,8 +24,8 @@ import bad_input
 from neurocorr_atlas.fill import add_model, fill
 from neurocorr_atlas.store import Atlas
 from neurocorr_core import NeurocorrError
-from neurocorr_core.cache import model_fingerprint
 from neurocorr_core.cli import main
+from neurocorr_scale.cache import model_fingerprint
 
 #: The core's tests folder: its test models (grid_models, numpy_models) for a child process.
 CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"

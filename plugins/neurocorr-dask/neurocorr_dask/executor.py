@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from neurocorr_core import Executor, NeurocorrError
-from neurocorr_core.executor import ExecutorLost
+from neurocorr_scale.executor import ExecutorLost
 
 from .cluster import abandon, check_scheduler_address, connect, connect_timeout, quiet_dask
 

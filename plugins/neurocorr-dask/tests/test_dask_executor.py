@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core.executor import LocalExecutor
-from neurocorr_core.grid import GridModel, grid
 from neurocorr_core.scale_out import get_executor
 from neurocorr_dask import DaskExecutor
+from neurocorr_scale.executor import LocalExecutor
+from neurocorr_scale.grid import GridModel, grid
 from numpy_models import mlp
 from scheduler_file import scheduler_address
 

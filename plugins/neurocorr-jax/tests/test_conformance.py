@@ -1,8 +1,8 @@
 """The core's provider conformance suite, for every kind of JAX model."""
 
 from jax_models import fn_cnn, fn_mlp, image_probe, linen_cnn, linen_mlp, nnx_cnn, nnx_mlp, vector_probe
-from neurocorr_testing import ProviderConformance
 from neurocorr_jax import JaxProvider
+from neurocorr_testing import ProviderConformance
 
 
 class TestNnxModule(ProviderConformance):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import onnx
 
-from neurocorr_testing import ProviderConformance
 from neurocorr_onnx import OnnxProvider
+from neurocorr_testing import ProviderConformance
 from onnx_test_models import nchw_cnn, nhwc_cnn, probe, weights
 
 

@@ -8,7 +8,7 @@ fingerprint (the SHA-256 of the samples' float32 bytes and shape). Change any of
 key changes, so a stale entry is never found; nothing needs invalidating.
 
 Each entry is one file, written to a temporary name and renamed (atomic), holding a JSON header
-with the SHA-256 of its payload (the format: :mod:`neurocorr_core.cache_entry`): a truncated or
+with the SHA-256 of its payload (the format: :mod:`neurocorr_scale.cache_entry`): a truncated or
 altered entry fails the check, is deleted and recomputed, never used. The cache keeps at most
 ``limit`` bytes: after a write the least recently used entries (a hit refreshes an entry's time)
 are deleted until it fits.
@@ -40,11 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.models import is_reference
+from neurocorr_core.result import WriteError, write_atomic
+from neurocorr_core.tiles import parse_budget
+
 from .cache_entry import CorruptEntry, entry_chunks, is_entry_file, read_entry, read_meta
-from .errors import NeurocorrError
-from .models import is_reference
-from .result import WriteError, write_atomic
-from .tiles import parse_budget
 
 DIR_ENV = "NEUROCORR_CACHE_DIR"
 LIMIT_ENV = "NEUROCORR_CACHE_LIMIT"

@@ -5,7 +5,7 @@ key digest, shape, dtype, the SHA-256 of the payload and a ``meta`` record for `
 cache ls``) and the payload, float32 (samples, neurons). A reader trusts nothing in it: a
 wrong magic, key, length, shape or checksum is :class:`CorruptEntry`, never an array.
 
-Its own module because the format is what an entry *is*, while :mod:`neurocorr_core.cache`
+Its own module because the format is what an entry *is*, while :mod:`neurocorr_scale.cache`
 is the folder that holds entries: their names and keys, eviction and clearing.
 """
 

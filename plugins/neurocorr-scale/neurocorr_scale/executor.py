@@ -19,7 +19,6 @@ options, is chosen in :mod:`neurocorr_core.scale_out`.
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,16 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from neurocorr_core.checks import call_metric
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.interfaces import ActivationProvider, Executor, LayerInfo, Metric
+from neurocorr_core.models import describe, resolve_model
+from neurocorr_core.pipeline import Accumulator, MetricPlan, Outcome, Plan
+from neurocorr_core.probe import Probe
+from neurocorr_core.scale_out import default_shards, shard_bounds
+from neurocorr_core.sharding import ShardedOutcome, ShardedRun
+from neurocorr_core.views import neuron_batches
+
 from .cache import ActivationCache, EntryKey, model_fingerprint, probe_fingerprint
-from .checks import call_metric
-from .errors import NeurocorrError
-from .interfaces import ActivationProvider, Executor, LayerInfo, Metric
-from .models import describe, resolve_model
-from .pipeline import Accumulator, MetricPlan, Outcome, Plan
-from .plugins import PluginManager
-from .probe import Probe
-from .scale_out import default_shards, get_executor
-from .views import neuron_batches
 
 
 # -- executors ------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ class LocalExecutor(Executor):
                 import threadpoolctl  # noqa: F401
             except ImportError:
                 raise NeurocorrError("limiting the local executor's threads needs threadpoolctl: "
-                                     "pip install threadpoolctl (or 'neurocorr-core[threads]')") from None
+                                     "pip install threadpoolctl (or 'neurocorr-scale[threads]')") from None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         values = [a.value if isinstance(a, _Done) else a for a in args]
@@ -162,17 +162,6 @@ class Shard:
     stop: int
     fingerprint: str
     name: str
-
-
-def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
-    """``shards`` contiguous ranges covering ``range(n)``, sizes differing by at most one."""
-    if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
-        raise NeurocorrError(f"shards must be a whole number of at least 1, got {shards!r}")
-    if shards > n // 2:
-        raise NeurocorrError(f"{shards} shards of a {n}-sample probe leave shards of fewer than 2 samples; "
-                             f"use at most {max(1, n // 2)} shards")
-    edges = np.linspace(0, n, shards + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 # -- the tasks (module-level functions, so they pickle by name) ----------------------------------------
@@ -321,34 +310,19 @@ def _schedule(executor: Executor, extractions: Mapping[str, Extraction], pairs: 
 
 
 # -- compare() on an executor ----------------------------------------------------------------------------
-def sharded_metrics(plan: Plan, sources: tuple[ModelSource, ModelSource], probes: tuple[Probe, Probe],
-                    neurons: str, batch_size: int, *, executor: str | Executor | None = None,
-                    scheduler: str | None = None, workers: int | None = None, shards: int | None = None,
-                    cache: Any = None, executor_options: Mapping[str, Any] | None = None,
-                    plugin_manager: PluginManager | None = None) -> tuple[list[Metric], dict[str, Any]]:
-    """compare()'s plan run shard by shard on an executor. ``sources``: how tasks open each
-    side's model (:func:`model_source`); ``executor``, ``executor_options``, ``scheduler``,
-    ``workers``: as :func:`~neurocorr_core.scale_out.get_executor` takes them. Returns the merged
-    metrics (what ``plan.finish`` reads) and what ran (executor, shards, cache folder) for the
-    result's config."""
+def sharded_metrics(run: ShardedRun) -> ShardedOutcome:
+    """compare()'s plan run shard by shard on ``run.executor``: the merged metrics (what
+    ``plan.finish`` reads) and what ran (executor, shards, cache folder) for the result's config."""
     from .cache import open_cache
 
-    store = open_cache(cache)
-    job = PairJob("a", "b", plan.metric_plan)
-    extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), neurons, probes[0]),
-                   "b": Extraction(sources[1], tuple(plan.b.layers), neurons, probes[1])}
-    if shards is not None:
-        shard_bounds(len(probes[0]), shards)  # a shard count that cannot work fails before a cluster starts
-    ex = get_executor(executor, scheduler=scheduler, workers=workers, options=executor_options,
-                      plugin_manager=plugin_manager)
-    try:
-        check_travels(sources, ex)
-        count = default_shards(ex, shards, len(probes[0]))
-        ((_, metrics),) = list(run_pairs(ex, extractions, {"ab": job}, shards=count, batch_size=batch_size,
-                                         cache=store))
-        what = ex.describe()
-    finally:
-        if ex is not executor:
-            ex.close()
-    ran = {"executor": what, "shards": count, "cache": None if store is None else str(store.root)}
-    return metrics, ran
+    store = open_cache(run.cache)
+    plan, probes, ex = run.plan, run.probes, run.executor
+    sources = tuple(model_source(m.spec, m.provider, m.options) for m in run.models)
+    extractions = {"a": Extraction(sources[0], tuple(plan.a.layers), run.neurons, probes[0]),
+                   "b": Extraction(sources[1], tuple(plan.b.layers), run.neurons, probes[1])}
+    check_travels(sources, ex)
+    count = default_shards(ex, run.shards, len(probes[0]))
+    ((_, metrics),) = list(run_pairs(ex, extractions, {"ab": PairJob("a", "b", plan.metric_plan)}, shards=count,
+                                     batch_size=run.batch_size, cache=store))
+    return ShardedOutcome(metrics, {"executor": ex.describe(), "shards": count,
+                                    "cache": None if store is None else str(store.root)})

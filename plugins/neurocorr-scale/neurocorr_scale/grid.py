@@ -19,28 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from .assemble import make_comparison
+from neurocorr_core.assemble import make_comparison
+from neurocorr_core.compare import open_model
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.interfaces import Executor, MatchingStrategy, Metric
+from neurocorr_core.models import describe, resolve_model
+from neurocorr_core.options import Options
+from neurocorr_core.pipeline import Plan, Side, build_plan, constant_policy
+from neurocorr_core.plugins import PluginManager, get_plugin_manager
+from neurocorr_core.probe import Probe, load_probe
+from neurocorr_core.result import Comparison
+from neurocorr_core.scale_out import default_shards, get_executor
+from neurocorr_core.selection import Selector, select_layers
+
 from .cache import open_cache, probe_fingerprint
-from .compare import open_model
-from .errors import NeurocorrError
 from .executor import (
-    Executor,
     Extraction,
     ModelSource,
     PairJob,
-    default_shards,
-    get_executor,
     model_source,
     run_pairs,
 )
-from .interfaces import MatchingStrategy, Metric
-from .models import describe, resolve_model
-from .options import Options
-from .pipeline import Plan, Side, build_plan, constant_policy
-from .plugins import PluginManager, get_plugin_manager
-from .probe import Probe, load_probe
-from .result import Comparison
-from .selection import Selector, select_layers
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pytest
 
 import grid_models
 from neurocorr_core import NeurocorrError
-from neurocorr_core.cache import ActivationCache, EntryKey, model_fingerprint, open_cache, probe_fingerprint
-from neurocorr_core.grid import GridModel, grid
+from neurocorr_scale.cache import ActivationCache, EntryKey, model_fingerprint, open_cache, probe_fingerprint
+from neurocorr_scale.grid import GridModel, grid
 
 NAMES = ["mlp_a", "mlp_b", "cnn_a"]
 

@@ -14,13 +14,13 @@ import pytest
 
 import bad_input
 from neurocorr_core import NeurocorrError, compare, hookimpl
-from neurocorr_core.cache import ActivationCache
-from neurocorr_core.executor import ExecutorLost, LocalExecutor, shard_bounds
-from neurocorr_core.grid import GridConfig, GridModel, grid
 from neurocorr_core.scale_out import get_executor
+from neurocorr_scale.cache import ActivationCache
+from neurocorr_scale.executor import ExecutorLost, LocalExecutor, shard_bounds
+from neurocorr_scale.grid import GridConfig, GridModel, grid
 from numpy_models import mlp
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[3] / "tests"  # the core's test models
 NAMES = ["mlp_a", "mlp_b", "mlp_c", "cnn_a"]
 
 

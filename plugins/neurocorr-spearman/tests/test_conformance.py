@@ -4,8 +4,8 @@ from typing import ClassVar
 
 import neurocorr_spearman
 from neurocorr_core import Metric
-from neurocorr_testing import MetricConformance
 from neurocorr_spearman import Spearman
+from neurocorr_testing import MetricConformance
 
 
 class TestSpearmanInMemory(MetricConformance):

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
-from neurocorr_testing import ProviderConformance
 from neurocorr_tensorflow import TensorFlowProvider
+from neurocorr_testing import ProviderConformance
 from tf_models import SharedCalls, Subclassed, functional_cnn, image_probe, saved, sequential_mlp
 
 

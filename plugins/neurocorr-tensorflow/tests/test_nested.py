@@ -10,8 +10,8 @@ from keras import layers
 
 from neurocorr_core import NeurocorrError
 from neurocorr_core.selection import select_layers
-from neurocorr_testing import ProviderConformance
 from neurocorr_tensorflow import TensorFlowProvider
+from neurocorr_testing import ProviderConformance
 from tf_models import image_probe, nested_cnn
 
 NESTED_NAMES = ["stem", "block1/conv", "block1/relu", "block1/pair/conv", "block1/pair/relu", "block1/pair",

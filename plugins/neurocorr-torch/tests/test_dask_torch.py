@@ -13,9 +13,9 @@ from neurocorr_atlas.fill import add_model
 from neurocorr_atlas.predict import predict
 from neurocorr_atlas.store import Atlas
 from neurocorr_core import compare, load_probe
-from neurocorr_core.cache import ActivationCache
-from neurocorr_core.executor import LocalExecutor
-from neurocorr_core.grid import GridConfig, GridModel, grid
+from neurocorr_scale.cache import ActivationCache
+from neurocorr_scale.executor import LocalExecutor
+from neurocorr_scale.grid import GridConfig, GridModel, grid
 
 
 @pytest.fixture(scope="module")

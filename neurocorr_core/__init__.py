@@ -8,14 +8,16 @@ and the ``hookimpl`` marker plugins use.
 
 from .compare import compare, open_model
 from .errors import NeurocorrError, PluginError
+from .extract import extract
 from .hookspecs import hookimpl
 from .interfaces import KINDS, ActivationProvider, Command, Executor, LayerInfo, Match, MatchingStrategy, Metric
 from .plugins import PluginManager, get_plugin_manager, require
-from .probe import Probe, load_probe
+from .probe import AnyProbe, Probe, StreamProbe, load_probe
 from .result import Comparison, LayerResult, Score
 
 __all__ = [
     "KINDS", "ActivationProvider", "Command", "Comparison", "Executor", "LayerInfo", "LayerResult", "Match",
     "MatchingStrategy", "Metric", "NeurocorrError", "PluginError", "PluginManager", "Probe",
-    "Score", "compare", "get_plugin_manager", "hookimpl", "load_probe", "open_model", "require",
+    "Score", "StreamProbe", "AnyProbe", "compare", "extract", "get_plugin_manager", "hookimpl", "load_probe",
+    "open_model", "require",
 ]

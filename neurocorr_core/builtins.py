@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .arrays import ArraysProvider
 from .commands import COMMANDS
+from .extract import ExtractCommand
 from .hookspecs import hookimpl
-from .interfaces import Command, MatchingStrategy
+from .interfaces import ActivationProvider, Command, MatchingStrategy
 from .matching import HungarianMatching, MaxMatching, MutualMatching
 
 
@@ -23,5 +25,10 @@ def neurocorr_matching_strategies() -> Sequence[type[MatchingStrategy]]:
 
 
 @hookimpl
+def neurocorr_activation_providers() -> Sequence[type[ActivationProvider]]:
+    return [ArraysProvider]  # precomputed activations (docs/bring-your-own-activations.md)
+
+
+@hookimpl
 def neurocorr_commands() -> Sequence[type[Command]]:
-    return list(COMMANDS)
+    return [*COMMANDS, ExtractCommand]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import index_probe
 from .assemble import make_comparison
 from .errors import NeurocorrError
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
@@ -16,7 +18,7 @@ from .models import describe, resolve_model
 from .options import Options
 from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
-from .probe import Probe, load_probe
+from .probe import ACCEPTED, AnyProbe, Probe, StreamProbe, load_probe
 from .result import Comparison
 from .sampling import Amount, rng_for, sample_indices
 from .scale_out import check_sharding, get_executor, shard_bounds
@@ -42,14 +44,14 @@ def open_model(model: object, *, provider: str | None = None, pm: PluginManager 
 def compare(
     model_a: object,
     model_b: object,
-    probe: str | os.PathLike[str] | np.ndarray | Probe,
+    probe: object = None,
     options: Options | None = None,
     *,
     provider_a: str | None = None,
     provider_b: str | None = None,
     options_a: dict[str, Any] | None = None,
     options_b: dict[str, Any] | None = None,
-    probe_b: str | os.PathLike[str] | np.ndarray | Probe | None = None,
+    probe_b: object = None,
     plugin_manager: PluginManager | None = None,
     **keywords: Any,
 ) -> Comparison:
@@ -86,17 +88,25 @@ def compare(
     opts = Options.of(options, **keywords)  # every option checked, in one place
     sharded = check_sharding(opts.executor, opts.scheduler, opts.workers, opts.shards, opts.cache,
                              opts.significance, options=opts.executor_options, plugin_manager=pm)
-    probe, second = _probes(probe, probe_b, opts.sample_probe, opts.seed)
+    given = (None if probe is None else load_probe(probe), None if probe_b is None else load_probe(probe_b))
     metric_cls = pm.metric(opts.metric)
     matcher = pm.matching(opts.matching)(**(opts.matching_options or {}))
     constant = constant_policy(opts.constant_neurons, matcher)
     _check_combination(metric_cls, matcher, opts.sample_neurons)
-    prov_a, a = _open_side(model_a, provider_a, options_a, opts.layers_a, probe, opts.neurons, pm, "model A")
+    prov_a = open_model(model_a, provider=provider_a, pm=pm, side="model A", **(options_a or {}))
+    prov_b: ActivationProvider | None = None
     try:
-        prov_b, b = _open_side(model_b, provider_b, options_b, opts.layers_b, second, opts.neurons, pm,
-                               "model B")
+        prov_b = open_model(model_b, provider=provider_b, pm=pm, side="model B", **(options_b or {}))
+        probe, second = _probes(*_side_probes(prov_a, prov_b, *given), opts.sample_probe, opts.seed)
+        if sharded and not (isinstance(probe, Probe) and isinstance(second, Probe)):
+            raise NeurocorrError("a streamed probe (DataLoader, tf.data, batches) cannot be split into shards: "
+                                 "give an array or a .npy file (neurocorr extract writes one), or no executor")
+        a = _side(prov_a, model_a, opts.layers_a, probe, opts.neurons)
+        b = _side(prov_b, model_b, opts.layers_b, second, opts.neurons)
     except BaseException:
         prov_a.close()
+        if prov_b is not None:
+            prov_b.close()
         raise
     keep = opts.significance
     try:
@@ -152,9 +162,31 @@ def compare(
 
 
 # -- setup ------------------------------------------------------------------------------------
-def _probes(probe: Any, probe_b: Any, amount: Amount, seed: int) -> tuple[Probe, Probe]:
-    first = load_probe(probe)
-    second = first if probe_b is None else load_probe(probe_b)
+def _side_probes(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: AnyProbe | None,
+                 probe_b: AnyProbe | None) -> tuple[AnyProbe, AnyProbe | None]:
+    """The probe of each side: precomputed activations are fed their sample indices; a model,
+    the probe given (``probe_b`` for B when given). The second is None when both share one."""
+    index_a, index_b = index_probe(prov_a), index_probe(prov_b)
+    for index, side in ((index_a, "A"), (index_b, "B")):
+        other = probe_b if side == "B" and probe_b is not None else probe
+        if index is not None and other is not None and len(other) != len(index):
+            raise NeurocorrError(f"model {side} is activations of {len(index)} samples, but the probe holds "
+                                 f"{len(other)}: activations and probe must cover the same samples, in order")
+    first = index_a if index_a is not None else probe
+    second = index_b if index_b is not None else probe_b if probe_b is not None else probe
+    if first is None or second is None:
+        side = "A" if first is None else "B"
+        raise NeurocorrError(f"model {side} is a model, not precomputed activations: it needs a probe, the "
+                             f"inputs it is run on (got NoneType None); a probe must be {ACCEPTED}")
+    if index_a is not None and index_b is not None and len(index_a) != len(index_b):
+        raise NeurocorrError(f"the activations hold different numbers of samples: {len(index_a)} for A, "
+                             f"{len(index_b)} for B; both must come from the same probe samples, in the same order")
+    return first, (None if second is first else second)
+
+
+def _probes(probe: AnyProbe, probe_b: AnyProbe | None, amount: Amount, seed: int) -> tuple[AnyProbe, AnyProbe]:
+    first = probe
+    second = first if probe_b is None else probe_b
     if len(second) != len(first):
         raise NeurocorrError(f"the probes differ in length: {len(first)} samples for A, {len(second)} "
                              "for B; probe_b must hold the same samples as probe, in the same order")
@@ -168,10 +200,12 @@ def _probes(probe: Any, probe_b: Any, amount: Amount, seed: int) -> tuple[Probe,
     return first, second
 
 
-def _subset(probe: Probe, idx: np.ndarray, seed: int) -> Probe:
+def _subset(probe: AnyProbe, idx: np.ndarray, seed: int) -> AnyProbe:
+    name = f"{probe.name}[{len(idx)} of {len(probe)}, seed {seed}]"
+    if isinstance(probe, StreamProbe):
+        return probe.subset(idx, name)
     labels = None if probe.labels is None else probe.labels[idx]
-    return Probe(np.asarray(probe.data[idx]), f"{probe.name}[{len(idx)} of {len(probe)}, seed {seed}]",
-                 labels)
+    return Probe(np.asarray(probe.data[idx]), name, labels)
 
 
 def _check_combination(metric_cls: type[Metric], matcher: MatchingStrategy, amount: Amount) -> None:
@@ -186,13 +220,15 @@ def _check_combination(metric_cls: type[Metric], matcher: MatchingStrategy, amou
                              "matching='max', or compare all neurons (with memory_budget for tiles)")
 
 
-def _open_side(model: object, provider: str | None, options: dict[str, Any] | None, selector: Selector,
-               probe: Probe, neurons: str, pm: PluginManager, side: str) -> tuple[ActivationProvider, Side]:
-    """The opened model (the caller closes it) and its selected layers, from a 2-sample forward pass."""
-    prov = open_model(model, provider=provider, pm=pm, side=side, **(options or {}))
-    label = describe(model)
+def _side(prov: ActivationProvider, model: object, selector: Selector, probe: AnyProbe, neurons: str) -> Side:
+    """The selected layers of an opened model, from a 2-sample forward pass; precomputed
+    activations select every layer by default."""
+    arrays = index_probe(prov) is not None
+    label = "activations" if arrays and not isinstance(model, (str, os.PathLike)) else describe(model)
+    if selector is None and arrays:
+        selector = "*"
     layers = select_layers(prov.layers(next(probe.head(2).batches(2))), selector, label)
-    return prov, Side.of(label, layers, neurons)
+    return Side.of(label, layers, neurons)
 
 
 # -- scale out ---------------------------------------------------------------------------------
@@ -214,14 +250,16 @@ def _sharded(plan: Plan, sides: tuple[ShardedModel, ShardedModel], probes: tuple
 
 
 # -- streaming ---------------------------------------------------------------------------------
-def _stream(a: tuple[ActivationProvider, Side], b: tuple[ActivationProvider, Side], probe_a: Probe,
-            probe_b: Probe, neurons: str, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Each probe batch's neurons of A and of B, every selected layer side by side."""
+def _stream(a: tuple[ActivationProvider, Side], b: tuple[ActivationProvider, Side], probe_a: AnyProbe,
+            probe_b: AnyProbe, neurons: str, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each probe batch's neurons of A and of B, every selected layer side by side. One pass over
+    a streamed probe feeds both models (a loader is read once, in one order)."""
     (prov_a, side_a), (prov_b, side_b) = a, b
-    outs_a = neuron_batches(prov_a, probe_a.batches(batch_size), [la.name for la in side_a.layers], neurons,
-                            side_a.label)
-    outs_b = neuron_batches(prov_b, probe_b.batches(batch_size), [lb.name for lb in side_b.layers], neurons,
-                            side_b.label)
+    shared = probe_b is probe_a and isinstance(probe_a, StreamProbe)
+    feed_a, feed_b = (itertools.tee(probe_a.batches(batch_size)) if shared
+                      else (probe_a.batches(batch_size), probe_b.batches(batch_size)))
+    outs_a = neuron_batches(prov_a, feed_a, [la.name for la in side_a.layers], neurons, side_a.label)
+    outs_b = neuron_batches(prov_b, feed_b, [lb.name for lb in side_b.layers], neurons, side_b.label)
     for out_a, out_b in zip(outs_a, outs_b, strict=True):
         yield np.concatenate(list(out_a.values()), axis=1), np.concatenate(list(out_b.values()), axis=1)
 

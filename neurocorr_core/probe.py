@@ -10,8 +10,9 @@ refused batch by batch as the probe streams (:meth:`Probe.batches`), with the sa
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from . import datasets
 from .errors import NeurocorrError
 
 #: What compare(), grid() and load_probe() take as a probe, for messages.
-ACCEPTED = ("a numpy array ((N, features) or NCHW images), a neurocorr Probe, the path of a .npy or "
+ACCEPTED = ("a numpy array ((N, features) or NCHW images; or a torch, TensorFlow or JAX one), a torch DataLoader "
+            "or Dataset, a tf.data.Dataset, an iterable of batches, a neurocorr Probe, the path of a .npy or "
             "IDX file, or a built-in name (" + ", ".join(datasets.BUILTIN) + ")")
 
 
@@ -76,6 +78,166 @@ class Probe:
                               "probe first (e.g. np.nan_to_num, or drop those samples)")
 
 
+class StreamProbe:
+    """A probe streamed from the user's loader (torch DataLoader or Dataset, tf.data, a list of
+    batches): never held whole in memory. ``source()`` starts a fresh pass, yielding numpy
+    batches (n, ...) in the loader's own sizes; :meth:`batches` cuts them to the size asked for.
+    Each pass must give the same samples in the same order: its first samples are checked
+    against the first pass's (a loader that shuffles is refused). ``length``: the number of
+    samples, counted in one pass over the source when None. ``keep``: the sorted indices of a
+    seeded subset (``sample_probe``); ``stop``: only the first samples (``--probe-limit``)."""
+
+    labels = None
+
+    def __init__(self, source: Callable[[], Iterator[np.ndarray]], length: int | None, name: str,
+                 keep: np.ndarray | None = None, stop: int | None = None) -> None:
+        self.source, self.name, self.keep, self.stop = source, name, keep, stop
+        self._length = length
+        self._first: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        if self.keep is not None:
+            return len(self.keep)
+        if self._length is None:
+            self._length = sum(len(chunk) for chunk in self.source())
+        return self._length if self.stop is None else min(self._length, self.stop)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.head(1).sample_shape
+
+    def head(self, n: int) -> Probe:
+        """The first ``n`` samples, as an array probe."""
+        taken = list(itertools.islice(self.batches(min(n, 256)), -(-n // min(n, 256))))
+        return Probe(np.concatenate(taken)[:n], f"{self.name}[:{n}]")
+
+    def subset(self, idx: np.ndarray, name: str) -> StreamProbe:
+        """The samples at ``idx`` (sorted, as :func:`~neurocorr_core.sampling.sample_indices` draws them)."""
+        keep = np.sort(np.asarray(idx)) if self.keep is None else self.keep[np.sort(np.asarray(idx))]
+        return StreamProbe(self.source, self._length, name, keep, self.stop)
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """Float32 batches of ``batch_size`` samples, in order, checked as :meth:`Probe.batches`."""
+        batch_size = check_batch_size(batch_size)
+        pending: list[np.ndarray] = []
+        held = seen = done = 0
+        total = len(self) if self._length is not None or self.keep is not None else None
+        for chunk in self.source():
+            rows = np.arange(seen, seen + len(chunk))
+            seen += len(chunk)
+            self._check_order(chunk, seen - len(chunk))
+            if self.keep is not None:
+                chunk = chunk[np.isin(rows, self.keep)]
+            if self.stop is not None:
+                chunk = chunk[:max(self.stop - done - held, 0)]
+            pending.append(chunk)
+            held += len(chunk)
+            while held >= batch_size:
+                batch, pending, held = _cut(pending, batch_size, held)
+                yield Probe(batch, self.name).batches(batch_size).__next__()
+                done += batch_size
+            if self.stop is not None and done + held >= self.stop:
+                break
+        if held:
+            yield next(Probe(np.concatenate(pending), self.name).batches(held))
+        if total is not None and done + held != total:
+            raise NeurocorrError(f"probe {self.name!r} gave {done + held} samples in this pass, {total} before; "
+                                 "a probe must give the same samples on every pass (a loader over a dataset "
+                                 "that changes, or one that drops samples at random?)")
+
+    def _check_order(self, chunk: np.ndarray, start: int) -> None:
+        if start:
+            return
+        first = np.asarray(chunk[:2], dtype=np.float32)
+        if self._first is None:
+            self._first = first
+        elif first.shape != self._first.shape or not np.array_equal(first, self._first):
+            raise NeurocorrError(f"probe {self.name!r} gave other first samples on a second pass: it is "
+                                 "shuffled, so models would not see the samples in one order; build the "
+                                 "loader without shuffling (DataLoader(..., shuffle=False), no ds.shuffle())")
+
+
+def _cut(pending: list[np.ndarray], size: int, held: int) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """The first ``size`` samples of the pending chunks, and what remains."""
+    joined = pending[0] if len(pending) == 1 else np.concatenate(pending)
+    return joined[:size], [joined[size:]], held - size
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A numpy array from a numpy, torch (detached and moved to the CPU), TensorFlow or JAX
+    array, by duck typing: no framework is imported here."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch: off the autograd graph and the GPU
+        value = value.detach().cpu()
+    if hasattr(value, "numpy") and callable(value.numpy):  # torch and TensorFlow eager tensors
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _is_array(value: object) -> bool:
+    """A numpy, torch, TensorFlow or JAX array (not a loader, not a list)."""
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (list, tuple))
+
+
+def _is_batch(item: object) -> bool:
+    """An array of at least two axes (samples, ...), or (inputs, labels, ...) starting with one."""
+    if isinstance(item, (list, tuple)) and item:
+        item = item[0]
+    return _is_array(item) and len(getattr(item, "shape", ())) >= 2
+
+
+def _inputs(item: Any) -> np.ndarray:
+    """The inputs of a loader's item: the item itself, or the first element of (inputs, labels, ...)."""
+    if isinstance(item, (tuple, list)) and item and not _is_array(item):
+        item = item[0]
+    if isinstance(item, Mapping):
+        raise NeurocorrError(f"a probe loader's items must be inputs or (inputs, labels, ...); got a mapping "
+                             f"with keys {', '.join(map(str, list(item)[:6]))}: map it to its inputs first, "
+                             "e.g. (x['image'] for x in loader)")
+    return to_numpy(item)
+
+
+def _stream(spec: Any) -> StreamProbe | Probe | None:
+    """A probe from a framework's loader or an iterable of batches; None for anything else."""
+    kind = type(spec).__qualname__
+    if hasattr(spec, "dataset") and hasattr(spec, "sampler") and hasattr(spec, "batch_size"):  # DataLoader
+        samplers = [spec.sampler, getattr(getattr(spec, "batch_sampler", None), "sampler", None)]
+        if any("Random" in type(s).__name__ for s in samplers if s is not None):
+            raise NeurocorrError(f"the probe {kind} shuffles ({type(spec.sampler).__name__}): each model would "
+                                 "see the samples in another order; build it with shuffle=False (a fixed order "
+                                 "is part of the comparison)")
+        sized = hasattr(spec.dataset, "__len__") and not getattr(spec, "drop_last", False)
+        return StreamProbe(lambda: (_inputs(item) for item in spec), len(spec.dataset) if sized else None, kind)
+    if hasattr(spec, "element_spec") and hasattr(spec, "__iter__"):  # tf.data.Dataset
+        element = spec.element_spec[0] if isinstance(spec.element_spec, tuple) else spec.element_spec
+        batched = getattr(element, "shape", None) is not None and len(element.shape) and element.shape[0] is None
+        return StreamProbe(lambda: _samples_or_batches(spec, bool(batched)), None, kind)
+    if hasattr(spec, "__getitem__") and hasattr(spec, "__len__") and any(
+            c.__name__ == "Dataset" for c in type(spec).__mro__):  # a map-style torch Dataset
+        return StreamProbe(lambda: _samples_or_batches((spec[i] for i in range(len(spec))), False),
+                           len(spec), kind)
+    if isinstance(spec, (list, tuple)) and spec and all(_is_batch(b) for b in spec):
+        return StreamProbe(lambda: (_inputs(b) for b in spec), None, "batches")
+    if isinstance(spec, Iterator):  # a generator can be read once: its batches are kept
+        items = list(spec)
+        if not items or not all(_is_batch(b) for b in items):
+            raise NeurocorrError(_not_a_probe(spec) + " (an iterator must give batches: arrays (n, ...))")
+        chunks = [_inputs(b) for b in items]
+        return Probe(np.concatenate(chunks), "batches")
+    return None
+
+
+def _samples_or_batches(items: Iterable[Any], batched: bool) -> Iterator[np.ndarray]:
+    """Batches from items that are batches already, or from single samples stacked 256 at a time."""
+    if batched:
+        yield from (_inputs(item) for item in items)
+        return
+    it = iter(items)
+    while chunk := [_inputs(item) for item in itertools.islice(it, 256)]:
+        yield np.stack(chunk)
+
+
 def check_values_kind(data: np.ndarray, name: str) -> None:
     """Refuse an array that does not hold real numbers: a complex probe would lose its imaginary
     part when cast to float32, silently; strings and objects are not inputs."""
@@ -107,8 +269,16 @@ def check_limit(limit: Any) -> int | None:
     return int(limit)
 
 
-def load_probe(spec: str | os.PathLike[str] | np.ndarray | Probe, limit: int | None = None) -> Probe:
-    """A probe from an array, a ``.npy`` file, an IDX file (gzipped or not) or a built-in name.
+#: Either kind of probe: an array (random access) or a stream from a loader.
+AnyProbe = Probe | StreamProbe
+
+
+def load_probe(spec: object, limit: int | None = None) -> AnyProbe:
+    """A probe from an array (numpy, torch, TensorFlow, JAX), a loader (torch DataLoader or
+    Dataset: the first element of each item, labels ignored; tf.data.Dataset), a list of batches,
+    an iterator of batches (read once and kept), a ``.npy`` file, an IDX file (gzipped or not) or
+    a built-in name. Loaders stream: the probe is never held whole, so a loader's order must be
+    fixed (a shuffling DataLoader is refused).
 
     Built-in names: ``digits`` (scikit-learn, 1,797 8x8 digits), ``fashion-mnist`` and
     ``mnist``, each optionally with ``:train`` or ``:test`` (default test).
@@ -116,16 +286,24 @@ def load_probe(spec: str | os.PathLike[str] | np.ndarray | Probe, limit: int | N
     """
     limit = check_limit(limit)
     probe = _load(spec)
+    if isinstance(probe, StreamProbe):
+        return probe if limit is None else StreamProbe(probe.source, probe._length, f"{probe.name}[:{limit}]",
+                                                      stop=limit)
     return probe.head(limit) if limit is not None else probe
 
 
-def _load(spec: object) -> Probe:
-    if isinstance(spec, Probe):
+def _load(spec: object) -> AnyProbe:
+    if isinstance(spec, (Probe, StreamProbe)):
         return spec
     if isinstance(spec, np.ndarray):
         return Probe(spec)
+    if _is_array(spec) and not isinstance(spec, (str, os.PathLike)):  # torch, TensorFlow, JAX
+        return Probe(to_numpy(spec), type(spec).__qualname__)
     if not isinstance(spec, (str, os.PathLike)):
-        raise NeurocorrError(_not_a_probe(spec))
+        stream = _stream(spec)
+        if stream is None:
+            raise NeurocorrError(_not_a_probe(spec))
+        return stream
     text = os.fspath(spec)
     if not isinstance(text, str):
         raise NeurocorrError(f"probe path {text!r} is bytes; give it as text (str or pathlib.Path)")
@@ -151,16 +329,11 @@ def _load(spec: object) -> Probe:
 def _not_a_probe(spec: object) -> str:
     """What was given instead of a probe, and how to turn it into one."""
     kind = f"{type(spec).__module__}.{type(spec).__qualname__}"
-    if hasattr(spec, "detach") and hasattr(spec, "numpy"):  # a torch tensor
+    if hasattr(spec, "detach") and hasattr(spec, "numpy"):  # tensor-like, yet without shape and dtype
         how = "convert it with tensor.detach().cpu().numpy()"
-    elif hasattr(spec, "dataset") and hasattr(spec, "__iter__"):  # a torch DataLoader
-        how = ("stack its inputs into one array: np.concatenate([x.numpy() for x, *_ in loader]) "
-               "(a loader without shuffling keeps the order every model must see)")
-    elif kind.startswith("torch.") and hasattr(spec, "__getitem__"):  # a torch Dataset
-        how = "stack its inputs into one array: np.stack([dataset[i][0].numpy() for i in range(len(dataset))])"
     elif isinstance(spec, (list, tuple)):
-        how = "convert it with np.asarray(values, dtype=np.float32)"
-    else:  # TensorFlow and JAX arrays convert with np.asarray too
+        how = "convert it with np.asarray(values, dtype=np.float32), or give a list of batches (arrays)"
+    else:
         how = "convert it to a numpy array first, e.g. np.asarray(x)"
     return f"a probe must be {ACCEPTED}; got {kind}: {how}"
 
@@ -171,7 +344,7 @@ def read_npy(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = _npy_header(f, version)
+            shape, fortran, dtype = npy_header(f, version)
             offset = f.tell()
             size = os.fstat(f.fileno()).st_size
     except Exception as exc:  # numpy parses the header text with tokenize and ast: any of their errors
@@ -196,7 +369,8 @@ def read_npy(path: Path) -> np.ndarray:
                              f"({_first_line(exc)}); save it again with numpy.save") from None
 
 
-def _npy_header(f: Any, version: tuple[int, int]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+def npy_header(f: Any, version: tuple[int, int]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """Shape, Fortran order and dtype from a .npy header (``f`` just past the magic)."""
     fmt = np.lib.format
     if version == (1, 0):
         shape, fortran, dtype = fmt.read_array_header_1_0(f)

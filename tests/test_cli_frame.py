@@ -17,7 +17,7 @@ from neurocorr_core import plugins as plugins_module
 from neurocorr_core.cli import main
 from neurocorr_core.commands import compare_parser
 
-CORE_COMMANDS = ["compare", "data", "layers", "plugins", "run"]
+CORE_COMMANDS = ["compare", "data", "extract", "layers", "plugins", "run"]
 #: Modules that must not be imported to list the commands (each takes a second or more).
 FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime", "dask", "distributed")
 

@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from types import ModuleType
@@ -52,10 +53,34 @@ def reference_folder(folder: str | os.PathLike[str]) -> Iterator[None]:
             os.environ[FOLDERS_ENV] = before
 
 
+@dataclass(frozen=True)
+class ModelName:
+    """A model by name that an installed provider builds itself (``torchvision:resnet18``,
+    docs/models-by-name.md): not a file path nor a ``module:callable`` reference."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def named(spec: object) -> bool:
+    """True if an installed provider's ``accepts`` takes the text ``spec`` as a model by name."""
+    if not isinstance(spec, str) or ":" not in spec or os.path.exists(spec):
+        return False
+    from .plugins import get_plugin_manager
+
+    providers = [cls for cls, _ in get_plugin_manager().registry["provider"].values()]
+    return any(cls.accepts(spec) for cls in providers)
+
+
 def resolve_model(spec: object, *, side: str = "model") -> object:
-    """Build the model a ``module:callable`` reference names (called with no arguments);
-    anything else (an object, a file path) is returned as it is. ``side`` names the model in
-    messages ("model A")."""
+    """Build the model a ``module:callable`` reference names (called with no arguments); a model
+    by name comes back as a :class:`ModelName` for its provider; anything else (an object, a
+    file path) is returned as it is. ``side`` names the model in messages ("model A")."""
+    if named(spec):
+        assert isinstance(spec, str)
+        return ModelName(spec)
     if not is_reference(spec):
         return spec
     assert isinstance(spec, str)

@@ -13,6 +13,10 @@ import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
 from neurocorr_core.interfaces import call_name, kind_of
+from neurocorr_core.models import ModelName
+
+from . import named
+from .functional import SCRIPT_OPS, ModuleStack, capture_mode
 
 SUFFIXES = (".pt", ".pth", ".ts")
 
@@ -26,10 +30,12 @@ class TorchProvider(ActivationProvider):
     name = "torch"
     channel_means = True
     handles = ("torch.nn.Module objects, TorchScript files (.pt/.pth/.ts), pickled full "
-               "models with trust_pickle=True")
+               "models with trust_pickle=True, models by name (torchvision:resnet18, timm:convnext_atto)")
 
     @classmethod
     def accepts(cls, model: object) -> bool:
+        if isinstance(model, ModelName) or named.is_name(model):
+            return named.is_name(str(model))
         if isinstance(model, (str, os.PathLike)):
             return Path(model).suffix in SUFFIXES
         if "torch" not in sys.modules:
@@ -43,13 +49,23 @@ class TorchProvider(ActivationProvider):
         super().__init__(model, **options)
         import torch
 
-        self.device = torch.device(device)
-        module = _load(model, trust_pickle) if isinstance(model, (str, os.PathLike)) else model
+        self.device = check_device(device)
+        by_name = isinstance(model, (str, ModelName)) and named.is_name(str(model))
+        self._name = named.parse(str(model)) if by_name else None
+        if self._name is not None:
+            module = named.build(self._name)
+        else:
+            module = _load(model, trust_pickle) if isinstance(model, (str, os.PathLike)) else model
         assert isinstance(module, torch.nn.Module)
         self.module = module.to(self.device)
-        self.label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        self.label = str(model) if isinstance(model, (str, os.PathLike, ModelName)) else type(model).__name__
         self._script = _ScriptCapture(module) if isinstance(module, torch.jit.ScriptModule) else None
         self._copy = False  # becomes True once an in-place op is seen overwriting a captured output
+
+    def fingerprint(self) -> str | None:
+        """A model by name is built the same way every time (seeded): the name, the library
+        version and the checkpoint decide it."""
+        return None if self._name is None else named.fingerprint(self._name)
 
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         outputs, ops = self._run(sample, None)
@@ -96,6 +112,30 @@ class TorchProvider(ActivationProvider):
             self.module.train(training)
 
 
+def check_device(device: str) -> Any:
+    """``device`` as a ``torch.device`` this machine has: a clear error for ``cuda`` without a GPU."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NeurocorrError(f"device {device!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = f"this PyTorch ({torch.__version__}) " + ("is a CPU-only build" if torch.version.cuda is None
+                                                               else "finds no CUDA device")
+            raise NeurocorrError(f"device {device!r} asked for, but {build}; use device=cpu, or run "
+                                 "where a GPU and a CUDA build of torch are")
+        if dev.index is not None and dev.index >= count:
+            raise NeurocorrError(f"device {device!r} asked for, but this machine has {count} CUDA "
+                                 f"device(s): cuda:0..cuda:{count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise NeurocorrError(f"device {device!r} asked for, but MPS (Apple GPUs) is not available here; "
+                             "use device=cpu")
+    return dev
+
+
 def _to_numpy(out: Any, channel_means: bool) -> np.ndarray:
     """A captured output as float32 numpy; with ``channel_means``, an output with spatial
     axes is reduced to its per-channel mean (batch, C) here, so the whole map is not kept."""
@@ -108,7 +148,8 @@ def _to_numpy(out: Any, channel_means: bool) -> np.ndarray:
 def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: bool = False,
                 copy: bool = False) -> tuple[dict[str, np.ndarray], dict[str, str], bool]:
     """One forward pass, recording every call's tensor output in finishing order (a module
-    called k times, like EfficientNet's shared activations, gives k layers).
+    called k times, like EfficientNet's shared activations, gives k layers), and the outputs of
+    activation functions called in ``forward`` (:mod:`.functional`: ``block1.relu()``).
 
     Outputs are shared with torch, not copied, unless ``copy``; the last value says whether an
     in-place op changed one of them after its hook (torch's version counter), so that the
@@ -120,6 +161,12 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: boo
     versions: list[tuple[Any, int]] = []
     bases = None if wanted is None else {w.partition("#")[0] for w in wanted}
 
+    def keep(key: str, op: str, out: Any) -> None:
+        if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
+            outputs[key] = _to_numpy(out.clone() if copy else out, channel_means)
+            ops[key] = op
+            versions.append((out, out._version))
+
     def recorder(name: str) -> Callable[..., None]:
         calls = 0
 
@@ -127,17 +174,22 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: boo
             nonlocal calls
             key = call_name(name, calls)
             calls += 1
-            if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
-                outputs[key] = _to_numpy(out.clone() if copy else out, channel_means)
-                ops[key] = type(mod).__name__
-                versions.append((out, out._version))
+            keep(key, type(mod).__name__, out)
         return hook
 
     handles = [sub.register_forward_hook(recorder(name))
                for name, sub in module.named_modules()
                if name and (bases is None or name in bases)]
+    functions = bases is None or any(b.endswith("()") for b in bases)
+    stack = ModuleStack()
+    if functions:  # only when a functional layer may be asked for: the mode sees every torch call
+        handles += stack.hooks(module)
     try:
-        module(x)
+        if functions:
+            with capture_mode(stack, keep):
+                module(x)
+        else:
+            module(x)
     finally:
         for handle in handles:
             handle.remove()
@@ -158,6 +210,9 @@ class _ScriptCapture:
 
         self.module = module
         graph = module.inlined_graph
+        # F.relu scripts to "if inplace: relu_ else: relu": folding the constant branch leaves
+        # its aten::relu in the top-level graph, where it becomes a layer (a copy: the module keeps its own)
+        torch._C._jit_pass_constant_propagation(graph)
         self.values: dict[str, Any] = {}
         self.ops: dict[str, str] = {}
         calls: dict[str, int] = {}
@@ -165,19 +220,19 @@ class _ScriptCapture:
         for node in graph.nodes():
             if node.outputsSize() != 1 or not isinstance(node.output().type(), torch._C.TensorType):
                 continue
-            path: list[str] = []
-            current: set[str] = set()
-            for name, op in _hierarchy(node.getModuleHierarchy()):
-                path.append(name)
-                module_name = ".".join(path)
-                current.add(module_name)
+            hierarchy = _hierarchy(node.getModuleHierarchy())
+            names = [".".join(name for name, _ in hierarchy[:i + 1]) for i in range(len(hierarchy))]
+            for module_name in names:
                 if module_name not in previous:  # a new call of this module begins
                     calls[module_name] = calls.get(module_name, -1) + 1
-                key = call_name(module_name, calls[module_name])
+            produced = [(call_name(n, calls[n]), op) for n, (_, op) in zip(names, hierarchy, strict=True)]
+            function = _function_layer(node.kind(), names[-1] if names else "", hierarchy, calls)
+            # innermost first, so that a module comes after its last child (execution order)
+            for key, op in ([function] if function else []) + produced[::-1]:
                 self.values.pop(key, None)  # re-insert so order follows the last producer
                 self.values[key] = node.output()
                 self.ops[key] = op
-            previous = current
+            previous = set(names)
         self.names = list(self.values)
         self._function = _with_outputs(graph, [_before_in_place(graph, self.values[name]) for name in self.names])
 
@@ -185,6 +240,21 @@ class _ScriptCapture:
         outs = self._function(self.module._c, x)
         return {name: _to_numpy(out, channel_means) for name, out in zip(self.names, outs, strict=True)
                 if wanted is None or name in wanted}
+
+
+def _function_layer(kind: str, where: str, hierarchy: list[tuple[str, str]],
+                    calls: dict[str, int]) -> tuple[str, str] | None:
+    """The layer of a TorchScript node that calls an activation function (``aten::relu``) in a
+    module's ``forward``, named as in eager mode (``block.relu()``); None for other nodes and for
+    the activation modules' own calls (``nn.ReLU``)."""
+    op = kind.partition("::")[2].rstrip("_")
+    if not kind.startswith("aten::") or op not in SCRIPT_OPS:
+        return None
+    if hierarchy and kind_of(hierarchy[-1][1]) == "activation":
+        return None
+    base = f"{where}.{op}()" if where else f"{op}()"
+    calls[base] = calls.get(base, -1) + 1
+    return call_name(base, calls[base]), op
 
 
 def _before_in_place(graph: Any, value: Any) -> Any:

@@ -162,8 +162,9 @@ def test_torchscript_graph_shows_functional_activations():
     x = probe(8)
     eager = TorchProvider(model).layers(x[:2])
     scripted = TorchProvider(torch.jit.script(model))
-    assert [(l.name, l.kind) for l in scripted.layers(x[:2])] == [(l.name, l.kind) for l in eager]
-    names = [l.name for l in eager if l.kind == "activation"]
+    listed = [(layer.name, layer.kind) for layer in scripted.layers(x[:2])]
+    assert listed == [(layer.name, layer.kind) for layer in eager]
+    names = [layer.name for layer in eager if layer.kind == "activation"]
     got = next(scripted.activations([x], names))
     for name, want in zip(names, relu_cnn_reference(model, x), strict=True):
         np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-6)
@@ -173,7 +174,7 @@ def test_activation_module_is_not_counted_twice():
     """nn.ReLU calls F.relu itself: one layer, the module's."""
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.GELU())
     layers = TorchProvider(model).layers(np.ones((2, 4), np.float32))
-    assert [l.name for l in layers] == ["0", "1", "2"]
+    assert [layer.name for layer in layers] == ["0", "1", "2"]
 
 
 def test_in_place_functional_relu_keeps_the_conv_output():
@@ -267,9 +268,8 @@ def resnet_reference(m: nn.Module, x: np.ndarray) -> list[np.ndarray]:
         t = m.maxpool(relu(m.bn1(m.conv1(torch.from_numpy(x)))))
         for layer in (m.layer1, m.layer2, m.layer3, m.layer4):
             for b in layer:
-                out = m_bn2 = b.bn2(b.conv2(relu(b.bn1(b.conv1(t)))))
-                t = relu(m_bn2 + (t if b.downsample is None else b.downsample(t)))
-                del out
+                out = b.bn2(b.conv2(relu(b.bn1(b.conv1(t)))))
+                t = relu(out + (t if b.downsample is None else b.downsample(t)))
     return [a.numpy() for a in acts]
 
 
@@ -291,7 +291,7 @@ def test_torchvision_mobilenet_v3_mixes_modules_and_functions():
     x = probe(24, (3, 32, 32))
     functional = functional_copy(model, nn.ReLU, F.relu)  # Hardswish/Hardsigmoid stay modules
     names, _ = captured(functional, x)
-    assert any(n.endswith(".relu()") for n in names) and any("Hardswish" == l.op for l in
+    assert any(n.endswith(".relu()") for n in names) and any(layer.op == "Hardswish" for layer in
                                                               TorchProvider(functional).layers(x[:2]))
     reference = [*hooked(model, nn.ReLU, x)]
     got = dict(zip(names, captured(functional, x)[1], strict=True))
@@ -308,6 +308,6 @@ def test_timm_vit_tiny_gelu():
     model = timm.create_model("vit_tiny_patch16_224", img_size=32, pretrained=False).eval()
     x = probe(16, (3, 32, 32))
     functional = functional_copy(model, nn.GELU, F.gelu)
-    names, values = captured(functional, x)
+    names, _ = captured(functional, x)
     assert names[0] == "blocks.0.mlp.act.gelu()" and len(names) == 12
     assert_twins(functional, model, x, hooked(model, nn.GELU, x))

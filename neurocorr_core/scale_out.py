@@ -182,7 +182,8 @@ def options_from(args: argparse.Namespace, cache_default: bool = False) -> dict[
     """compare()/grid() keywords from the parsed options of :func:`add_arguments`, checked before
     anything is opened (the executor installed, the shorthands its own)."""
     options = dict(args.executor_option or [])
-    resolve(args.executor, args.scheduler, args.workers, args.shards, options)
+    if any(v is not None for v in (args.executor, args.scheduler, args.workers, args.shards)) or options:
+        resolve(args.executor, args.scheduler, args.workers, args.shards, options)
     cache: Any = args.cache_dir
     if cache_default and not cache:
         cache = not getattr(args, "no_cache", False)

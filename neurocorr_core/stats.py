@@ -27,9 +27,6 @@ from . import backend as backends
 #: rounding of a chunk's sums is relative to the chunk's own (centred) scale, so longer chunks
 #: gain no precision; they cost buffer memory (chunk * (n_x + n_y) * 4 bytes).
 CHUNK = 4096
-#: float32 sums of squares below this are recomputed in float64 (a square under ~1e-38 loses
-#: precision, under ~1e-45 it is 0).
-TINY = 1e-30
 #: Chunks whose centring corrections wait before they are applied (one pass over n_x * n_y).
 MAX_PENDING = 64
 
@@ -38,9 +35,8 @@ class _Gather:
     """One side's part of the chunk being gathered: rows ``x - k`` (float32), with the
     float64 sums of ``x - k`` and of its squares over those rows."""
 
-    #: Rows whose float32 sums are taken at once (then added in float64): at most 256, so
-    #: the float32 rounding stays near 3e-7 relative (measured), about 2 MB so the rows are
-    #: still in cache, and at least 64 so that narrow layers make few numpy calls.
+    #: Rows shifted at once: about 2 MB so the rows are still in cache for their sums, and at
+    #: least 64 so that narrow layers make few numpy calls.
     @staticmethod
     def block(width: int) -> int:
         return max(64, min(256, (1 << 19) // max(width, 1)))
@@ -74,14 +70,10 @@ class _Gather:
         for b0 in range(0, a.shape[0], step):
             rows = self.buf[start + b0:start + min(a.shape[0], b0 + step)]
             np.subtract(a[b0:b0 + step], self.shift32, out=rows)  # exact near the centre
-            self.sum += rows.sum(axis=0)
-            squares = np.einsum("ij,ij->j", rows, rows)
-            small = squares < TINY
-            if small.any():  # float32 squares of tiny values underflow: take those in float64
-                few = rows[:, small].astype(np.float64)
-                self.sumsq[small] += np.einsum("ij,ij->j", few, few)
-                squares[small] = 0.0
-            self.sumsq += squares
+            # float64 sums: float32 sums of squares of ReLU outputs erred by 3e-6 relative
+            # (digits MLPs), and tiny squares would underflow
+            self.sum += rows.sum(axis=0, dtype=np.float64)
+            self.sumsq += np.einsum("ij,ij->j", rows, rows, dtype=np.float64)
 
 
 class CoMoments:
@@ -228,9 +220,8 @@ class CoMoments:
 
     def _chunk_range(self, i: int, side: _Gather) -> None:
         """float32 rows: a neuron is constant over the chunk exactly when every ``x - k`` is
-        0 (float subtraction gives 0 only for equal values, and the sum of squares is 0 only if
-        all are: sums too small for float32 are taken in float64 by :meth:`_Gather.add`), and then
-        its one value is ``k``."""
+        0 (float subtraction gives 0 only for equal values, and the float64 sum of float32 squares
+        is 0 only if all are), and then its one value is ``k``."""
         flat = side.sumsq == 0
         lo, hi = self._range[i], self._range[i + 2]
         np.minimum(lo, side.shift, out=lo, where=flat)

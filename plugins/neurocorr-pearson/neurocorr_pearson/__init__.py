@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import Metric, hookimpl
+from neurocorr_core.backend import depth
 from neurocorr_core.stats import CoMoments
 
 _CHUNK = 4096  # neurons per step when computing per-neuron moments of stored activations
@@ -72,15 +73,24 @@ class Pearson(Metric):
         return np.clip(r, -1.0, 1.0, out=r)
 
     def tile(self, rows: slice, cols: slice) -> np.ndarray:
-        """r for A's neurons ``rows`` x B's neurons ``cols``: float32 (tiled mode, 0 for
-        constant neurons) or float64 (default mode, NaN for constant neurons)."""
+        """r for A's neurons ``rows`` x B's neurons ``cols``: float32 or float64 (tiled mode,
+        0 for constant neurons) or float64 (default mode, NaN for constant neurons)."""
         if self.moments is not None:
             m = self.moments
             with np.errstate(divide="ignore", invalid="ignore"):
                 return m.xy[rows, cols] / np.outer(np.sqrt(m.var_x[rows]), np.sqrt(m.var_y[cols]))
         assert self.store_a is not None and self.store_b is not None
         # z-scores with unit norm per column, so that za^T zb is r itself
-        return self.store_a.standardised(rows).T @ self.store_b.standardised(cols)
+        za, zb = self.store_a.standardised(rows), self.store_b.standardised(cols)
+        step = depth(za.shape[0], za.shape[1], zb.shape[1])
+        if step >= za.shape[0]:
+            return za.T @ zb
+        # a small tile: float32 GEMMs over blocks of samples summed in float64 (the core's
+        # rule, neurocorr_core.backend.DEPTH), so |r - r_float64| stays under 1e-6
+        out = np.zeros((za.shape[1], zb.shape[1]))
+        for k0 in range(0, za.shape[0], step):
+            out += za[k0:k0 + step].T @ zb[k0:k0 + step]
+        return out
 
     def constant(self) -> tuple[np.ndarray, np.ndarray]:
         if self.moments is not None:

@@ -134,16 +134,26 @@ class StreamProbe:
             held += len(chunk)
             while held >= batch_size:
                 batch, pending, held = _cut(pending, batch_size, held)
-                yield Probe(batch, self.name).batches(batch_size).__next__()
+                yield self._checked(batch, done)
                 done += batch_size
             if self.stop is not None and done + held >= self.stop:
                 break
         if held:
-            yield next(Probe(np.concatenate(pending), self.name).batches(held))
+            yield self._checked(np.concatenate(pending), done)
         if total is not None and done + held != total:
             raise NeurocorrError(f"probe {self.name!r} gave {done + held} samples in this pass, {total} before; "
                                  "a probe must give the same samples on every pass (a loader over a dataset "
                                  "that changes, or one that drops samples at random?)")
+
+    def _checked(self, batch: np.ndarray, start: int) -> np.ndarray:
+        """``batch`` (samples ``start``...) as a contiguous float32 copy, refused as :meth:`Probe.batches`
+        refuses non-numbers and NaN/Inf."""
+        probe = Probe(batch, self.name)  # checks what the values are and the shape
+        with np.errstate(over="ignore"):
+            out = np.array(batch, dtype=np.float32, order="C")
+        if not np.isfinite(out).all():
+            raise probe._not_finite(out, start)
+        return out
 
     def _check_order(self, chunk: np.ndarray, start: int) -> None:
         if start:

@@ -3,10 +3,10 @@
 
 import numpy as np
 import pytest
-from numpy_models import cnn, mlp
 
 from neurocorr_core import NeurocorrError, compare, open_model
 from neurocorr_core.arrays import ArraysProvider, index_probe
+from numpy_models import cnn, mlp
 
 
 def acts_of(net, x):

@@ -113,3 +113,75 @@ def test_unknown_file_type(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(NeurocorrError, match="neither .npy nor an IDX"):
         load_probe(tmp_path / "x.txt")
+
+
+# -- probes from the user's framework, by duck typing (the real ones: the plugins' test_probe_sources) --
+class Dataset:
+    """What the core sees of a map-style torch Dataset: a class named Dataset in the MRO."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i], i % 3  # (inputs, label): the label is ignored
+
+
+class RandomSampler:
+    pass
+
+
+class Loader:
+    """A DataLoader's face: dataset, sampler, batch_size, drop_last and iteration in batches."""
+
+    def __init__(self, dataset, batch_size, sampler=None, order=None):
+        self.dataset, self.batch_size, self.sampler, self.drop_last = dataset, batch_size, sampler, False
+        self.order = order
+
+    def __iter__(self):
+        idx = np.arange(len(self.dataset)) if self.order is None else self.order()
+        for s in range(0, len(idx), self.batch_size):
+            rows = idx[s:s + self.batch_size]
+            yield np.stack([self.dataset[i][0] for i in rows]), rows
+
+
+def test_stream_probes_give_the_array_batches():
+    data = np.random.default_rng(0).normal(size=(23, 2, 3)).astype(np.float32)
+    for source in (Loader(Dataset(data), 5), Dataset(data), [data[:10], data[10:]], [(data[:4], 0), (data[4:], 1)]):
+        probe = load_probe(source)
+        assert len(probe) == 23 and probe.sample_shape == (2, 3)
+        for size in (1, 7, 64):
+            batches = list(probe.batches(size))
+            assert max(len(b) for b in batches) == min(size, 23)
+            np.testing.assert_array_equal(np.concatenate(batches), data)
+        np.testing.assert_array_equal(probe.head(3).data, data[:3])
+        kept = probe.subset(np.array([20, 2, 9]), "some")
+        np.testing.assert_array_equal(np.concatenate(list(kept.batches(2))), data[[2, 9, 20]])
+        np.testing.assert_array_equal(np.concatenate(list(load_probe(source, limit=6).batches(4))), data[:6])
+    once = load_probe(iter([data[:10], data[10:]]))  # an iterator is read once, and kept
+    assert isinstance(once, Probe) and len(once) == 23
+
+
+def test_a_stream_must_keep_its_order_and_length():
+    data = np.arange(40, dtype=np.float32).reshape(20, 2)
+    with pytest.raises(NeurocorrError, match="shuffle=False"):
+        load_probe(Loader(Dataset(data), 4, sampler=RandomSampler()))
+    rng = np.random.default_rng(0)
+    shuffled = load_probe(Loader(Dataset(data), 4, order=lambda: rng.permutation(20)))
+    shuffled.head(2)
+    with pytest.raises(NeurocorrError, match="shuffled"):
+        list(shuffled.batches(4))
+    sizes = iter([20, 19])
+    shrinking = load_probe(Loader(Dataset(data), 4, order=lambda: np.arange(next(sizes))))
+    with pytest.raises(NeurocorrError, match="gave 19 samples in this pass, 20 before"):
+        list(shrinking.batches(4))
+        list(shrinking.batches(4))
+
+
+def test_a_nan_in_a_stream_names_the_sample():
+    data = np.zeros((10, 3), dtype=np.float32)
+    data[7, 1] = np.nan
+    with pytest.raises(NeurocorrError, match="NaN/Inf.* in 1 sample\\(s\\): 7"):
+        list(load_probe([data[:5], data[5:]]).batches(4))

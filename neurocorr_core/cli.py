@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,16 @@ PACKAGE_COMMANDS = {
     "predict": ("neurocorr-atlas", "atlas"), "demo": ("neurocorr-torch", "torch"),
     "reproduce": ("neurocorr-paper", "paper"), "cache": ("neurocorr-scale", "scale"),
 }
+#: Options whose value names a plugin, by destination (``provider_a`` too): their help lists the
+#: names installed here, from the plugin manager (no framework is imported for it).
+PLUGGABLE = {"metric": "metric", "matching": "matching", "provider": "provider", "executor": "executor"}
+#: What ``neurocorr --help`` ends with: the first commands of a new user.
+EXAMPLES = """examples:
+  neurocorr demo                                   # train six small models on real digits, compare them
+  neurocorr layers trusted.pt --probe digits       # the layers a comparison can choose from
+  neurocorr compare trusted.pt retrained.pt --probe digits --report report.html
+  neurocorr COMMAND --help                         # a command's options and examples
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,18 +100,55 @@ def _parser(commands: dict[str, Command] | None = None) -> argparse.ArgumentPars
     pm = get_plugin_manager()
     commands = _commands(pm) if commands is None else commands
     parser = _Parser(prog="neurocorr", description="Compare neural networks by "
-                     "what their neurons do (Pearson, Spearman, CKA).")
+                     "what their neurons do (Pearson, Spearman, CKA).", epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     parser.hint = _not_loaded(pm)
     sub = parser.add_subparsers(required=True, metavar=_COMMAND)
     for name, command in commands.items():
         if command.parsed:
-            p = sub.add_parser(name, help=command.help)
+            p = sub.add_parser(name, help=command.help, description=_capital(command.help),
+                               epilog=examples_epilog(command), formatter_class=argparse.RawDescriptionHelpFormatter)
             command.configure(p)
+            list_installed(p, pm)
         else:  # listed for --help; main() hands it its arguments before any parsing
             p = sub.add_parser(name, help=command.help, add_help=False)
             p.add_argument("args", nargs=argparse.REMAINDER, help=f"see 'neurocorr {name} --help'")
         p.set_defaults(neurocorr_command=command)  # a name no command's own argument takes
     return parser
+
+
+def version_text() -> str:
+    """``neurocorr --version``: the core's version (``neurocorr plugins`` lists the plugins')."""
+    try:
+        core = importlib.metadata.version("neurocorr-core")
+    except importlib.metadata.PackageNotFoundError:
+        core = "0+unknown"
+    return f"neurocorr {core} (Python {sys.version.split()[0]}); plugin versions: neurocorr plugins"
+
+
+def examples_epilog(command: Command) -> str | None:
+    """A command's ``examples`` (a class attribute: command lines, ``#`` comments) as its epilog."""
+    text = str(getattr(command, "examples", "") or "").strip("\n")
+    if not text:
+        return None
+    return "examples:\n" + "\n".join(f"  {line.strip()}" for line in text.splitlines() if line.strip())
+
+
+def list_installed(parser: argparse.ArgumentParser, pm: PluginManager) -> None:
+    """Append the installed names to the help of every option that names a plugin (--metric,
+    --matching, --provider-a, --executor, ...), at every level of sub-actions (``atlas add``)."""
+    for action in parser._actions:  # argparse has no public way to reach an option's help
+        role = PLUGGABLE.get(action.dest.removesuffix("_a").removesuffix("_b"))
+        if role and action.option_strings and action.help:
+            action.help = f"{action.help}; installed: {', '.join(pm.names(role)) or 'none'}"
+        for sub in getattr(action, "choices", None) or {}:
+            if isinstance(action.choices, dict) and isinstance(action.choices[sub], argparse.ArgumentParser):
+                list_installed(action.choices[sub], pm)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("." if text and not text.endswith(".") else "")
 
 
 def _missing_package(pm: PluginManager, name: str) -> str:

@@ -23,16 +23,22 @@ def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool) -> None:
     """The probe and the how-to-compare options; ``layers``: also --layers-a/--layers-b."""
     p.add_argument("--probe", required=True, help=PROBE_HELP)
     p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
-    p.add_argument("--metric", default="pearson", help="similarity metric plugin (default pearson)")
-    p.add_argument("--matching", default="max", help="matching strategy (default max)")
+    p.add_argument("--metric", default="pearson", metavar="NAME",
+                   help="similarity metric plugin (default pearson): a neuron metric (pearson, spearman) or a "
+                        "layer metric (cka)")
+    p.add_argument("--matching", default="max", metavar="NAME",
+                   help="how a neuron finds its partner (default max: the paper's best match; neuron metrics only)")
     p.add_argument("--neurons", choices=VIEWS, default="channel",
                    help="channel: spatial mean per channel; position: every C*H*W element")
     if layers:
         p.add_argument("--layers-a", help="layer globs or kind:KIND for model A (default kind:activation)")
         p.add_argument("--layers-b", help="layer globs or kind:KIND for model B (default kind:activation)")
-    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper")
+    p.add_argument("--depth-penalty", choices=PENALTIES, default="paper",
+                   help="paper (default): divide a pair's score by 1 + the distance of the two layers' "
+                        "depths; none: no penalty")
     p.add_argument("--signed", action="store_true", help="match on signed r instead of |r|")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, metavar="N",
+                   help="probe samples per forward pass (default 256); lower it when memory is short")
     p.add_argument("--constant-neurons", choices=["zero", "error"],
                    help="constant (dead) neurons: score 0 (zero) or stop (error); default: the "
                         "matching's own (hungarian: error)")
@@ -40,7 +46,8 @@ def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool) -> None:
 
 def add_model_options(p: argparse.ArgumentParser, suffix: str = "", what: str = "the model") -> None:
     """--provider, --trust-pickle and --option for one model (``suffix`` e.g. "-a")."""
-    p.add_argument(f"--provider{suffix}", help=f"provider plugin for {what} (default: the one that accepts it)")
+    p.add_argument(f"--provider{suffix}", metavar="NAME",
+                   help=f"provider plugin for {what} (default: the one that accepts it)")
     p.add_argument(f"--trust-pickle{suffix}", action="store_true",
                    help=f"allow loading {what} from a pickle (runs code from the file)")
     p.add_argument(f"--option{suffix}", action="append", metavar="KEY=VALUE", type=key_value,

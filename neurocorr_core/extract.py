@@ -117,6 +117,10 @@ def _publish(parts: Path, out: Path) -> None:
 class ExtractCommand(Command):
     name = "extract"
     help = "write a model's neurons over a probe to .npy files (a folder) or an .npz, for compare"
+    examples = """
+        neurocorr extract trusted.pt --probe digits --out trusted-neurons.npz
+        neurocorr extract trusted.pt --probe digits --probe-limit 500 --out trusted-neurons  # a folder of .npy
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", help="model file or module:callable reference")
@@ -126,7 +130,8 @@ class ExtractCommand(Command):
         parser.add_argument("--layers", help="layer globs or kind:KIND (default kind:activation)")
         parser.add_argument("--neurons", choices=("channel", "position"), default="channel",
                             help="channel: spatial mean per channel; position: every C*H*W element")
-        parser.add_argument("--batch-size", type=int, default=256)
+        parser.add_argument("--batch-size", type=int, default=256, metavar="N",
+                            help="probe samples per forward pass (default 256)")
         add_model_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:

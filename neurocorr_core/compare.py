@@ -98,9 +98,8 @@ def compare(
     try:
         prov_b = open_model(model_b, provider=provider_b, pm=pm, side="model B", **(options_b or {}))
         probe, second = _probes(*_side_probes(prov_a, prov_b, *given), opts.sample_probe, opts.seed)
-        if sharded and not (isinstance(probe, Probe) and isinstance(second, Probe)):
-            raise NeurocorrError("a streamed probe (DataLoader, tf.data, batches) cannot be split into shards: "
-                                 "give an array or a .npy file (neurocorr extract writes one), or no executor")
+        if sharded:
+            _whole(probe, second)  # before the models run
         a = _side(prov_a, model_a, opts.layers_a, probe, opts.neurons)
         b = _side(prov_b, model_b, opts.layers_b, second, opts.neurons)
     except BaseException:
@@ -118,7 +117,7 @@ def compare(
         ys: list[np.ndarray] = []
         if sharded:  # the same plan, shard by shard on an executor (the neurocorr-scale plugin runs it)
             sides = (ShardedModel(model_a, prov_a, options_a or {}), ShardedModel(model_b, prov_b, options_b or {}))
-            metrics, ran = _sharded(plan, sides, (probe, second), opts, pm)
+            metrics, ran = _sharded(plan, sides, _whole(probe, second), opts, pm)
         else:
             acc = plan.accumulator()
             batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
@@ -184,6 +183,14 @@ def _side_probes(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: 
     return first, (None if second is first else second)
 
 
+def _whole(probe: AnyProbe, second: AnyProbe) -> tuple[Probe, Probe]:
+    """Probes with random access, which shards need; a streamed probe is refused."""
+    if not (isinstance(probe, Probe) and isinstance(second, Probe)):
+        raise NeurocorrError("a streamed probe (DataLoader, tf.data, batches) cannot be split into shards: "
+                             "give an array or a .npy file (neurocorr extract writes one), or no executor")
+    return probe, second
+
+
 def _probes(probe: AnyProbe, probe_b: AnyProbe | None, amount: Amount, seed: int) -> tuple[AnyProbe, AnyProbe]:
     first = probe
     second = first if probe_b is None else probe_b
@@ -227,8 +234,31 @@ def _side(prov: ActivationProvider, model: object, selector: Selector, probe: An
     label = "activations" if arrays and not isinstance(model, (str, os.PathLike)) else describe(model)
     if selector is None and arrays:
         selector = "*"
-    layers = select_layers(prov.layers(next(probe.head(2).batches(2))), selector, label)
+    sample = next(probe.head(2).batches(2))
+    try:
+        found = prov.layers(sample)
+    except Exception as exc:
+        hint = _shape_hint(prov, sample)
+        if not hint:
+            raise
+        raise NeurocorrError(f"{label} could not run the probe ({type(exc).__name__}: {exc}); {hint}") from exc
+    layers = select_layers(found, selector, label)
     return Side.of(label, layers, neurons)
+
+
+def _shape_hint(prov: ActivationProvider, sample: np.ndarray) -> str:
+    """What to do about a probe the model did not take: the input shape the provider knows the model
+    expects (an optional ``input_shape`` attribute), and a channels-last probe's transpose."""
+    hints = []
+    expected = getattr(prov, "input_shape", None)
+    if expected is not None:
+        hints.append(f"the model expects inputs of shape {tuple(expected)}, the probe's samples are "
+                     f"{tuple(sample.shape[1:])}")
+    if sample.ndim == 4 and sample.shape[3] in (1, 3, 4) and sample.shape[1] > 4:
+        hints.append(f"the probe {tuple(sample.shape[1:])} looks channels-last (H, W, C): neurocorr's image "
+                     "probes are NCHW, so transpose it (x.transpose(0, 3, 1, 2)), or, for a model that takes "
+                     "NHWC, give the provider option layout=nhwc (--option-a layout=nhwc)")
+    return "; ".join(hints)
 
 
 # -- scale out ---------------------------------------------------------------------------------

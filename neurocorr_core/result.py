@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import NeurocorrError
 from .interfaces import LayerInfo
+from .summary import summary as _summary_text
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,41 @@ class Comparison:
     standard_error: dict[str, float] | None = None
     significance: Significance | None = None
 
+    def __repr__(self) -> str:
+        """One screen line or two: the models, the network score, the layers; the rest in summary()."""
+        c = self.config
+        return (f"Comparison({self.model_a!r} vs {self.model_b!r}: A->B {self.score.a_to_b:.4f}, "
+                f"B->A {self.score.b_to_a:.4f}, symmetric {self.score.symmetric:.4f}; {self.samples} samples, "
+                f"{c.get('metric')}/{c.get('matching')}, {c.get('neurons')} view, {len(self.layers_a)} x "
+                f"{len(self.layers_b)} layers; .summary(), .layer_frame())")
+
+    def summary(self) -> str:
+        """The plain-text report the CLI prints: scores, dead neurons, each layer."""
+        return _summary_text(self)
+
+    def layer_frame(self, direction: str = "a_to_b") -> Any:
+        """The layer table as a pandas DataFrame, A's layer names down and B's across (``b_to_a``:
+        B's down, A's across): the mean best-match score of the row layer's neurons in the column layer."""
+        pd = _pandas()
+        if direction not in ("a_to_b", "b_to_a"):
+            raise NeurocorrError(f"direction must be 'a_to_b' or 'b_to_a', got {direction!r}")
+        rows, cols = (self.layers_a, self.layers_b) if direction == "a_to_b" else (self.layers_b, self.layers_a)
+        table = self.layer_table if direction == "a_to_b" else self.layer_table_ba
+        if table.shape != (len(rows), len(cols)):  # one layer a side: the table is the score itself
+            table = np.full((len(rows), len(cols)), getattr(self.score, direction))
+        down, across = ("A", "B") if direction == "a_to_b" else ("B", "A")
+        return pd.DataFrame(table, index=pd.Index([lr.info.name for lr in rows], name=down),
+                            columns=pd.Index([lr.info.name for lr in cols], name=across))
+
+    def to_pandas(self) -> Any:
+        """One row per selected layer of either model (side, layer, kind, neurons, dead, score), as a
+        pandas DataFrame; :meth:`layer_frame` gives the layer x layer table."""
+        pd = _pandas()
+        rows = [{"side": side, "layer": lr.info.name, "kind": lr.info.kind, "depth": lr.index,
+                 "neurons": lr.neurons, "dead": lr.dead, "score": lr.score}
+                for side, layers in (("A", self.layers_a), ("B", self.layers_b)) for lr in layers]
+        return pd.DataFrame(rows).set_index(["side", "layer"])
+
     @property
     def dead_neurons(self) -> dict[str, dict[str, int]]:
         return {"a": {lr.info.name: lr.dead for lr in self.layers_a},
@@ -169,6 +205,15 @@ class Comparison:
         if path is not None:
             write_atomic(Path(path), text)
         return text
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise NeurocorrError("tables as DataFrames need pandas, which is not installed: pip install pandas "
+                             "(without it, read result.layer_table with result.layers_a/layers_b)") from None
+    return pandas
 
 
 # -- writing files ----------------------------------------------------------------------------------

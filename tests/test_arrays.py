@@ -111,7 +111,7 @@ def test_mismatches_are_refused_clearly(pm, probe):
         compare(acts, {"x": probe[:59]}, plugin_manager=pm)
     with pytest.raises(NeurocorrError, match="different numbers of samples"):
         compare({"x": probe, "y": probe[:10]}, acts, plugin_manager=pm)
-    with pytest.raises(NeurocorrError, match="give a probe"):
+    with pytest.raises(NeurocorrError, match="it needs a probe"):
         compare(acts, mlp(0, [4]), plugin_manager=pm)
     with pytest.raises(NeurocorrError, match="activations of 60 samples, but the probe holds 59"):
         compare(acts, mlp(0, [4]), probe[:59], plugin_manager=pm)

@@ -99,6 +99,14 @@ def metric_level(result: Comparison) -> str:
         return "neuron"
 
 
+def is_symmetric(result: Comparison) -> bool:
+    """True when the B -> A table is the A -> B one transposed (a layer-level metric such as CKA):
+    one heatmap says it all."""
+    ab, ba = table_of(result, "a_to_b")[0], table_of(result, "b_to_a")[0]
+    return (metric_level(result) == "layer" and ba.shape == ab.T.shape
+            and bool(np.allclose(ba, ab.T, atol=1e-6, equal_nan=True)))
+
+
 def _metric_label(result: Comparison) -> str:
     metric = result.config.get("metric", "similarity")
     matching = result.config.get("matching")
@@ -146,6 +154,8 @@ def heatmap(result: Comparison, direction: str = "a_to_b") -> Figure:
     row_model, col_model = ((result.model_a, result.model_b) if direction == "a_to_b"
                             else (result.model_b, result.model_a))
     arrow = "A → B" if direction == "a_to_b" else "B → A"
+    if is_symmetric(result):
+        arrow = "A and B"
     fig = _figure(*_heatmap_size(len(rows), len(cols)))
     draw_heatmap(fig.add_subplot(), table, rows, cols,
                  title=f"{arrow}: {short(row_model, 40)} → {short(col_model, 40)}",
@@ -155,7 +165,10 @@ def heatmap(result: Comparison, direction: str = "a_to_b") -> Figure:
 
 
 def heatmaps(result: Comparison) -> Figure:
-    """Both directions side by side: A -> B on the left, B -> A on the right."""
+    """Both directions side by side: A -> B on the left, B -> A on the right; one heatmap (A -> B)
+    when the metric is symmetric (:func:`is_symmetric`)."""
+    if is_symmetric(result):
+        return heatmap(result, "a_to_b")
     (ab, ra, cb), (ba, rb, ca) = table_of(result, "a_to_b"), table_of(result, "b_to_a")
     w1, h1 = _heatmap_size(len(ra), len(cb))
     w2, h2 = _heatmap_size(len(rb), len(ca))

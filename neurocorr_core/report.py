@@ -46,7 +46,7 @@ def html_report(result: Comparison, title: str | None = None) -> str:
         _section("Scores", _scores(data)),
         _section("Heatmaps", _figures(result)),
         _section("Layers", _layers(result)),
-        _section("Dead neurons", _dead(result)),
+        _section("Dead neurons", _dead(result)) if neuron_scores(result) is not None else "",
         _section("Configuration", _mapping(result.config)),
         _section("Plugin versions", _mapping(result.versions, ("plugin", "version"))),
     ]
@@ -197,6 +197,11 @@ def _mapping(values: Mapping[str, Any], header: tuple[str, str] = ("key", "value
 def _figures(result: Comparison) -> str:
     from . import plots
 
+    if plots.is_symmetric(result):  # CKA: B -> A is A -> B transposed, one heatmap says it all
+        metric = result.config.get("metric", "layer")
+        return _img(plots.to_bytes(plots.heatmap(result, "a_to_b")), "heatmap of A's and B's layers",
+                    f"Cell (i, j) is the {metric} similarity of A's layer i and B's layer j (no depth "
+                    f"penalty). {metric} is symmetric: B → A is the same matrix transposed.")
     if plots.metric_level(result) == "layer":
         what = f"the {result.config.get('metric', 'layer')} similarity of A's layer i and B's layer j"
     else:
@@ -225,8 +230,17 @@ def _layers(result: Comparison) -> str:
         rows += [[_td(side), _td(lr.index, True), f"<td><code>{_e(lr.info.name)}</code></td>",
                   _td(lr.info.kind), _td(lr.info.op), _td("x".join(map(str, lr.info.shape))),
                   _td(lr.info.depth, True), _td(lr.neurons, True), _td(lr.score, True)] for lr in layers]
-    return _table(["model", "#", "layer", "kind", "op", "shape", "depth", "neurons",
-                   "mean best-match score"], rows)
+    return _table(["model", "#", "layer", "kind", "op", "shape", "depth", "neurons", _layer_score_header(result)],
+                  rows)
+
+
+def _layer_score_header(result: Comparison) -> str:
+    from .plots import metric_level
+
+    if metric_level(result) != "layer":
+        return "mean best-match score"
+    penalty = " over the depth penalty" if result.config.get("depth_penalty") == "paper" else ""
+    return f"highest {result.config.get('metric', 'similarity')} with a layer of the other model{penalty}"
 
 
 def _dead(result: Comparison) -> str:

@@ -320,3 +320,68 @@ def test_per_neuron_histogram_of_the_results_best_match_scores(result):
     page = parse(rep.html_report(result))
     assert [img["alt"] for img in page.images] == ["heatmap A to B", "heatmap B to A",
                                                    "histogram of per-neuron scores"]
+
+
+# -- a layer-level metric speaks its own words ------------------------------------------------------
+@pytest.fixture
+def cka_result(pm):
+    if "cka" not in pm.names("metric"):
+        pytest.skip("needs the cka metric: pip install -e plugins/neurocorr-cka")
+    from numpy_models import cnn
+
+    x = np.random.default_rng(0).normal(size=(80, 1, 8, 8)).astype(np.float32)
+    return compare(cnn(0), cnn(1), x, metric="cka", plugin_manager=pm), x
+
+
+def naive_linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Kornblith et al.'s linear CKA from its definition, in float64: ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F)."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def test_the_summary_of_cka_is_its_layer_by_layer_matrix(cka_result):
+    from neurocorr_core.summary import summary
+    from numpy_models import cnn
+
+    result, x = cka_result
+    text = summary(result)
+    for neuron_words in ("matching", "dead", "best-match", "best match"):
+        assert neuron_words not in text, neuron_words
+    assert "cka is symmetric" in text  # one matrix, not two
+    names = [lr.info.name for lr in result.layers_b]
+    header = next(line for line in text.splitlines() if line.split() == names)
+    rows = text.splitlines()[text.splitlines().index(header) + 1:][:len(result.layers_a)]
+    printed = np.array([[float(v) for v in row.split()[1:]] for row in rows])
+    # each cell against CKA computed from the activations (channel view: spatial mean per channel)
+    acts_a, acts_b = cnn(0).run(x), cnn(1).run(x)
+
+    def channels(a: np.ndarray) -> np.ndarray:
+        return a.reshape(len(a), a.shape[1], -1).mean(axis=2) if a.ndim == 4 else a
+
+    expected = np.array([[naive_linear_cka(channels(acts_a[a].astype(np.float64)),
+                                           channels(acts_b[b].astype(np.float64)))
+                          for b in names] for a in (lr.info.name for lr in result.layers_a)])
+    np.testing.assert_allclose(printed, expected, atol=6e-5)  # printed with 4 decimals
+
+
+def test_the_report_of_cka_has_one_heatmap_and_no_neuron_words(cka_result):
+    result, _ = cka_result
+    text = rep.html_report(result)
+    page = parse(text)
+    assert len(page.images) == 1 and "symmetric" in text
+    assert "Dead neurons" not in page.headings
+    assert "best-match" not in text and "highest cka with a layer of the other model" in text
+
+
+def test_the_heatmap_file_of_cka_is_one_heatmap(cka_result):
+    from neurocorr_core import plots
+
+    result, _ = cka_result
+    fig = plots.heatmaps(result)
+    assert sum(len(ax.images) for ax in fig.axes) == 1
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), result.layer_table, atol=1e-12)
+
+
+def test_a_neuron_metric_keeps_both_heatmaps_and_its_dead_neurons(result):
+    page = parse(rep.html_report(result))
+    assert len(page.images) == 3 and "Dead neurons" in page.headings

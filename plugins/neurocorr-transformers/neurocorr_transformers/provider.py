@@ -1,0 +1,200 @@
+"""The ``hf`` activation provider: Hugging Face transformers models, their layers named uniformly.
+
+Each forward pass yields, beside the selected layers' (batch, tokens, features) outputs, the
+(batch, tokens) mask of real tokens under :data:`neurocorr_core.views.MASK`: the ``token``,
+``mean`` and ``first`` views drop padded positions with it (docs/transformers.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
+from neurocorr_core.models import ModelName
+from neurocorr_core.views import MASK
+
+from .layers import Point, capture_points
+from .probe import decode
+
+PREFIX = "hf:"
+
+
+@dataclass(frozen=True)
+class HFModel:
+    """A transformers model (a ``PreTrainedModel``, or any torch module taking ``input_ids`` and
+    ``attention_mask``) with its tokenizer (an object, a folder, or None for token-id probes)."""
+
+    model: Any
+    tokenizer: Any = None
+
+
+def import_transformers() -> Any:
+    """``transformers``, offline: the hub is never asked (HF_HUB_OFFLINE=1), and a torchvision whose
+    compiled ops do not load beside this torch (transformers imports it) is loaded without them."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    if "transformers" not in sys.modules:
+        from neurocorr_torch.named import import_torchvision
+
+        with contextlib.suppress(ImportError):  # no torchvision: transformers does without it
+            import_torchvision()
+    import transformers
+
+    return transformers
+
+
+def is_folder(model: object) -> bool:
+    """A local folder holding a transformers model (its config.json)."""
+    return isinstance(model, (str, os.PathLike)) and (Path(model) / "config.json").is_file()
+
+
+class HFProvider(ActivationProvider):
+    """Options: ``tokenizer`` (an object or a folder; default: the model's own, for text probes),
+    ``max_length`` (tokens kept per text; default: the model's maximum positions), ``device``."""
+
+    name = "hf"
+    handles = ("Hugging Face transformers models: hf:NAME (local cache only), a folder with config.json, "
+               "neurocorr_transformers.HFModel(model, tokenizer), or a PreTrainedModel with provider='hf'")
+
+    @classmethod
+    def accepts(cls, model: object) -> bool:
+        if isinstance(model, (HFModel, ModelName)) or (isinstance(model, str) and model.startswith(PREFIX)):
+            return str(model).startswith(PREFIX) if not isinstance(model, HFModel) else True
+        if isinstance(model, (str, os.PathLike)):
+            return is_folder(model)
+        if "transformers" not in sys.modules:
+            return False
+        return isinstance(model, sys.modules["transformers"].PreTrainedModel)
+
+    def __init__(self, model: object, *, tokenizer: Any = None, max_length: int | None = None,
+                 device: str = "cpu", **options: Any) -> None:
+        super().__init__(model, **options)
+        from neurocorr_torch.provider import check_device
+
+        transformers = import_transformers()
+        self.device = check_device(device)
+        self.label = str(model) if isinstance(model, (str, os.PathLike, ModelName)) else type(model).__name__
+        module, own = _load(model, self.label, transformers)
+        self.module = module.to(self.device).eval()
+        self.tokenizer = _tokenizer(tokenizer, transformers) if tokenizer is not None else own
+        self.max_positions = _max_positions(self.module)
+        self.max_length = max_length or self.max_positions
+        self.points = capture_points(self.module, self.label)
+
+    # -- the ActivationProvider contract ---------------------------------------------------
+    def layers(self, sample: np.ndarray) -> list[LayerInfo]:
+        outputs = self._run(sample, None)
+        found = {p.name: p for p in self.points}
+        return [LayerInfo(name, tuple(out.shape[1:]), depth, found[name].kind, found[name].op)
+                for depth, (name, out) in enumerate(outputs.items()) if name != MASK]
+
+    def activations(self, batches: Iterable[np.ndarray], layers: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+        wanted = set(layers)
+        for batch in batches:
+            yield self._run(batch, wanted)
+
+    # -- running -----------------------------------------------------------------------------
+    def tokens(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A probe batch as token ids and mask, int64 (batch, tokens): texts tokenized with this
+        model's tokenizer (padded on the right)."""
+        decoded = decode(batch)
+        if decoded.texts is None:
+            assert decoded.ids is not None and decoded.mask is not None
+            return decoded.ids, decoded.mask
+        if self.tokenizer is None:
+            raise NeurocorrError(f"{self.label} has no tokenizer for this text probe: pass tokenizer= (an "
+                                 "object or a folder) in its options, or a token_probe(ids, mask)")
+        rows = self.tokenizer(decoded.texts, truncation=True, max_length=self.max_length)["input_ids"]
+        width = max(len(r) for r in rows)
+        ids, mask = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)], mask[i, :len(row)] = row, 1
+        return ids, mask
+
+    def _run(self, batch: np.ndarray, wanted: set[str] | None) -> dict[str, np.ndarray]:
+        import torch
+
+        ids, mask = self.tokens(batch)
+        self._check(ids)
+        outputs: dict[str, np.ndarray] = {}
+        handles = [_hook(p, outputs) for p in self.points if wanted is None or p.name in wanted]
+        try:
+            with torch.no_grad():
+                self.module(input_ids=torch.from_numpy(ids).to(self.device),
+                            attention_mask=torch.from_numpy(mask).to(self.device))
+        finally:
+            for handle in handles:
+                handle.remove()
+        outputs[MASK] = mask.astype(bool)
+        return outputs
+
+    def _check(self, ids: np.ndarray) -> None:
+        vocab = getattr(getattr(self.module, "config", None), "vocab_size", None)
+        if vocab is not None and ids.size and ids.max() >= vocab:
+            raise NeurocorrError(f"{self.label} has a vocabulary of {vocab} tokens but the probe holds token id "
+                                 f"{int(ids.max())}: tokenize the probe with this model's tokenizer")
+        if self.max_positions is not None and ids.shape[1] > self.max_positions:
+            raise NeurocorrError(f"{self.label} takes at most {self.max_positions} tokens per sequence; the probe "
+                                 f"holds {ids.shape[1]}: cut the sequences (or set max_length for texts)")
+
+
+def _hook(point: Point, outputs: dict[str, np.ndarray]) -> Any:
+    def keep(value: Any) -> None:
+        tensor = value[0] if isinstance(value, (tuple, list)) else value
+        outputs[point.name] = tensor.detach().float().cpu().numpy()
+
+    if point.pre:
+        return point.module.register_forward_pre_hook(
+            lambda _m, args, kwargs: keep(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    return point.module.register_forward_hook(lambda _m, _args, out: keep(out))
+
+
+def _load(model: object, label: str, transformers: Any) -> tuple[Any, Any]:
+    """The torch module and its own tokenizer (None when it has none)."""
+    if isinstance(model, HFModel):
+        return model.model, (_tokenizer(model.tokenizer, transformers) if model.tokenizer is not None else None)
+    if not isinstance(model, (str, os.PathLike, ModelName)):
+        return model, None
+    text = str(model)
+    where = text[len(PREFIX):] if text.startswith(PREFIX) else text
+    try:
+        module = transformers.AutoModel.from_pretrained(where, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        looked = f"the local Hugging Face cache {HF_HUB_CACHE}" if text.startswith(PREFIX) else f"folder {where}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NeurocorrError(f"{label}: no model found in {looked} ({first}); neurocorr never downloads: fetch it "
+                             f"once where there is network ('hf download {where}') or give a local folder") from None
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except (OSError, ValueError, TypeError):  # no tokenizer files: token-id probes still work
+        tokenizer = None
+    return module, tokenizer
+
+
+def _tokenizer(spec: Any, transformers: Any) -> Any:
+    if not isinstance(spec, (str, os.PathLike)):
+        return spec
+    try:
+        return transformers.AutoTokenizer.from_pretrained(os.fspath(spec), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise NeurocorrError(f"no tokenizer found at {os.fspath(spec)!r} ({type(exc).__name__}); give a folder "
+                             "holding tokenizer.json (or vocab files), or a tokenizer object") from None
+
+
+def _max_positions(module: Any) -> int | None:
+    config = getattr(module, "config", None)
+    for key in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    return None

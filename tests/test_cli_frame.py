@@ -172,12 +172,12 @@ def test_plugins_lists_the_commands_and_executors_each_plugin_provides(with_plug
     with_plugins(command_plugin(Hello))
     assert main(["plugins", "--json"]) == 0
     listing = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
-    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run", "data"]
+    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run", "data", "extract"]
     assert "executor" not in listing["builtin"]["provides"]
     assert listing["builtin"]["provides"]["matching"] == ["max", "mutual", "hungarian"]
     assert main(["plugins"]) == 0
     text = capsys.readouterr().out
-    assert "command: plugins, layers, compare, run, data" in text
+    assert "command: plugins, layers, compare, run, data, extract" in text
 
 
 # -- a fast --help: listing the commands imports every plugin's module, never a framework ----------------

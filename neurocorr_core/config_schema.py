@@ -23,7 +23,7 @@ from typing import Any
 
 from . import datasets
 from .errors import NeurocorrError
-from .models import is_reference
+from .models import is_reference, named
 from .options import suggest, typename
 from .outputs import OUTPUT_KINDS, STDOUT, check_outputs
 from .plugins import PluginManager
@@ -149,11 +149,11 @@ class ConfigChecker:
         path = self.source.parent / value
         if os.path.exists(path):  # os.path.exists: False, not OSError, for a name too long for the disk
             return str(path)
-        if is_reference(value):  # module:callable, importable from the config's folder
+        if named(value) or is_reference(value):  # a model by name, or module:callable from the config's folder
             return value
         raise self.fail(key, f"model file {str(path)!r} does not exist (relative paths are relative "
-                        f"to the folder of {self.source.name}); give an existing file or a "
-                        "'module:callable' reference")
+                        f"to the folder of {self.source.name}); give an existing file, a "
+                        "'module:callable' reference or a model by name (docs/models-by-name.md)")
 
     def compare(self, table: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         values = self.keys("compare", self.without_trust(table), self.compare_allowed)

@@ -131,3 +131,17 @@ def test_layers_in_execution_order_containers_only_with_all():
     # a container comes after its last child: the block after its second ReLU, layer4 after its last block
     assert everything.index("layer1.0") == everything.index("layer1.0.relu#1") + 1
     assert everything.index("layer4") == everything.index("layer4.1") + 1
+
+
+def test_an_experiment_file_names_models_by_name(tmp_path):
+    """``[models]`` takes a model by name (with its query) as the command line does."""
+    np.save(tmp_path / "probe.npy", IMAGES[:8])
+    (tmp_path / "exp.toml").write_text('[models]\na = "torchvision:resnet18"\nb = "torchvision:resnet18?seed=1"\n\n'
+                                       '[compare]\nprobe = "probe.npy"\nlayers_a = "layer4*"\nlayers_b = "layer4*"\n'
+                                       'quiet = true\n')
+    env = {**os.environ, "NEUROCORR_DISABLE_PLUGINS": "tensorflow,jax,onnx", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "neurocorr_core.cli", "run", "exp.toml", "--json", "-"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["model_b"] == "torchvision:resnet18?seed=1" and 0 < result["score"]["symmetric"] < 1

@@ -19,9 +19,12 @@ PROBE_HELP = "built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX 
 MAX_SAMPLE_VALUES = 2**27
 
 
-def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool) -> None:
-    """The probe and the how-to-compare options; ``layers``: also --layers-a/--layers-b."""
-    p.add_argument("--probe", required=True, help=PROBE_HELP)
+def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool, probe_required: bool = True) -> None:
+    """The probe and the how-to-compare options; ``layers``: also --layers-a/--layers-b;
+    ``probe_required=False``: the probe may be left out when both models are activations."""
+    p.add_argument("--probe", required=probe_required, help=PROBE_HELP if probe_required else
+                   PROBE_HELP + "; leave it out when both models are activations (.npz files or folders "
+                   "written by 'neurocorr extract')")
     p.add_argument("--probe-limit", type=int, help="use only the first N probe samples")
     p.add_argument("--metric", default="pearson", metavar="NAME",
                    help="similarity metric plugin (default pearson): a neuron metric (pearson, spearman) or a "

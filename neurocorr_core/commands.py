@@ -105,7 +105,7 @@ class CompareCommand(Command):
         p = parser
         p.add_argument("model_a", help="model file or module:callable reference")
         p.add_argument("model_b", help="model file or module:callable reference")
-        add_comparison_options(p, layers=True)
+        add_comparison_options(p, layers=True, probe_required=False)
         p.add_argument("--top-k", type=int, help="hungarian in tiles: candidates kept per neuron (default 16)")
         big = p.add_argument_group("large networks (docs/matching.md, docs/significance.md)")
         big.add_argument("--sample-neurons", type=_amount, metavar="AMOUNT",
@@ -235,7 +235,8 @@ def compare_parser() -> argparse.ArgumentParser:
 def comparison(args: argparse.Namespace) -> Comparison:
     """The comparison that parsed ``compare`` arguments ask for (also used by ``run``)."""
     return compare(
-        args.model_a, args.model_b, load_probe(args.probe, limit=args.probe_limit), Options.from_args(args),
+        args.model_a, args.model_b, None if args.probe is None else load_probe(args.probe, limit=args.probe_limit),
+        Options.from_args(args),
         provider_a=args.provider_a, provider_b=args.provider_b,
         options_a=model_options(args, "-a"), options_b=model_options(args, "-b"),
     )

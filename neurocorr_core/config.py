@@ -97,6 +97,7 @@ def load(path: str | os.PathLike[str], parser: argparse.ArgumentParser,
     checker.tables(data)
     models = checker.models(data.get("models", {}))
     values, metrics = checker.compare(data.get("compare", {}))
+    checker.probe_given(models, values)
     outputs = checker.outputs(data.get("outputs", {}), overrides or {}, metrics)
     if trust_pickle:
         values.update({flag: True for flag in _TRUST_FLAGS if flag in options})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import datasets
+from .arrays import is_activations
 from .errors import NeurocorrError
 from .models import is_reference, named
 from .options import suggest, typename
@@ -183,6 +184,13 @@ class ConfigChecker:
         if isinstance(values.get("matching"), str):
             self.plugin_names("matching", "matching", [values["matching"]])
         return values, metrics
+
+    def probe_given(self, models: Mapping[str, str], values: Mapping[str, Any]) -> None:
+        """A probe, unless both models are activations (the arrays are the samples)."""
+        if values.get("probe") is None and not all(map(is_activations, models.values())):
+            option = self.options["probe"]
+            raise self.fail("compare.probe", f"missing; it is required ({option.flag} of 'neurocorr compare': "
+                            f"{option.help})")
 
     def without_trust(self, table: Mapping[str, Any]) -> dict[str, Any]:
         """The table less its trust keys. Whoever can write the file could otherwise make the

@@ -119,3 +119,23 @@ def test_mismatches_are_refused_clearly(pm, probe):
         open_model(acts, pm=pm, depth={"x": 0})
     with pytest.raises(NeurocorrError, match="not numbers"):
         open_model({"x": np.array([["a"], ["b"]])}, pm=pm)
+
+
+def test_the_command_line_compares_two_activation_files_without_a_probe(tmp_path):
+    """``neurocorr compare a.npz b.npz``: the arrays are the samples, no --probe needed."""
+    import json
+
+    import bad_input
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    np.savez(tmp_path / "a.npz", fc1=x)
+    np.savez(tmp_path / "b.npz", fc1=x[:, ::-1].copy())  # the same neurons, in another order
+    env = {"NEUROCORR_DISABLE_PLUGINS": "torch,tensorflow,jax,onnx"}
+    run = bad_input.neurocorr(["compare", "a.npz", "b.npz", "--quiet", "--json", "-"], cwd=tmp_path, env=env)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["score"]["symmetric"] == pytest.approx(1.0, abs=1e-6)
+    (tmp_path / "exp.toml").write_text('[models]\na = "a.npz"\nb = "b.npz"\n\n[compare]\nquiet = true\n')
+    file_run = bad_input.neurocorr(["run", "exp.toml", "--json", "-"], cwd=tmp_path, env=env)
+    assert file_run.code == 0, file_run.err  # an experiment file needs no probe either
+    assert json.loads(file_run.out)["score"]["symmetric"] == pytest.approx(1.0, abs=1e-6)

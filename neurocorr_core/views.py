@@ -54,7 +54,8 @@ def apply_view(output: np.ndarray, neurons: str, mask: np.ndarray | None = None)
                                  f"counts (all masked): the {neurons!r} view needs one; drop empty sequences")
         if neurons == "first":
             return output[np.arange(batch), keep.argmax(axis=1)]
-        return np.einsum("btf,bt->bf", output, keep.astype(output.dtype)) / keep.sum(axis=1, keepdims=True)
+        # where(), not a product with the mask: NaN or Inf at a padded position must not leak in
+        return np.where(keep[:, :, None], output, 0).sum(axis=1) / keep.sum(axis=1, keepdims=True)
     if output.ndim == 1:
         return output.reshape(batch, 1)
     if output.ndim == 2:

@@ -1,6 +1,8 @@
 """neurocorr plugin: Hugging Face transformers (PyTorch) with uniform layer names, sequence probes
 (texts, token ids with masks) and the ``hf-onnx`` provider for their ONNX exports."""
 
+import importlib.util
+
 from neurocorr_core import ActivationProvider, hookimpl, require
 
 require("torch", "pip install torch==2.13.0")
@@ -10,9 +12,18 @@ from .probe import text_probe, token_probe  # noqa: E402
 from .provider import HFModel, HFProvider  # noqa: E402
 
 
+def _onnx() -> list[type[ActivationProvider]]:
+    """The hf-onnx provider, where neurocorr-onnx (and so onnxruntime) is installed."""
+    if importlib.util.find_spec("neurocorr_onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        return []
+    from .onnx import HFOnnxProvider
+
+    return [HFOnnxProvider]
+
+
 @hookimpl
 def neurocorr_activation_providers() -> list[type[ActivationProvider]]:
-    return [HFProvider]
+    return [HFProvider, *_onnx()]
 
 
 __all__ = ["HFModel", "HFProvider", "text_probe", "token_probe"]

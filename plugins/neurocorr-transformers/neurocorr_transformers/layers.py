@@ -21,6 +21,7 @@ name                      what                                                  
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,12 +59,13 @@ def capture_points(model: Any, label: str) -> list[Point]:
 def _blocks(model: Any, label: str) -> list[Any]:
     import torch
 
-    stacks = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)
+    stacks: list[Any] = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)
               and len({type(c) for c in m}) == 1]
     if not stacks:
         raise NeurocorrError(f"{label} holds no stack of transformer blocks (a ModuleList of identical "
                              "blocks); compare it with the torch provider (provider='torch') instead")
-    return list(max(stacks, key=lambda m: len(m)))  # the first longest: the encoder or decoder stack
+    longest: Any = max(stacks, key=len)  # the first longest: the encoder or decoder stack
+    return list(longest)
 
 
 def _attention_out(block: Any, i: int, label: str) -> Any:
@@ -89,3 +91,15 @@ def _activation(block: Any, i: int, label: str) -> Any:
             return module
     raise NeurocorrError(f"block {i} of {label} ({type(block).__name__}) has no activation module in its MLP "
                          "(act, act_fn, intermediate_act_fn or a GELU/SiLU class); this family is not supported yet")
+
+
+def hook(point: Point, store: Callable[[str, Any], None]) -> Any:
+    """Register a torch hook handing ``point``'s tensor (a tuple output's first element; ``embed``: the
+    first block's input) to ``store(name, tensor)``; returns the handle to remove."""
+    def keep(value: Any) -> None:
+        store(point.name, value[0] if isinstance(value, (tuple, list)) else value)
+
+    if point.pre:
+        return point.module.register_forward_pre_hook(
+            lambda _m, args, kwargs: keep(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
+    return point.module.register_forward_hook(lambda _m, _args, out: keep(out))

@@ -21,7 +21,7 @@ from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
 from neurocorr_core.models import ModelName
 from neurocorr_core.views import MASK
 
-from .layers import Point, capture_points
+from .layers import capture_points, hook
 from .probe import decode
 
 PREFIX = "hf:"
@@ -125,7 +125,10 @@ class HFProvider(ActivationProvider):
         ids, mask = self.tokens(batch)
         self._check(ids)
         outputs: dict[str, np.ndarray] = {}
-        handles = [_hook(p, outputs) for p in self.points if wanted is None or p.name in wanted]
+        def store(name: str, tensor: Any) -> None:
+            outputs[name] = tensor.detach().float().cpu().numpy()
+
+        handles = [hook(p, store) for p in self.points if wanted is None or p.name in wanted]
         try:
             with torch.no_grad():
                 self.module(input_ids=torch.from_numpy(ids).to(self.device),
@@ -144,17 +147,6 @@ class HFProvider(ActivationProvider):
         if self.max_positions is not None and ids.shape[1] > self.max_positions:
             raise NeurocorrError(f"{self.label} takes at most {self.max_positions} tokens per sequence; the probe "
                                  f"holds {ids.shape[1]}: cut the sequences (or set max_length for texts)")
-
-
-def _hook(point: Point, outputs: dict[str, np.ndarray]) -> Any:
-    def keep(value: Any) -> None:
-        tensor = value[0] if isinstance(value, (tuple, list)) else value
-        outputs[point.name] = tensor.detach().float().cpu().numpy()
-
-    if point.pre:
-        return point.module.register_forward_pre_hook(
-            lambda _m, args, kwargs: keep(args[0] if args else kwargs["hidden_states"]), with_kwargs=True)
-    return point.module.register_forward_hook(lambda _m, _args, out: keep(out))
 
 
 def _load(model: object, label: str, transformers: Any) -> tuple[Any, Any]:

@@ -35,19 +35,25 @@ ENV = "NEUROCORR_BACKEND"
 PANEL_ELEMENTS = 1 << 24
 #: float64 elements per step of a rank-r update (8 MB): bounds the temporary.
 BLOCK_ELEMENTS = 1 << 20
-#: Samples summed by one float32 GEMM before its result joins the float64 accumulator, when
-#: that accumulator has at most SMALL_PRODUCT elements. A float32 sum of k products errs by
-#: about sqrt(k) roundings: on real activations (1,797 digits, docs/plugins/pearson.md) 128
-#: rows keep |r - r_float64| under 5e-7, 1,797 rows reach 1.1e-6. For small accumulators
-#: (512 x 512 pairs, 2 MB: in cache) the extra float64 additions are cheap; for wide ones
-#: they would cost as much as the GEMM, so those sum a whole chunk per GEMM.
-DEPTH = 128
+#: Accumulators of at most this many elements (512 x 512 pairs) get float64 products. A
+#: float32 sum of k products errs by about sqrt(k) roundings: on real activations (1,797
+#: digits, docs/plugins/pearson.md) |r - r_float64| reached 1.1e-6. Small products are cheap
+#: in float64 (a 512-wide self-product over 10,000 samples: 0.11 s on one thread, float32:
+#: 0.06 s) and run on one thread: multithreaded OpenBLAS ran them 5-10x slower on a loaded
+#: 2-core machine. Wide ones would cost twice the float32 GEMM, so they stay float32.
 SMALL_PRODUCT = 1 << 18
+#: Samples per float64 product of a small accumulator (bounds the float64 copy: 8 MB at 512).
+SMALL_ROWS = 2048
+#: Samples summed per float32 GEMM of a small accumulator on a torch GPU (float64 is slow
+#: there; on torch's CPU small products are float64, as numpy's): 128 keeps |r - r_float64|
+#: under 5e-7 on the digits activations.
+DEPTH = 128
 
 
 def depth(samples: int, n: int, m: int) -> int:
-    """Samples per float32 GEMM for an (n, m) accumulator (see :data:`DEPTH`)."""
+    """Samples per float32 GEMM for an (n, m) accumulator on a torch GPU (:data:`DEPTH`)."""
     return DEPTH if n * m <= SMALL_PRODUCT else max(samples, 1)
+
 
 _default: str | None = None
 
@@ -62,8 +68,9 @@ class Backend(Protocol):
         """A new float64 (n, m) accumulator of zeros."""
 
     def add_product(self, acc: Any, left: np.ndarray, right: np.ndarray) -> None:
-        """``acc += left^T @ right``, the product in float32: ``left`` (k, n) and ``right``
-        (k, m) float32 with unit column stride. Called once per chunk of k samples."""
+        """``acc += left^T @ right``, the product in float32 (float64 for a small ``acc``:
+        :data:`SMALL_PRODUCT`): ``left`` (k, n) and ``right`` (k, m) float32 with unit column
+        stride. Called once per chunk of k samples."""
 
     def add(self, acc: Any, other: Any, u: np.ndarray, v: np.ndarray) -> None:
         """``acc += other + u @ v^T`` in float64; ``other``: None, or an accumulator of any
@@ -94,14 +101,15 @@ class NumpyBackend:
 
     def add_product(self, acc: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
         n, m = acc.shape
+        if n * m <= SMALL_PRODUCT:
+            _add_product64(acc, left, right)
+            return
         panel = max(1, min(n, PANEL_ELEMENTS // max(m, 1)))
-        step = depth(left.shape[0], n, m)
         for r0 in range(0, n, panel):
             r1 = min(n, r0 + panel)
             product = self._panel(r1 - r0, m)
-            for k0 in range(0, left.shape[0], step):  # the float32 GEMM: all the flops
-                np.matmul(left[k0:k0 + step, r0:r1].T, right[k0:k0 + step], out=product)
-                np.add(acc[r0:r1], product, out=acc[r0:r1])
+            np.matmul(left[:, r0:r1].T, right, out=product)  # the float32 GEMM: all the flops
+            np.add(acc[r0:r1], product, out=acc[r0:r1])
 
     def add(self, acc: np.ndarray, other: Any, u: np.ndarray, v: np.ndarray) -> None:
         """Block by block, so that no (n, m) temporary is made."""
@@ -159,6 +167,8 @@ class TorchBackend:
             lt = self._tensor(left)
             rt = lt if right is left else self._tensor(right)
             step = depth(lt.shape[0], n, m)
+            if n * m <= SMALL_PRODUCT and self.device.type == "cpu":  # float64, as numpy
+                lt, rt, step = lt.double(), rt.double(), lt.shape[0]
             for r0 in range(0, n, panel):  # panels bound the float32 temporary, as for numpy
                 for k0 in range(0, lt.shape[0], step):
                     acc[r0:r0 + panel].add_(lt[k0:k0 + step, r0:r0 + panel].T @ rt[k0:k0 + step])
@@ -202,6 +212,16 @@ class TorchBackend:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["device"])  # type: ignore[misc]
+
+
+def _add_product64(acc: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
+    """``acc += left^T @ right`` in float64, SMALL_ROWS samples at a time, on one thread. A
+    self-product (``right`` the same memory as ``left``) reuses the copy, so numpy runs SYRK."""
+    same = left.__array_interface__ == right.__array_interface__
+    with single_thread():
+        for k0 in range(0, left.shape[0], SMALL_ROWS):
+            lo = left[k0:k0 + SMALL_ROWS].astype(np.float64)
+            acc += lo.T @ (lo if same else right[k0:k0 + SMALL_ROWS].astype(np.float64))
 
 
 def _host(acc: Any) -> np.ndarray:

@@ -177,18 +177,22 @@ def test_chunk_must_be_positive():
         CoMoments(2, 2, chunk=0)
 
 
-def test_small_products_sum_float32_gemms_of_few_samples_in_float64():
-    """A float32 GEMM over k samples errs by about sqrt(k) roundings: for a small accumulator
-    the backend sums DEPTH samples per GEMM in float64. Offset, strongly correlated columns
-    (partial sums grow without cancelling): one float32 GEMM over the 4096 samples errs by
-    2.7e-7 relative here (OpenBLAS), DEPTH-sample GEMMs by 7e-8."""
+def test_small_products_are_float64_wide_ones_float32():
+    """A float32 GEMM over k samples errs by about sqrt(k) roundings (1.1e-6 in r on real
+    activations): an accumulator of up to SMALL_PRODUCT elements gets float64 products (exact
+    to float64 rounding, also for a self-product, which reuses its copy); a wide one float32."""
     rng = np.random.default_rng(3)
-    x = (3.0 + rng.normal(size=(4096, 20))).astype(np.float32)
+    x = (3.0 + rng.normal(size=(5000, 20))).astype(np.float32)
     y = (x + 0.05 * rng.normal(size=x.shape)).astype(np.float32)
-    acc = np.zeros((20, 20))
-    backends.NumpyBackend().add_product(acc, x, y)
     exact = x.astype(np.float64).T @ y.astype(np.float64)
     scale = np.sqrt(np.outer((x.astype(np.float64) ** 2).sum(0), (y.astype(np.float64) ** 2).sum(0)))
-    assert np.max(np.abs(acc - exact) / scale) < 1.5e-7
-    assert backends.depth(4096, 512, 512) == backends.DEPTH
-    assert backends.depth(4096, 2048, 2048) == 4096  # wide: one GEMM per chunk (speed)
+    for left, right, want in ((x, y, exact), (x, x, x.astype(np.float64).T @ x.astype(np.float64))):
+        acc = np.ones((20, 20))  # the product is added to what is there
+        backends.NumpyBackend().add_product(acc, left, right)
+        assert np.max(np.abs(acc - 1.0 - want) / scale) < 1e-13
+    wide = np.zeros((1024, 1024))  # beyond SMALL_PRODUCT: one float32 GEMM, as before
+    big = (3.0 + rng.normal(size=(64, 1024))).astype(np.float32)
+    backends.NumpyBackend().add_product(wide, big, big)
+    np.testing.assert_array_equal(wide, (big.T @ big).astype(np.float64))
+    assert backends.depth(4096, 512, 512) == backends.DEPTH  # torch devices: float32 in steps
+    assert backends.depth(4096, 2048, 2048) == 4096

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .layers import capture_points, hook
 from .probe import decode
 
 PREFIX = "hf:"
+UNITS = ("token", "word")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ def is_folder(model: object) -> bool:
 
 class HFProvider(ActivationProvider):
     """Options: ``tokenizer`` (an object or a folder; default: the model's own, for text probes),
-    ``max_length`` (tokens kept per text; default: the model's maximum positions), ``device``."""
+    ``max_length`` (tokens kept per text; default: the model's maximum positions), ``device``,
+    ``unit``: ``token`` (default) or ``word``: for text probes, each whitespace-separated word of the
+    text becomes one position, the mean of its tokens, so models with other tokenizers share rows."""
 
     name = "hf"
     handles = ("Hugging Face transformers models: hf:NAME (local cache only), a folder with config.json, "
@@ -75,8 +79,12 @@ class HFProvider(ActivationProvider):
         return isinstance(model, sys.modules["transformers"].PreTrainedModel)
 
     def __init__(self, model: object, *, tokenizer: Any = None, max_length: int | None = None,
-                 device: str = "cpu", **options: Any) -> None:
+                 device: str = "cpu", unit: str = "token", **options: Any) -> None:
         super().__init__(model, **options)
+        if unit not in UNITS:
+            raise NeurocorrError(f"unknown unit {unit!r}; choose token (the model's own tokens) or word "
+                                 "(whitespace-separated words of a text probe, shared by every tokenizer)")
+        self.unit = unit
         from neurocorr_torch.provider import check_device
 
         transformers = import_transformers()
@@ -105,24 +113,34 @@ class HFProvider(ActivationProvider):
     def tokens(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A probe batch as token ids and mask, int64 (batch, tokens): texts tokenized with this
         model's tokenizer (padded on the right)."""
+        ids, mask, _ = self._tokens(batch)
+        return ids, mask
+
+    def _tokens(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Token ids and mask, and for ``unit='word'`` the (batch, words, tokens) averaging weights."""
         decoded = decode(batch)
         if decoded.texts is None:
             assert decoded.ids is not None and decoded.mask is not None
-            return decoded.ids, decoded.mask
+            if self.unit == "word":
+                raise NeurocorrError("unit='word' needs a text probe (text_probe(texts)): token ids carry no words")
+            return decoded.ids, decoded.mask, None
         if self.tokenizer is None:
             raise NeurocorrError(f"{self.label} has no tokenizer for this text probe: pass tokenizer= (an "
                                  "object or a folder) in its options, or a token_probe(ids, mask)")
-        rows = self.tokenizer(decoded.texts, truncation=True, max_length=self.max_length)["input_ids"]
+        word = self.unit == "word"
+        coded = self.tokenizer(decoded.texts, truncation=True, max_length=self.max_length,
+                               return_offsets_mapping=word)
+        rows = coded["input_ids"]
         width = max(len(r) for r in rows)
         ids, mask = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.int64)
         for i, row in enumerate(rows):
             ids[i, :len(row)], mask[i, :len(row)] = row, 1
-        return ids, mask
+        return ids, mask, (_word_weights(decoded.texts, coded["offset_mapping"], width) if word else None)
 
     def _run(self, batch: np.ndarray, wanted: set[str] | None) -> dict[str, np.ndarray]:
         import torch
 
-        ids, mask = self.tokens(batch)
+        ids, mask, words = self._tokens(batch)
         self._check(ids)
         outputs: dict[str, np.ndarray] = {}
         def store(name: str, tensor: Any) -> None:
@@ -136,6 +154,9 @@ class HFProvider(ActivationProvider):
         finally:
             for handle in handles:
                 handle.remove()
+        if words is not None:  # each word: the mean of its tokens; a word is real if it has one
+            outputs = {name: np.einsum("bwt,btf->bwf", words, out) for name, out in outputs.items()}
+            mask = np.asarray(words.any(axis=2))
         outputs[MASK] = mask.astype(bool)
         return outputs
 
@@ -147,6 +168,22 @@ class HFProvider(ActivationProvider):
         if self.max_positions is not None and ids.shape[1] > self.max_positions:
             raise NeurocorrError(f"{self.label} takes at most {self.max_positions} tokens per sequence; the probe "
                                  f"holds {ids.shape[1]}: cut the sequences (or set max_length for texts)")
+
+
+def _word_weights(texts: list[str], offsets: list[Any], width: int) -> np.ndarray:
+    """(batch, words, tokens) float32: 1/k for the k tokens that start inside a word (a run of
+    non-space characters), 0 elsewhere (special tokens have empty offsets and join no word)."""
+    spans = [[m.span() for m in re.finditer(r"\S+", text)] for text in texts]
+    weights = np.zeros((len(texts), max(len(s) for s in spans), width), np.float32)
+    for b, (words, tokens) in enumerate(zip(spans, offsets, strict=True)):
+        starts = np.array([start for start, _ in words])
+        for t, (start, end) in enumerate(tokens):
+            if end > start:
+                w = int(np.searchsorted(starts, start, side="right")) - 1
+                if w >= 0 and start < words[w][1]:
+                    weights[b, w, t] = 1.0
+    counts = weights.sum(axis=2, keepdims=True)
+    return np.divide(weights, counts, out=np.zeros_like(weights), where=counts > 0)
 
 
 def _load(model: object, label: str, transformers: Any) -> tuple[Any, Any]:

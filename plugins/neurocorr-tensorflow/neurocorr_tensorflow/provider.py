@@ -11,7 +11,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from neurocorr_core import ActivationProvider, LayerInfo, NeurocorrError
+from neurocorr_core.models import ModelName
 
+from . import named
+from .device import check_device
 from .keras_models import Feed, IsLast, KerasEager, KerasGraph
 from .layout import (
     LAST,
@@ -47,16 +50,21 @@ class TensorFlowProvider(ActivationProvider):
     asks for it; ``nchw``: feed as given; ``nhwc``: always move), ``signature`` (SavedModel
     signature, default ``serving_default``), ``feed`` (a function from one probe batch to the
     inputs of a several-input model), ``trust_pickle`` (load ``.keras`` files with
-    ``safe_mode=False``, which runs the code of Lambda layers).
+    ``safe_mode=False``, which runs the code of Lambda layers), ``device`` (``cpu``, ``gpu``,
+    ``gpu:1``; ``cuda`` is a synonym of ``gpu``). A model may be given by name:
+    ``keras.applications:MobileNetV2?input_shape=32,32,3`` (docs/models-by-name.md).
     """
 
     name = "tensorflow"
     handles = ("keras.Model objects (Sequential, functional, subclassed), .keras/.h5 files, "
-               "TensorFlow SavedModel directories (with saved_model.pb)")
+               "TensorFlow SavedModel directories (with saved_model.pb), models by name "
+               "(keras.applications:MobileNetV2)")
     channel_means = True
 
     @classmethod
     def accepts(cls, model: object) -> bool:
+        if isinstance(model, ModelName) or named.is_name(model):
+            return named.is_name(str(model))
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             return path.suffix.lower() in KERAS_SUFFIXES or (path / "saved_model.pb").is_file()
@@ -69,13 +77,28 @@ class TensorFlowProvider(ActivationProvider):
         return "tensorflow" in sys.modules and _is_loaded_savedmodel(model)
 
     def __init__(self, model: object, *, layout: str = "auto", signature: str = "serving_default",
-                 feed: Feed | None = None, trust_pickle: bool = False, **options: Any) -> None:
+                 feed: Feed | None = None, trust_pickle: bool = False, device: str = "cpu",
+                 **options: Any) -> None:
         super().__init__(model, **options)
         self.layout = check_layout(layout)
+        self.device = check_device(device)
         self.label = _label(model)
+        self._name = named.parse(str(model)) if isinstance(model, (str, ModelName)) and named.is_name(str(model)) \
+            else None
+        self._files: list[str] = []
+        if self._name is not None:
+            import tensorflow as tf
+
+            with tf.device(self.device):
+                model, self._files = named.build(self._name)
         self.backend: _Backend = _open(model, self.label, signature, feed, trust_pickle)
         self._input_format: str | None = None
         self._output_format = LAST
+
+    def fingerprint(self) -> str | None:
+        """A model by name is built the same way every time (seeded): the name, Keras' version
+        and the weight files decide it."""
+        return None if self._name is None else named.fingerprint(self._name, self._files)
 
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         outputs = self._run(sample, None)
@@ -101,7 +124,8 @@ class TensorFlowProvider(ActivationProvider):
 
         x = self._to_model(np.asarray(batch))
         try:
-            raw = self.backend.run(x, names, self._is_last, means)
+            with tf.device(self.device):
+                raw = self.backend.run(x, names, self._is_last, means)
         except (ValueError, tf.errors.InvalidArgumentError) as exc:
             raise NeurocorrError(f"{self.label} rejected a probe batch of shape {tuple(batch.shape)} "
                                  f"(fed as {tuple(x.shape)}): {_first_line(exc)}. {self._expected()}"
@@ -202,8 +226,8 @@ def _is_loaded_savedmodel(model: object) -> bool:
 
 
 def _label(model: object) -> str:
-    if isinstance(model, (str, os.PathLike)):
-        return os.fspath(model)
+    if isinstance(model, (str, os.PathLike, ModelName)):
+        return str(model) if isinstance(model, ModelName) else os.fspath(model)
     name = getattr(model, "name", None)
     return f"{type(model).__name__} {name!r}" if isinstance(name, str) else type(model).__name__
 

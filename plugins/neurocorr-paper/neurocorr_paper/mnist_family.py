@@ -22,14 +22,14 @@ import torch
 
 from neurocorr_core import Comparison, compare, get_plugin_manager
 
-from . import figures
+from . import figures, stats
 from .agreement import RULE as AGREEMENT_RULE
 from .agreement import agreement, verdict_lines
 from .attack import transfer_attack
 from .data import load_split
 from .output import to_csv, to_json
 from .settings import MLP_SHAPES, PAPER, Settings
-from .summary import fmt, mean_sd, spearman, spread
+from .summary import fmt, mean_sd, spread
 from .trained_model import TrainedModel
 from .trainers import MLP_TRAINERS, cnn_like, torch_cnn
 
@@ -37,7 +37,12 @@ SEED_STRIDE = 1000  # seed s trains MLP k with s*1000+k, the CNN with +10, the s
 MODELS = [*MLP_SHAPES, "cnn"]
 PAIRS = [f"{a}-{b}" for a, b in itertools.combinations(MLP_SHAPES, 2)]
 MEASURES = ("accuracy", "attack_clean", "attacked", "score_paper", "score_large", "sym_paper",
-            "sym_large", "dead_paper", "dead_large", "score_paper_untrained", "score_large_untrained")
+            "sym_large", "dead_paper", "dead_large", "score_paper_untrained", "score_large_untrained",
+            "null_paper", "null_large", "null_paper_untrained", "null_large_untrained")
+#: The scores whose rank correlations with accuracy are reported (trained and the control).
+RANKED = ("score_paper", "score_large", "score_paper_untrained", "score_large_untrained")
+#: Probe sizes of the probe-size curve (None: the whole test split).
+CURVE_SIZES: tuple[int | None, ...] = (10, 30, 100, 300, 1000, None)
 
 
 @dataclass
@@ -127,6 +132,7 @@ def _mlps(data: Any, settings: Settings, seed: int, framework: str, cnn: Trained
     step(f"{framework} scores")
     for m in mlps:
         records[m.name].update(_scores_to_cnn(m, cnn, x_test, settings, ""))
+        records[m.name].update(_curve(m, cnn, x_test, settings, ""))
         records[m.name].update(_attacked_accuracy(m, attack))
         tick()
     for name, values in _untrained_scores(data, settings, base, trainer, x_test).items():
@@ -148,8 +154,22 @@ def _scores_to_cnn(m: TrainedModel, cnn: TrainedModel, x_test: np.ndarray, setti
     for tag, n in (("paper", settings.paper_probe), ("large", settings.large_probe)):
         res = network_score(m, cnn, x_test[:n])
         out |= {f"score_{tag}{suffix}": res.score.a_to_b, f"sym_{tag}{suffix}": res.score.symmetric,
-                f"dead_{tag}{suffix}": sum(lr.dead for lr in res.layers_a)}
+                f"dead_{tag}{suffix}": sum(lr.dead for lr in res.layers_a),
+                f"null_{tag}{suffix}": null_mean(m, cnn, x_test[:n], settings.null_permutations)}
     return out
+
+
+def null_mean(a: TrainedModel, b: TrainedModel, images: np.ndarray, permutations: int, seed: int = 0) -> float:
+    """The mean A->B score when B sees the probe in a shuffled order (``permutations`` seeded
+    shuffles): what the score is when the two networks' neurons are unrelated across samples.
+    (neurocorr's own ``permutations`` option gives the null of the symmetric score; the
+    paper's tables are A->B.)"""
+    if permutations < 1:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    return float(np.mean([compare(a.model, b.model, images, probe_b=images[rng.permutation(len(images))],
+                                  neurons="position", layers_a=a.layers, layers_b=b.layers,
+                                  depth_penalty="paper").score.a_to_b for _ in range(permutations)]))
 
 
 def _untrained_scores(data: Any, settings: Settings, base: int, trainer: Callable[..., TrainedModel],
@@ -160,10 +180,25 @@ def _untrained_scores(data: Any, settings: Settings, base: int, trainer: Callabl
     cnn0 = torch_cnn("cnn", data, untrained, base + 10)
     out = {}
     for k, (name, hidden) in enumerate(MLP_SHAPES.items()):
-        scores = _scores_to_cnn(trainer(name, hidden, data, untrained, base + k), cnn0, x_test, settings,
-                                "_untrained")
-        out[name] = {key: v for key, v in scores.items() if key.startswith("score_")}
+        m0 = trainer(name, hidden, data, untrained, base + k)
+        scores = _scores_to_cnn(m0, cnn0, x_test, settings, "_untrained")
+        out[name] = {key: v for key, v in scores.items() if key.startswith(("score_", "null_"))}
+        out[name] |= _curve(m0, cnn0, x_test, settings, "_untrained")
     return out
+
+
+def curve_sizes(settings: Settings, test: int) -> list[int]:
+    """The probe sizes of the curve that this test split allows (the whole split last)."""
+    if not settings.curve:
+        return []
+    return sorted({min(n or test, test) for n in CURVE_SIZES})
+
+
+def _curve(m: TrainedModel, cnn: TrainedModel, x_test: np.ndarray, settings: Settings,
+           suffix: str) -> dict[str, float]:
+    """The A->B score on the first n test images, for each n of the probe-size curve."""
+    return {f"curve_{n}{suffix}": network_score(m, cnn, x_test[:n]).score.a_to_b
+            for n in curve_sizes(settings, len(x_test))}
 
 
 @dataclass
@@ -226,6 +261,7 @@ def summarise(result: Run) -> dict[str, Any]:
         entry["paper"] = paper.get("fc_pairs", {}).get(pair, math.nan)
         pairs.append(entry)
     return {"table": table, "fc_pairs": pairs, "rank_correlations": _rank_correlations(result),
+            "probe_curve": _curve_table(result),
             "claims": {f: _claims(result, f) for f in result.frameworks},
             "agreement_rule": AGREEMENT_RULE,
             "agreement": agreement(result.records, result.frameworks, list(MLP_SHAPES))}
@@ -237,21 +273,56 @@ def _per_seed(result: Run, seed: int, framework: str) -> dict[str, dict[str, Any
 
 
 def _rank_correlations(result: Run) -> list[dict[str, Any]]:
-    """Spearman's rho over the five MLPs, per framework and seed: score vs clean accuracy, vs
-    attacked accuracy, and vs the accuracy drop under attack (the paper: higher score, smaller drop)."""
+    """Rank correlations of each score (trained and at initialisation, both probes) with clean
+    accuracy, attacked accuracy and the accuracy drop under attack (the paper: higher score,
+    smaller drop), over all five MLPs and without net5. Per seed: Spearman's rho and its exact
+    two-sided permutation p (all n! orders). Pooled: the mean of the per-seed rho (and tau)
+    tested against shuffles of the models within each seed (exact), so a whole seed being better
+    or worse cannot make a correlation."""
     targets: dict[str, Callable[[dict[str, Any]], float]] = {
         "accuracy": lambda r: r["accuracy"], "attacked": lambda r: r["attacked"],
         "drop": lambda r: r["attack_clean"] - r["attacked"]}
+    model_sets = {"all": list(MLP_SHAPES), "without net5": [m for m in MLP_SHAPES if m != "net5"]}
     out = []
-    for framework in result.frameworks:
-        for probe in ("paper", "large"):
-            for target, get in targets.items():
-                rhos = []
-                for seed in result.seeds:
-                    rows = list(_per_seed(result, seed, framework).values())
-                    rhos.append(spearman([r[f"score_{probe}"] for r in rows], [get(r) for r in rows]))
-                out.append({"framework": framework, "score": f"score_{probe}", "against": target, **spread(rhos)})
+    for framework, score, (target, get), (subset, models) in itertools.product(
+            result.frameworks, RANKED, targets.items(), model_sets.items()):
+        xs, ys, seeds, rhos, ps = [], [], [], [], []
+        for seed in result.seeds:
+            rows = _per_seed(result, seed, framework)
+            x = [float(rows[m].get(score, math.nan)) for m in models if m in rows]
+            y = [float(get(rows[m])) for m in models if m in rows]
+            finite = not any(math.isnan(v) for v in x + y)
+            rhos.append(stats.correlation(x, y) if finite else math.nan)
+            ps.append(stats.permutation_p(x, y) if finite else math.nan)
+            if finite:
+                xs += x
+                ys += y
+                seeds += [seed] * len(x)
+        pooled = stats.pooled_within(xs, ys, seeds) if xs else None
+        pooled_tau = stats.pooled_within(xs, ys, seeds, "kendall") if xs else None
+        out.append({"framework": framework, "score": score, "against": target, "models": subset, **spread(rhos),
+                    "per_seed_p": ps,
+                    "pooled_rho": pooled.value if pooled else math.nan, "pooled_p": pooled.p if pooled else math.nan,
+                    "pooled_tau": pooled_tau.value if pooled_tau else math.nan,
+                    "pooled_tau_p": pooled_tau.p if pooled_tau else math.nan,
+                    "pooled_exact": bool(pooled and pooled.exact)})
     return out
+
+
+def _curve_table(result: Run) -> list[dict[str, Any]]:
+    """The probe-size curve: mean +- sd over seeds of each MLP's A->B score, trained and at
+    initialisation, per probe size."""
+    rows = []
+    for framework, model in itertools.product(result.frameworks, MLP_SHAPES):
+        mine = [r for r in result.records if r["framework"] == framework and r["model"] == model]
+        for n in curve_sizes(result.settings, result.sizes["test"]):
+            row: dict[str, Any] = {"framework": framework, "model": model, "probe": n}
+            for tag, suffix in (("trained", ""), ("untrained", "_untrained")):
+                row[f"{tag}_mean"], row[f"{tag}_sd"] = mean_sd(float(r.get(f"curve_{n}{suffix}", math.nan))
+                                                               for r in mine)
+            row["gap"] = row["trained_mean"] - row["untrained_mean"]
+            rows.append(row)
+    return rows
 
 
 def _claims(result: Run, framework: str) -> dict[str, dict[str, int]]:
@@ -272,8 +343,8 @@ def render(result: Run, summary: dict[str, Any]) -> dict[str, bytes | str]:
     """The output files by name: table.csv, fc_pairs.csv, rank_correlations.csv,
     results.json, score_vs_accuracy.png, score_vs_attacked.png, and with MLPs of several
     frameworks agreement.csv."""
-    ranks = [{k: v for k, v in r.items() if k != "per_seed"} | {"per_seed": r["per_seed"]}
-             for r in summary["rank_correlations"]]
+    ranks = [{k: v for k, v in r.items() if k not in ("per_seed", "per_seed_p")}
+             | {"per_seed": r["per_seed"], "per_seed_p": r["per_seed_p"]} for r in summary["rank_correlations"]]
     document = {
         "experiment": "mnist-family", "dataset": result.dataset, "seeds": result.seeds,
         "mlp_frameworks": result.frameworks, "settings": result.settings.to_dict(), "sizes": result.sizes,
@@ -289,6 +360,8 @@ def render(result: Run, summary: dict[str, Any]) -> dict[str, bytes | str]:
         "score_vs_attacked.png": _scatter(result, summary, "attacked", "accuracy after transfer attack")}
     if summary["agreement"]:
         files["agreement.csv"] = to_csv(summary["agreement"])
+    if summary["probe_curve"]:
+        files["probe_curve.csv"] = to_csv(summary["probe_curve"])
     return files
 
 
@@ -298,7 +371,8 @@ def _scatter(result: Run, summary: dict[str, Any], key: str, label: str) -> byte
     panels = []
     for probe in ("paper", "large"):
         rhos = [f"{r['framework'] + ' ' if several else ''}{fmt(r['mean'], r['sd'], 2)}"
-                for r in summary["rank_correlations"] if r["score"] == f"score_{probe}" and r["against"] == key]
+                for r in summary["rank_correlations"]
+                if r["score"] == f"score_{probe}" and r["against"] == key and r["models"] == "all"]
         points = [(f"{m} {f}" if several else m, f, m) for f in result.frameworks for m in MLP_SHAPES]
 
         def values(measure: str, framework: str, model: str) -> list[float]:
@@ -334,9 +408,12 @@ def report(result: Run, summary: dict[str, Any]) -> str:
                     f"blocks in position view) on the first {s['paper_probe']} test images (the paper's "
                     f"probe) and the first {s['large_probe']}; 'untrained': the same networks at "
                     "initialisation, the chance level",
-                    [(f"score ({s['paper_probe']})", "score_paper"),
+                    [(f"score ({s['paper_probe']})", "score_paper"), ("null", "null_paper"),
                      ("untrained", "score_paper_untrained"), (f"score ({s['large_probe']})", "score_large"),
-                     ("untrained", "score_large_untrained")], [("paper score", "paper_score_to_cnn")])
+                     ("null", "null_large"), ("untrained", "score_large_untrained")],
+                    [("paper score", "paper_score_to_cnn")])
+    lines += [f"'null': the mean A->B score over {st.null_permutations} shuffles of the CNN's probe order "
+              "(the networks' neurons unrelated across samples)", ""]
     head = f"{'MLPs':<6} {'pair':<10} {'A->B':>17} {'B->A':>17} {'symmetric':>17} | {'paper':>6}"
     lines += [f"FC<->FC network scores on all {s['test']} test images", head, "-" * len(head)]
     for p in summary["fc_pairs"]:
@@ -344,12 +421,21 @@ def report(result: Run, summary: dict[str, Any]) -> str:
         lines.append(f"{p['framework']:<6} {p['pair']:<10} " + " ".join(f"{fmt(p[f'{k}_mean'], p[f'{k}_sd']):>17}"
                                                                       for k in ("a_to_b", "b_to_a", "symmetric"))
                      + f" | {paper_score:>6}")
-    lines += ["", "Spearman rho over the five MLPs, per seed (mean ± sd; positive/negative seeds):"]
+    lines += ["", "Spearman rho over the MLPs, per seed (mean ± sd; per seed: rho and its exact two-sided "
+              "permutation p), and pooled: the mean per-seed rho, p from shuffles within each seed:"]
     for r in summary["rank_correlations"]:
-        lines.append(f"  {r['framework']:<6} {r['score']:<12} vs {r['against']:<9} {fmt(r['mean'], r['sd'], 2):>12}  "
-                     f"[{r['positive']}+ / {r['negative']}-"
-                     + (f" / {r['undefined']} undefined" if r["undefined"] else "") + "]  per seed: "
-                     + " ".join("nan" if math.isnan(v) else f"{v:+.2f}" for v in r["per_seed"]))
+        lines.append(f"  {r['framework']:<6} {r['score']:<22} vs {r['against']:<9} {r['models']:<12} "
+                     f"{fmt(r['mean'], r['sd'], 2):>12}  per seed: "
+                     + " ".join("nan" if math.isnan(v) else f"{v:+.2f} (p {p:.2f})"
+                                for v, p in zip(r["per_seed"], r["per_seed_p"], strict=True))
+                     + f"  pooled {r['pooled_rho']:+.2f} p {r['pooled_p']:.3f}")
+    if summary["probe_curve"]:
+        lines += ["", "Probe-size curve: A->B score on the first n test images, trained / at initialisation "
+                  "(mean over seeds)"]
+        for model in dict.fromkeys(c["model"] for c in summary["probe_curve"]):
+            mine = [c for c in summary["probe_curve"] if c["model"] == model and c["framework"] == result.frameworks[0]]
+            lines.append(f"  {model}: " + "  ".join(f"n={c['probe']} {c['trained_mean']:.3f}/{c['untrained_mean']:.3f}"
+                                                     for c in mine))
     lines.append("")
     for framework, claims in summary["claims"].items():
         lines.append(f"{framework}: net5 is the lowest of the five MLPs, in seeds: "

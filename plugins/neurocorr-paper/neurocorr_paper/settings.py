@@ -29,6 +29,9 @@ class Settings:
     ``refit``: how the surrogate is refit on each round's adversarial set (``fresh``: a new
     surrogate trained from scratch, as skorch's ``fit`` does; ``continue``; ``none``), for
     ``refit_epochs`` epochs.
+    ``null_permutations``: shuffles of the CNN's probe order behind each score's permutation-null
+    mean (0: none). ``curve``: also score every MLP (trained and at initialisation) on 10, 30,
+    100, 300, 1,000 and all test images (the probe-size curve).
     """
 
     mlp_epochs: int
@@ -42,6 +45,8 @@ class Settings:
     attack_rounds: int = 10
     attack_eps: float = 10 / 255
     surrogate_epochs: int | None = None
+    null_permutations: int = 10
+    curve: bool = True
     refit: str = "fresh"
     refit_epochs: int = 10
     mlp_lr: float = 0.1
@@ -70,10 +75,12 @@ FULL: dict[str, Settings] = {
 
 QUICK: dict[str, Settings] = {
     "mnist": Settings(mlp_epochs=20, cnn_epochs=2, train_limit=4000, attack_limit=1000, large_probe=500,
-                      attack_rounds=5, refit_epochs=2),
+                      attack_rounds=5, refit_epochs=2, null_permutations=3),
     "fashion-mnist": Settings(mlp_epochs=5, cnn_epochs=1, train_limit=10000, test_limit=2000,
-                              attack_limit=1000, large_probe=500, attack_rounds=5, refit_epochs=1),
-    "digits": Settings(mlp_epochs=150, cnn_epochs=10, padding=1, attack_rounds=5, refit_epochs=3),
+                              attack_limit=1000, large_probe=500, attack_rounds=5, refit_epochs=1,
+                              null_permutations=3),
+    "digits": Settings(mlp_epochs=150, cnn_epochs=10, padding=1, attack_rounds=5, refit_epochs=3,
+                       null_permutations=3),
 }
 
 

@@ -16,7 +16,7 @@ from neurocorr_core.datasets import FASHION_DIR, FASHION_ENV
 from neurocorr_paper.mnist_family import MODELS, PAIRS, render, summarise
 from neurocorr_paper.settings import MLP_SHAPES
 
-FILES = ["fc_pairs.csv", "rank_correlations.csv", "results.json", "score_vs_accuracy.png",
+FILES = ["fc_pairs.csv", "probe_curve.csv", "rank_correlations.csv", "results.json", "score_vs_accuracy.png",
          "score_vs_attacked.png", "table.csv"]
 
 
@@ -42,8 +42,18 @@ def check_complete(doc: dict, out: Path, seeds: int) -> None:
     with open(out / "fc_pairs.csv") as f:
         assert [row["pair"] for row in csv.DictReader(f)] == PAIRS
     assert len(doc["per_seed"]) == seeds * len(MODELS)
-    assert len(doc["rank_correlations"]) == 6
+    assert len(doc["rank_correlations"]) == 4 * 3 * 2  # trained/untrained x 2 probes; 3 targets; with/without net5
     assert all(len(r["per_seed"]) == seeds for r in doc["rank_correlations"])
+    for r in doc["rank_correlations"]:  # exact p of n models: a multiple of 1/n!
+        n = 5 if r["models"] == "all" else 4
+        for p in r["per_seed_p"]:
+            assert p is None or abs(p * math.factorial(n) - round(p * math.factorial(n))) < 1e-9
+        assert r["pooled_exact"] and 0 < r["pooled_p"] <= 1
+    with open(out / "probe_curve.csv") as f:
+        curve = list(csv.DictReader(f))
+    assert {row["model"] for row in curve} == set(MLP_SHAPES)
+    for row in curve:
+        assert 0 <= float(row["trained_mean"]) <= 1 and 0 <= float(row["untrained_mean"]) <= 1
     for name in ("score_vs_accuracy.png", "score_vs_attacked.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -101,8 +111,14 @@ def test_summary_and_files_from_hand_made_records():
     assert net3["score_paper_mean"] == pytest.approx(0.705)
     assert net3["score_paper_sd"] == pytest.approx(math.sqrt(2 * 0.005 ** 2))  # sample sd of 0.70, 0.71
     assert net3["paper_accuracy"] == .9595
-    ranks = {(r["score"], r["against"]): r for r in summary["rank_correlations"]}
+    ranks = {(r["score"], r["against"]): r for r in summary["rank_correlations"] if r["models"] == "all"}
     assert ranks[("score_paper", "accuracy")]["per_seed"] == [pytest.approx(1.0)] * 2
+    # exact: 2 of 120 orders reach |rho| = 1; pooled over 2 seeds: 2 of 120^2 reach mean rho = +-1
+    assert ranks[("score_paper", "accuracy")]["per_seed_p"] == [pytest.approx(2 / 120)] * 2
+    assert ranks[("score_paper", "accuracy")]["pooled_p"] == pytest.approx(2 / 120 ** 2)
+    without = {(r["score"], r["against"]): r for r in summary["rank_correlations"] if r["models"] == "without net5"}
+    assert without[("score_paper", "accuracy")]["per_seed_p"] == [pytest.approx(2 / 24)] * 2
+    assert math.isnan(ranks[("score_paper_untrained", "accuracy")]["mean"])  # not in these records
     assert ranks[("score_paper", "attacked")]["mean"] == pytest.approx(-1.0)
     assert ranks[("score_paper", "drop")]["positive"] == 2
     assert summary["claims"]["torch"]["net5_lowest_accuracy"]["holds"] == 0

@@ -14,12 +14,13 @@ is left as it was (``layer.output`` still works).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from neurocorr_core import NeurocorrError
-from neurocorr_core.interfaces import call_name
+from neurocorr_core.interfaces import call_name, kind_of
 
 from .layout import data_format
 
@@ -125,7 +126,11 @@ class _Replay:
     def call(self, op: Any, prefix: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         import keras
 
-        name = self._name(op, prefix) if isinstance(op, keras.layers.Layer) else None
+        function = function_name(op)
+        if isinstance(op, keras.layers.Layer):
+            name: str | None = self._name(op.name, prefix)
+        else:  # keras.ops.relu(x) in a functional graph: an activation function named after its place
+            name = self._name(function + "()", prefix) if kind_of(function) == "activation" else None
         inner = _graph_of(op)
         if inner is not None and name is not None:
             # a nested model's own kwargs (training, mask) are left out: the sub-model's call
@@ -136,16 +141,24 @@ class _Replay:
         else:
             self.touch(op)
             out = op(*args, **kwargs)
-            fmt = data_format(op)
+            # an elementwise function keeps its input's layout
+            layer = isinstance(op, keras.layers.Layer)
+            fmt = data_format(op) if layer or not args else self._formats.get(id(args[0]))
         if name is not None and isinstance(out, keras.KerasTensor) and len(out.shape) >= 1:
             self._formats[id(out)] = fmt
             self.found[name] = FlatLayer(out, op, fmt)
         return out
 
-    def _name(self, layer: Any, prefix: str) -> str:
-        path = prefix + layer.name
+    def _name(self, base: str, prefix: str) -> str:
+        path = prefix + base
         calls = self._calls[path] = self._calls.get(path, -1) + 1
         return call_name(path, calls)
+
+
+def function_name(op: Any) -> str:
+    """The function a non-layer operation of a graph stands for: ``keras.ops.relu`` -> ``relu``
+    (its class ``Relu``), ``keras.ops.leaky_relu`` -> ``leaky_relu``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", type(op).__name__).lower()
 
 
 def _graph_of(op: Any) -> Any | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,8 @@ import numpy as np
 from neurocorr_core import NeurocorrError
 from neurocorr_core.interfaces import call_name, kind_of
 
-from .flat import FlatLayer, Scratch, flatten
+from .flat import FlatLayer, Scratch, flatten, function_name
+from .functional import intercepted, is_keras_layer
 from .layout import FIRST, LAST, data_format, spatial_axes, to_canonical
 
 Feed = Callable[[np.ndarray], Any]
@@ -32,6 +33,8 @@ def op_name(layer: Any) -> str:
     fused activation both (``Dense+relu``)."""
     import keras
 
+    if not isinstance(layer, keras.layers.Layer):  # an operation such as keras.ops.relu
+        return function_name(layer)
     if isinstance(layer, keras.layers.Activation):
         return str(getattr(layer.activation, "__name__", "Activation"))
     fused = getattr(getattr(layer, "activation", None), "__name__", "linear")
@@ -178,11 +181,15 @@ def _compiled(sub: Any) -> Callable[[Any], list[np.ndarray]]:
 class KerasEager:
     """A subclassed model: every call of a sublayer (recursively, named by its path ``block/conv``)
     that returns one tensor is a layer, the k-th call of a shared one (k >= 1) ``path#k`` as in
-    the torch provider, in the order the calls finish; one eager forward pass per batch."""
+    the torch provider, in the order the calls finish; so is every activation function called in
+    a ``call`` of the model or of a user's layer (``block/relu()``, :mod:`.functional`); one eager
+    forward pass per batch."""
 
     def __init__(self, model: Any, label: str, feed: Feed | None) -> None:
         self.model, self.label, self.feed = model, label, feed
         self.named = dict(_walk(model, "", set()))
+        #: base name of a captured function call (``block/relu()``) -> its op (``relu``)
+        self.functions: dict[str, str] = {}
         if not self.named:
             raise NeurocorrError(f"{label} is a subclassed Keras model without tracked sublayers, so "
                                  "nothing inside it can be captured. Supported: Sequential and "
@@ -196,10 +203,12 @@ class KerasEager:
         return first_format(list(self.named.values()))
 
     def layer_format(self, name: str) -> str | None:
-        return data_format(self.named[self._path(name)])
+        path = self._path(name)
+        return None if path in self.functions else data_format(self.named[path])
 
     def op(self, name: str) -> str:
-        return op_name(self.named[self._path(name)])
+        path = self._path(name)
+        return self.functions[path] if path in self.functions else op_name(self.named[path])
 
     def kind(self, name: str) -> str:
         return layer_kind(self.op(name))
@@ -214,10 +223,8 @@ class KerasEager:
         x = self.feed(x) if self.feed else x
         reduce = _spatial_mean(is_last) if means else None
         wanted = None if names is None else set(names)
-        bases = None if wanted is None else {self._path(n) for n in wanted}
-        paths = {p: layer for p, layer in self.named.items() if bases is None or p in bases}
         recorded: dict[str, np.ndarray] = {}
-        with _recording(paths, recorded, wanted, reduce):
+        with _recording(self.named, recorded, wanted, reduce, self.functions):
             self.model(x, training=False)
         missing = [n for n in names or () if n not in recorded]
         if missing:
@@ -225,16 +232,16 @@ class KerasEager:
         return {n: to_canonical(v, LAST if is_last(n) else FIRST) for n, v in recorded.items()}
 
     def _path(self, name: str) -> str:
-        """The sublayer path of a layer name: ``act#2`` is the third call of ``act``."""
-        if name in self.named:
+        """The sublayer path (or function base name) of a layer name: ``act#2`` is the third call of ``act``."""
+        if name in self.named or name in self.functions:
             return name
         path, _, call = name.rpartition("#")
-        return path if call.isdigit() and path in self.named else name
+        return path if call.isdigit() and (path in self.named or path in self.functions) else name
 
     def _no_layer(self, name: str, x: Any) -> NeurocorrError:
         """The error for a name no call produced, listing the layers a forward pass of ``x`` gives."""
         found: dict[str, np.ndarray] = {}
-        with _recording(self.named, found, None):
+        with _recording(self.named, found, None, None, self.functions):
             self.model(x, training=False)
         return NeurocorrError(f"{self.label} has no layer {name!r} on this batch; its layers (one per call "
                               "of a sublayer that returns one tensor: act, act#1, ... for a sublayer act "
@@ -297,11 +304,35 @@ def _spatial_mean(is_last: IsLast) -> Callable[[str, Any], Any]:
 
 @contextmanager
 def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray], wanted: set[str] | None,
-               reduce: Callable[[str, Any], Any] | None = None) -> Iterator[None]:
+               reduce: Callable[[str, Any], Any] | None = None,
+               functions: dict[str, str] | None = None) -> Iterator[None]:
     """Wrap each layer's ``call`` (an instance attribute shadows the class method) so that the
     single-tensor output of its k-th call (through ``reduce`` if given) lands in ``recorded`` as
-    ``call_name(path, k)``, in the order calls finish; only names in ``wanted`` unless it is None."""
+    ``call_name(path, k)``, in the order calls finish; only names in ``wanted`` unless it is None.
+    With ``functions``, activation functions called by the model's or a user layer's ``call``
+    are recorded too (``block/relu()``), their base names and ops put into ``functions``."""
     import keras
+
+    stack: list[Any] = []  # the layers whose call runs now, innermost last
+    counts: dict[str, int] = {}
+
+    def keep(name: str, out: Any) -> None:
+        if wanted is None or name in wanted:
+            recorded[name] = to_numpy(reduce(name, out) if reduce else out)
+
+    def place() -> str | None:
+        if not stack:
+            return ""
+        path, layer = stack[-1]
+        return None if is_keras_layer(layer) else path
+
+    def function_call(where: str, op: str, out: Any) -> None:
+        base = f"{where}/{op}()" if where else f"{op}()"
+        calls = counts[base] = counts.get(base, -1) + 1
+        assert functions is not None
+        functions[base] = op
+        if keras.ops.is_tensor(out):
+            keep(call_name(base, calls), out)
 
     def wrap(path: str, call: Callable[..., Any]) -> Callable[..., Any]:
         calls = 0
@@ -309,22 +340,28 @@ def _recording(layers: dict[str, Any], recorded: dict[str, np.ndarray], wanted: 
         @functools.wraps(call)
         def recorder(*args: Any, **kwargs: Any) -> Any:
             nonlocal calls
-            out = call(*args, **kwargs)
+            stack.append((path, layers[path]))
+            try:
+                out = call(*args, **kwargs)
+            finally:
+                stack.pop()
             # symbolic tensors appear while Keras builds a layer or nested model: no call of the pass
             if any(symbolic(leaf) for leaf in keras.tree.flatten(out)):
                 return out
             name = call_name(path, calls)
             calls += 1
-            if keras.ops.is_tensor(out) and (wanted is None or name in wanted):
-                recorded[name] = to_numpy(reduce(name, out) if reduce else out)
+            if keras.ops.is_tensor(out):
+                keep(name, out)
             return out
         return recorder
 
     originals = {path: layer.__dict__.get("call") for path, layer in layers.items()}
+    capture = intercepted(function_call, place, symbolic) if functions is not None else nullcontext()
     try:
         for path, layer in layers.items():
             layer.call = wrap(path, layer.call)
-        yield
+        with capture:
+            yield
     finally:
         for path, layer in layers.items():
             if originals[path] is None:

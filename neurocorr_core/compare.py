@@ -291,7 +291,13 @@ def _stream(a: tuple[ActivationProvider, Side], b: tuple[ActivationProvider, Sid
     outs_a = neuron_batches(prov_a, feed_a, [la.name for la in side_a.layers], neurons, side_a.label)
     outs_b = neuron_batches(prov_b, feed_b, [lb.name for lb in side_b.layers], neurons, side_b.label)
     for out_a, out_b in zip(outs_a, outs_b, strict=True):
-        yield np.concatenate(list(out_a.values()), axis=1), np.concatenate(list(out_b.values()), axis=1)
+        x, y = np.concatenate(list(out_a.values()), axis=1), np.concatenate(list(out_b.values()), axis=1)
+        if len(x) != len(y):  # rows are samples: tokens of two tokenizations need not pair up
+            raise NeurocorrError(f"model A gave {len(x)} samples and model B {len(y)} for the same probe batch "
+                                 f"(view {neurons!r}); with the token view the two tokenizers split the text "
+                                 "differently: compare whole texts (--neurons mean or first) or words (provider "
+                                 "option unit=word)")
+        yield x, y
 
 
 def _progress(items: Iterator[Any], enabled: bool, total: int) -> Iterator[Any]:

@@ -45,6 +45,9 @@ def extract(model: object, probe: object = None, *, out: str | os.PathLike[str],
     the view, ``channel`` or ``position``. Comparing two exports gives the scores of comparing the
     models on the probe, with the same ``neurons`` and layers."""
     check_neurons(neurons)
+    if neurons == "token":  # one row per real token, not per probe sample: the files hold N rows
+        raise NeurocorrError("extract writes one row per probe sample; the token view has one row per token. "
+                             "Use neurons='mean' or 'first' (one row per sequence), or compare the models directly")
     out = Path(out)
     _check_target(out)
     prov = open_model(model, provider=provider, pm=plugin_manager, **(options or {}))

@@ -11,7 +11,7 @@ import pytest
 
 from neurocorr_core import NeurocorrError, compare, extract, open_model
 from numpy_cli import cli_env
-from numpy_models import cnn
+from numpy_models import cnn, mlp
 
 METRICS = [m for m in ("pearson", "spearman", "cka") if __import__("importlib").util.find_spec(f"neurocorr_{m}")]
 
@@ -88,3 +88,9 @@ def test_the_command_writes_an_export_that_compare_reads(tmp_path):
     done = run("compare", "a.npz", "nets:b", "--probe", "digits", "--layers-b", "act*")
     assert done.returncode == 0, done.stderr
     assert "score A->B" in done.stdout
+
+
+def test_the_token_view_is_refused_with_what_to_use(tmp_path):
+    with pytest.raises(NeurocorrError, match="one row per token.*'mean' or 'first'"):
+        extract(mlp(0, [4]), np.zeros((4, 16), np.float32), out=tmp_path / "x.npz", neurons="token")
+    assert not any(tmp_path.iterdir())

@@ -82,11 +82,11 @@ def test_text_probe_from_folder_with_own_tokenizer(tmp_path: Path) -> None:
 
 def test_different_tokenizations_compare_per_text_not_per_token() -> None:
     """Two tokenizers cut the texts into different numbers of tokens: the token view is refused (the
-    rows are not the same samples; today the metric's own row check says so); unit='word' compares
+    rows are not the same samples: compare says so and what to use instead); unit='word' compares
     at the words both share, and mean/first one row per text."""
     probe = text_probe(TEXTS)
     a, b = HFModel(tiny.gpt2(3), _tokenizer("words")), HFModel(tiny.gpt2(3), _tokenizer("bpe"))
-    with pytest.raises(NeurocorrError, match="batch lengths differ"):
+    with pytest.raises(NeurocorrError, match="tokenizers split the text differently.*unit=word"):
         compare(a, b, probe, neurons="token", layers_a="*", layers_b="*")
     words = {"unit": "word"}
     same = compare(a, a, probe, neurons="token", layers_a="*", layers_b="*", options_a=words, options_b=words)

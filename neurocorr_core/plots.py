@@ -154,11 +154,11 @@ def heatmap(result: Comparison, direction: str = "a_to_b") -> Figure:
     row_model, col_model = ((result.model_a, result.model_b) if direction == "a_to_b"
                             else (result.model_b, result.model_a))
     arrow = "A → B" if direction == "a_to_b" else "B → A"
-    if is_symmetric(result):
-        arrow = "A and B"
+    title = f"{arrow}: {short(row_model, 40)} → {short(col_model, 40)}"
+    if is_symmetric(result):  # one matrix for both directions: no arrow
+        title = f"A: {short(row_model, 40)}   B: {short(col_model, 40)}"
     fig = _figure(*_heatmap_size(len(rows), len(cols)))
-    draw_heatmap(fig.add_subplot(), table, rows, cols,
-                 title=f"{arrow}: {short(row_model, 40)} → {short(col_model, 40)}",
+    draw_heatmap(fig.add_subplot(), table, rows, cols, title=title,
                  row_label=f"layers of {short(row_model, 40)}", col_label=f"layers of {short(col_model, 40)}",
                  colorbar=_metric_label(result))
     return fig

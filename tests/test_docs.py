@@ -11,6 +11,7 @@ Conventions (also on docs/writing-plugins.md, "Document your plugin"):
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import inspect
 import os
@@ -22,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurocorr_core import hookspecs
@@ -195,3 +197,129 @@ def test_console_commands_in_the_docs_run(page, tmp_path):
     assert leftovers == [], "atomic writes leave no temporary files"
     if not ran:
         pytest.skip("; ".join(skipped))
+
+
+# -- the first hour: the index lists every command, the site's bar is one row, the tutorial's figures ---------
+def test_the_index_lists_every_command_that_neurocorr_help_shows():
+    from neurocorr_core import cli
+
+    names = sorted(cls.name for cls in cli.get_plugin_manager().commands())
+    help_text = cli._parser().format_help()
+    assert all(f"\n    {name}" in help_text for name in names), "the help lists every command"
+    index = (DOCS / "index.md").read_text()
+    missing = [name for name in names if f"`neurocorr {name}`" not in index]
+    assert missing == [], f"docs/index.md does not list: {', '.join(missing)}"
+
+
+def _built_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    proc = mkdocs("-f", str(ROOT / "mkdocs.yml"), "-d", str(site))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return site
+
+
+LAYOUT = """(() => {
+  const items = [...document.querySelectorAll('.navbar .navbar-nav > li')].filter(e => e.offsetParent);
+  const tops = items.map(e => Math.round(e.getBoundingClientRect().top));
+  const bar = document.querySelector('.navbar');
+  return {items: items.map(e => e.innerText.split('\\n')[0].trim()), tops: tops,
+          bar: bar ? bar.getBoundingClientRect().height : 0,
+          scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth,
+          images: [...document.images].map(i => ({src: i.getAttribute('src'), natural: i.naturalWidth,
+                                                  shown: i.getBoundingClientRect().right}))};
+})()"""
+
+
+@pytest.mark.slow
+def test_the_tutorial_page_has_a_one_row_navigation_and_no_horizontal_scroll(tmp_path):
+    from browser import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    site = _built_site(tmp_path)
+    page = site / "tutorial" / "index.html"
+    for width in (1280, 1024):  # the mkdocs theme shows the full bar from 992 px
+        browser = Browser(tmp_path / f"profile-{width}")
+        try:
+            target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+            session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            browser.send("Page.enable", session)
+            browser.send("Emulation.setDeviceMetricsOverride", session, width=width, height=900,
+                         deviceScaleFactor=1, mobile=False)
+            browser.send("Page.navigate", session, url=page.as_uri())
+            browser.wait_for("Page.loadEventFired")
+            seen = browser.send("Runtime.evaluate", session, expression=LAYOUT, returnByValue=True)["result"]["value"]
+            shot = browser.send("Page.captureScreenshot", session, format="png")
+            (tmp_path / f"tutorial-{width}.png").write_bytes(base64.b64decode(shot["data"]))
+        finally:
+            browser.close()
+        assert {"Home", "Tutorial", "Guide", "Plugins", "Reference"} <= set(seen["items"]), seen["items"]
+        assert len(set(seen["tops"])) == 1, f"{width} px: the navigation wraps: {seen['items']} at {seen['tops']}"
+        assert seen["bar"] < 80, f"{width} px: the navigation bar is {seen['bar']} px high"
+        assert seen["scrollWidth"] <= seen["clientWidth"], f"{width} px: the page scrolls sideways"
+        figures = [i for i in seen["images"] if "img/tutorial/" in (i["src"] or "")]
+        assert len(figures) == 2 and all(i["natural"] > 300 and i["shown"] <= width for i in figures), figures
+
+
+@pytest.mark.slow
+def test_the_tutorial_figures_are_drawn_by_its_own_commands(tmp_path):
+    """The docs build's figure step (mkdocs_hooks.page_figures), run on a copy of the tutorial:
+    its commands draw the figures the page shows, pixel for pixel (within rounding)."""
+    import importlib
+
+    if _missing(("neurocorr_torch", "sklearn", "neurocorr_cka", "matplotlib")):
+        pytest.skip(f"the tutorial needs {', '.join(_missing(('neurocorr_torch', 'sklearn', 'neurocorr_cka')))}")
+    import matplotlib.image
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        hooks = importlib.import_module("mkdocs_hooks")
+    finally:
+        sys.path.remove(str(ROOT))
+    copy = tmp_path / "tutorial.md"
+    shutil.copyfile(DOCS / "tutorial.md", copy)
+    drawn = hooks.page_figures(copy)
+    assert [p.name for p in drawn] == ["cka-control.png", "cka-retrained.png"]
+    for path in drawn:
+        new, shipped = matplotlib.image.imread(path), matplotlib.image.imread(DOCS / "img" / "tutorial" / path.name)
+        assert new.shape == shipped.shape, path.name
+        assert np.abs(new - shipped).mean() < 0.01, f"docs/img/tutorial/{path.name} is not what the tutorial draws"
+
+
+#: The measurements the README's table reports (issue 19's closing note quotes them), each with the
+#: command that measured it: 2-core AMD EPYC VM, load average 0.3 (demo) and 1.5 (install).
+MEASURED = {
+    "neurocorr demo": {"wall": 42.3, "cpu": 45.7 + 1.4,
+                       "command": '/usr/bin/time -f "wall %e s user %U s sys %S s" neurocorr demo --quiet'},
+    "the main job's install": {"wall": 44.4, "cpu": 33.1 + 7.1,
+                               "command": '/usr/bin/time bash -c \'python3 -m venv V && . V/bin/activate && pip '
+                                          'install -q torch==2.13.0 -e ".[data]" -e plugins/neurocorr-pearson '
+                                          '-e plugins/neurocorr-torch\''},
+}
+
+
+def readme_timings() -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of each row of the README's timing table, by the row's first words."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and re.fullmatch(r"\d+ s", cells[1]) and re.fullmatch(r"\d+ s", cells[2]):
+            rows[cells[0]] = (float(cells[1][:-2]), float(cells[2][:-2]))
+    return rows
+
+
+@pytest.mark.parametrize("step", sorted(MEASURED))
+def test_the_readme_timings_are_within_twice_the_measurement(step):
+    rows = {name: times for name, times in readme_timings().items() if step in name}
+    assert len(rows) == 1, f"README.md has no timing row for {step!r}: {sorted(readme_timings())}"
+    (wall, cpu), = rows.values()
+    measured = MEASURED[step]
+    assert measured["wall"] / 2 <= wall <= measured["wall"] * 2, (step, wall, measured)
+    assert measured["cpu"] / 2 <= cpu <= measured["cpu"] * 2, (step, cpu, measured)
+
+
+def test_the_readme_starts_with_its_two_commands():
+    text = (ROOT / "README.md").read_text()
+    bash = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert bash[0].strip().endswith("neurocorr demo") and bash[1].strip().endswith("python -m pytest")
+    assert text.index("```bash") < text.index("## ")  # before every section

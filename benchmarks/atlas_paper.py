@@ -12,6 +12,13 @@ that the CLI does not run: leave-one-architecture-out, where all seeds of the he
 architecture leave the references together (a new architecture, not a new seed). With ``--quick``
 the paper's quick settings are used (fewer epochs and images). Training is skipped for the
 models already in the atlas, so a second run only re-evaluates.
+
+Threads are pinned (``--threads``, default 1, set before any training as ``neurocorr reproduce
+--threads`` does): with the same thread count, torch build and machine a run is bit-reproducible
+(seeded initialisation, batch order, dropout); a different thread count changes the
+floating-point summation order of training, and a model near a tipping point can then end up
+elsewhere (net5, seed 1: .56 vs .90 accuracy between thread counts on a busy machine). Across
+machines or torch builds nothing is promised beyond the seeds.
 """
 
 from __future__ import annotations
@@ -119,7 +126,14 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--probe-limit", type=int, default=1000, help="probe: the first N test images")
     p.add_argument("--neurons", default="position", choices=["position", "channel"])
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1: reproducible)")
     args = p.parse_args()
+    import torch
+
+    if args.threads < 1:
+        sys.exit(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)  # before any training: the count decides the summation order
+    print(f"torch threads: {torch.get_num_threads()} (pinned)")
     records = train(args.out, args.dataset, args.seeds, args.quick)
     atlas = str(args.out / "atlas.db")
     from neurocorr_atlas.store import Atlas

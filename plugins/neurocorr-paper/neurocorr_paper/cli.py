@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    from .attack import REFITS  # imports torch: only when the command runs
+    from .attack import ATTACKS, REFITS  # imports torch: only when the command runs
 
     p = _Parser(prog=PROG, description="Re-run the experiments of Oskouie et al., 'Exploring "
                 "Cross-model Neuronal Correlations...' (arXiv 2408.08448) on real data available offline.",
@@ -70,9 +70,16 @@ def parser() -> argparse.ArgumentParser:
                    help="framework(s) that train the MLPs: torch (default), keras, jax; repeat the option or "
                    "give a comma list (torch,keras,jax) to train the MLPs in each and compare them with the "
                    "same PyTorch CNN")
-    m.add_argument("--refit", choices=REFITS, help="how the attack's surrogate is refit on each round's "
-                   "adversarial images: fresh (new surrogate trained from scratch, as skorch's fit; "
-                   "default), continue (trained further), none (plain iterated FGSM)")
+    m.add_argument("--attack", choices=ATTACKS, help="the transfer attack: paper (default: the official "
+                   "notebook's loop, one surrogate trained further for 3 epochs on the attacked images before "
+                   "each round, double-softmax FGSM), or an earlier reading with a surrogate trained on the "
+                   "training set and refit each round: fresh (a new one from scratch), continue (trained "
+                   "further), none (plain iterated FGSM)")
+    m.add_argument("--refit", choices=REFITS, help="the same as --attack fresh|continue|none (kept for old "
+                   "command lines)")
+    m.add_argument("--probe", choices=("test", "noise"), default="test",
+                   help="what the scores are measured on: test images (default) or uniform noise of the "
+                   "same shape (the Fashion-MNIST notebooks' probe)")
     _common(m)
 
     e = sub.add_parser("efficientnet", help="EfficientNet-Lite0/1/2 (ImageNet) and a random Lite0: "
@@ -137,6 +144,7 @@ def default_threads() -> int:
 
 def _mnist_family(args: argparse.Namespace) -> int:
     from . import mnist_family
+    from .attack import REFITS
     from .data import load_split
     from .output import prepare_folder, write_files
     from .settings import settings_for
@@ -146,8 +154,12 @@ def _mnist_family(args: argparse.Namespace) -> int:
         raise NeurocorrError(f"--seeds must be at least 1, got {args.seeds}")
     frameworks = mlp_frameworks(args.mlp_framework)
     settings = settings_for(args.dataset, args.quick)
-    if args.refit:
-        settings = dataclasses.replace(settings, refit=args.refit)
+    if args.attack and args.refit and args.attack != args.refit:
+        raise NeurocorrError(f"--attack {args.attack} and --refit {args.refit} disagree; give only --attack")
+    attack = args.attack or args.refit
+    if attack:
+        settings = dataclasses.replace(settings, attack=attack, refit=attack if attack in REFITS else settings.refit)
+    settings = dataclasses.replace(settings, probe=args.probe)
     load_split(args.dataset, settings)  # missing data fails now, with the install hint
     for framework in frameworks:  # and so does a missing framework or provider
         require(framework)

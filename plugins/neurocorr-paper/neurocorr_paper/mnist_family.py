@@ -25,7 +25,7 @@ from neurocorr_core import Comparison, compare, get_plugin_manager
 from . import figures, stats
 from .agreement import RULE as AGREEMENT_RULE
 from .agreement import agreement, verdict_lines
-from .attack import transfer_attack
+from .attack import paper_attack, transfer_attack
 from .data import load_split
 from .output import to_csv, to_json
 from .settings import MLP_SHAPES, PAPER, Settings
@@ -39,6 +39,8 @@ PAIRS = [f"{a}-{b}" for a, b in itertools.combinations(MLP_SHAPES, 2)]
 MEASURES = ("accuracy", "attack_clean", "attacked", "score_paper", "score_large", "sym_paper",
             "sym_large", "dead_paper", "dead_large", "score_paper_untrained", "score_large_untrained",
             "null_paper", "null_large", "null_paper_untrained", "null_large_untrained")
+QUICK_WARNING = ("NOT COMPARABLE WITH THE PAPER: --quick trains for fewer epochs on fewer images and attacks "
+                 "with fewer rounds; the paper's numbers are printed beside ours only as a reference.")
 #: The scores whose rank correlations with accuracy are reported (trained and the control).
 RANKED = ("score_paper", "score_large", "score_paper_untrained", "score_large_untrained")
 #: Probe sizes of the probe-size curve (None: the whole test split).
@@ -128,7 +130,7 @@ def _mlps(data: Any, settings: Settings, seed: int, framework: str, cnn: Trained
     key = {"seed": seed, "framework": framework}
     records = {m.name: key | {"model": m.name, "hidden": MLP_SHAPES[m.name], "accuracy": m.accuracy}
                for m in mlps}
-    x_test = data.x_test.numpy()
+    x_test = probe_images(data, settings, seed)
     step(f"{framework} scores")
     for m in mlps:
         records[m.name].update(_scores_to_cnn(m, cnn, x_test, settings, ""))
@@ -144,6 +146,15 @@ def _mlps(data: Any, settings: Settings, seed: int, framework: str, cnn: Trained
                             "b_to_a": res.score.b_to_a, "symmetric": res.score.symmetric})
         tick()
     return list(records.values()), pairs
+
+
+def probe_images(data: Any, settings: Settings, seed: int) -> np.ndarray:
+    """What the models are compared on: the test images (``probe="test"``), or uniform noise in
+    [0, 1) of the same shape (``probe="noise"``: the Fashion-MNIST notebooks' ``torch.rand``
+    probe, first 10 for FC->CNN, all for FC<->FC), seeded with ``seed``."""
+    if settings.probe == "noise":
+        return np.random.default_rng(seed).random(tuple(data.x_test.shape), dtype=np.float32)
+    return np.asarray(data.x_test.numpy())
 
 
 def _scores_to_cnn(m: TrainedModel, cnn: TrainedModel, x_test: np.ndarray, settings: Settings,
@@ -212,11 +223,21 @@ class Attack:
 
 
 def _adversarial(data: Any, settings: Settings, base: int, attack_n: int, tick: Callable[[int], None]) -> Attack:
-    """The surrogate CNN's transfer attack on the first ``attack_n`` test images."""
+    """The surrogate CNN's transfer attack on the first ``attack_n`` test images (``paper``:
+    the notebook's loop; else a surrogate trained on the training set, refit as ``refit``).
+    ``surrogate_accuracy``: the surrogate's test accuracy (NaN for ``paper``: never trained on
+    the training set)."""
+    x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
+    if settings.attack == "paper":
+        for _ in range(settings.surrogate_epochs or settings.cnn_epochs):  # the progress bar's steps
+            tick(0)
+        x_paper = paper_attack(x_att, y_att, build=lambda: cnn_like(data, settings), rounds=settings.attack_rounds,
+                               eps=settings.attack_eps, epochs=settings.attack_epochs, lr=settings.cnn_lr,
+                               batch_size=settings.batch_size, seed=base + 20, on_round=tick)
+        return Attack(x_att.numpy(), x_paper.numpy(), y_att.numpy(), math.nan)
     surrogate = torch_cnn("surrogate", data, settings, base + 20, epochs=settings.surrogate_epochs,
                           on_epoch=tick)
     assert isinstance(surrogate.model, torch.nn.Module)
-    x_att, y_att = data.x_test[:attack_n], data.y_test[:attack_n]
     x_adv = transfer_attack(surrogate.model, x_att, y_att, rounds=settings.attack_rounds,
                             eps=settings.attack_eps, refit=settings.refit, refit_epochs=settings.refit_epochs,
                             lr=settings.cnn_lr, batch_size=settings.batch_size, seed=base + 30,
@@ -395,11 +416,18 @@ def report(result: Run, summary: dict[str, Any]) -> str:
              f"{s['train']} train / {s['test']} test images, MLPs in {', '.join(result.frameworks)} "
              f"(the CNN in torch), {result.seconds:.0f} s on {result.threads} torch thread(s); epochs: "
              f"MLPs {st.mlp_epochs}, CNN {st.cnn_epochs}", ""]
+    if st.quick:
+        lines += [QUICK_WARNING, ""]
+    if st.probe == "noise":
+        lines += ["Probe: uniform noise of the test split's shape (the Fashion-MNIST notebooks' probe), not test "
+                  "images: every score below is on noise.", ""]
     eps = f"{st.attack_eps * 255:.0f}/255"
+    how = (f"attack 'paper': one surrogate CNN trained further for {st.attack_epochs} epochs on the attacked "
+           "images before each round, double-softmax FGSM" if st.attack == "paper" else
+           f"attack '{st.attack}': surrogate CNN {st.surrogate_epochs or st.cnn_epochs} epoch(s) on the training "
+           f"set, refit {st.refit} for {st.refit_epochs} epoch(s) per round")
     lines += _table(summary["table"], "Test accuracy, and accuracy on the attacked images before and "
-                    f"after {st.attack_rounds} FGSM rounds of eps {eps} ({s['attack']} "
-                    f"test images; surrogate CNN {st.surrogate_epochs or st.cnn_epochs} epoch(s), refit "
-                    f"{st.refit} for {st.refit_epochs} epoch(s) per round)",
+                    f"after {st.attack_rounds} FGSM rounds of eps {eps} ({s['attack']} test images; {how})",
                     [("test accuracy", "accuracy"), ("clean", "attack_clean"), ("attacked", "attacked")],
                     [("paper acc", "paper_accuracy"), ("paper clean", "paper_attack_clean"),
                      ("paper attacked", "paper_attacked")])

@@ -29,6 +29,13 @@ class Settings:
     ``refit``: how the surrogate is refit on each round's adversarial set (``fresh``: a new
     surrogate trained from scratch, as skorch's ``fit`` does; ``continue``; ``none``), for
     ``refit_epochs`` epochs.
+    ``attack``: ``paper`` (the official notebook's loop: one surrogate, never trained on the
+    training set, trained further for ``attack_epochs`` epochs on the attacked images before each
+    round; :func:`neurocorr_paper.attack.paper_attack`) or one of the earlier readings
+    ``fresh``, ``continue``, ``none`` (a surrogate trained on the training set, refit as ``refit``).
+    ``quick``: a smoke run (``--quick``): its numbers are not comparable with the paper's.
+    ``probe``: ``test`` (the test images) or ``noise`` (uniform noise of the test split's shape,
+    as the Fashion-MNIST notebooks' scores).
     ``null_permutations``: shuffles of the CNN's probe order behind each score's permutation-null
     mean (0: none). ``curve``: also score every MLP (trained and at initialisation) on 10, 30,
     100, 300, 1,000 and all test images (the probe-size curve).
@@ -47,11 +54,15 @@ class Settings:
     surrogate_epochs: int | None = None
     null_permutations: int = 10
     curve: bool = True
+    probe: str = "test"
+    attack: str = "paper"
+    attack_epochs: int = 3
     refit: str = "fresh"
     refit_epochs: int = 10
     mlp_lr: float = 0.1
     cnn_lr: float = 0.002
     batch_size: int = 128
+    quick: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,12 +85,12 @@ FULL: dict[str, Settings] = {
 }
 
 QUICK: dict[str, Settings] = {
-    "mnist": Settings(mlp_epochs=20, cnn_epochs=2, train_limit=4000, attack_limit=1000, large_probe=500,
+    "mnist": Settings(quick=True, mlp_epochs=20, cnn_epochs=2, train_limit=4000, attack_limit=1000, large_probe=500,
                       attack_rounds=5, refit_epochs=2, null_permutations=3),
-    "fashion-mnist": Settings(mlp_epochs=5, cnn_epochs=1, train_limit=10000, test_limit=2000,
+    "fashion-mnist": Settings(quick=True, mlp_epochs=5, cnn_epochs=1, train_limit=10000, test_limit=2000,
                               attack_limit=1000, large_probe=500, attack_rounds=5, refit_epochs=1,
                               null_permutations=3),
-    "digits": Settings(mlp_epochs=150, cnn_epochs=10, padding=1, attack_rounds=5, refit_epochs=3,
+    "digits": Settings(quick=True, mlp_epochs=150, cnn_epochs=10, padding=1, attack_rounds=5, refit_epochs=3,
                        null_permutations=3),
 }
 

@@ -46,9 +46,9 @@ def torch_mlp(name: str, hidden: Sequence[int], data: Split, settings: Settings,
 
 def torch_cnn(name: str, data: Split, settings: Settings, seed: int, epochs: int | None = None,
               on_epoch: Callable[[int], None] | None = None) -> TrainedModel:
-    """The paper's CNN: (conv 3x3 -> maxpool 2 -> ReLU) x 2 (Dropout2d in the second), dense
-    100, dense 10; Adam for ``epochs`` (default ``settings.cnn_epochs``). Its neurons are the
-    two conv blocks' outputs."""
+    """The paper's CNN (:class:`PaperCNN`): (conv 3x3 -> maxpool 2 -> ReLU) x 2 (Dropout2d in the
+    second), dense 100 with dropout 0.5, dense 10; Adam for ``epochs`` (default
+    ``settings.cnn_epochs``). Its neurons are the two conv blocks' outputs."""
     torch.manual_seed(seed)
     net = cnn_like(data, settings)
     epochs = settings.cnn_epochs if epochs is None else epochs
@@ -57,10 +57,23 @@ def torch_cnn(name: str, data: Split, settings: Settings, seed: int, epochs: int
     return TrainedModel(name, net, CNN_LAYERS, torch_predictor(net), acc)
 
 
+class PaperCNN(CNN):
+    """The official notebooks' CNN: :class:`neurocorr_torch.demo.CNN` (conv 3x3 -> maxpool 2 ->
+    ReLU, twice, Dropout2d 0.5 in the second; dense 100; dense classes) plus the notebooks'
+    ``fc1_drop``, dropout 0.5 on the dense-100 layer (``relu(fc1_drop(fc1(x)))``). The weights
+    are initialised exactly as demo.CNN's (same layers, same order); only the dropout differs.
+    Outputs logits (the notebooks end in a softmax; :mod:`.attack` applies it where it matters)."""
+
+    def __init__(self, channels: int = 1, side: int = 8, classes: int = 10, padding: int = 1) -> None:
+        super().__init__(channels=channels, side=side, classes=classes, padding=padding)
+        flatten, fc1, relu, fc2 = dict(self.named_children())["head"].children()  # demo.CNN's head
+        self.head = torch.nn.Sequential(flatten, fc1, torch.nn.Dropout(0.5), relu, fc2)
+
+
 def cnn_like(data: Split, settings: Settings) -> CNN:
     """A newly initialised paper CNN for ``data``'s image size (uses torch's global RNG)."""
     channels, side = int(data.x_train.shape[1]), int(data.x_train.shape[-1])
-    return CNN(channels=channels, side=side, padding=settings.padding)
+    return PaperCNN(channels=channels, side=side, padding=settings.padding)
 
 
 def keras_mlp(name: str, hidden: Sequence[int], data: Split, settings: Settings, seed: int) -> TrainedModel:

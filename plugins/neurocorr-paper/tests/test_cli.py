@@ -117,3 +117,11 @@ def test_the_plugin_module_imports_no_framework():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_attack_and_refit_must_agree():
+    from neurocorr_core import NeurocorrError
+    from neurocorr_paper.cli import main
+
+    with pytest.raises(NeurocorrError, match="--attack paper and --refit none disagree; give only --attack"):
+        main(["mnist-family", "--dataset", "digits", "--attack", "paper", "--refit", "none", "--threads", "1"])

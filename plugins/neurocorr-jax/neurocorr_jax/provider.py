@@ -80,7 +80,9 @@ class JaxProvider(ActivationProvider):
     and every 4-D output is transposed back to channels-first. ``auto`` tries the model
     kind's convention first (Flax modules: NHWC, plain functions: NCHW as given) and the
     other if the model rejects it. ``call_kwargs``: extra keyword arguments of a Flax
-    module's ``__call__`` (e.g. ``{"train": False}``).
+    module's ``__call__`` (e.g. ``{"train": False}``). ``device``: ``cpu`` (default), ``gpu``,
+    ``gpu:1`` (``cuda`` is a synonym): the weights and each batch are put there, so the compiled
+    forward pass runs there.
     """
 
     name = "jax"
@@ -93,14 +95,19 @@ class JaxProvider(ActivationProvider):
         return model_kind(model) is not None
 
     def __init__(self, model: object, *, layout: str = "auto", call_kwargs: dict[str, Any] | None = None,
-                 **options: Any) -> None:
+                 device: str = "cpu", **options: Any) -> None:
         super().__init__(model, **options)  # refuses options it does not take
         if layout not in LAYOUTS:
             raise NeurocorrError(f"layout={layout!r} is not one of {', '.join(LAYOUTS)}: 'nhwc' for a model "
                                  "that takes channels-last images, 'nchw' for channels-first, 'auto' to try")
-        from .adapters import adapter_for
+        import jax
 
+        from .adapters import adapter_for
+        from .device import check_device
+
+        self.device = check_device(device)
         self.adapter: Adapter = adapter_for(model, call_kwargs or {})
+        self.adapter.params = jax.device_put(self.adapter.params, self.device)
         self.label = self.adapter.label
         self.layout = layout
         #: Decided by the first batch: whether the model's image tensors are NHWC.
@@ -141,7 +148,7 @@ class JaxProvider(ActivationProvider):
                 self.layers(x)
             run = self._compiled.get(key) or self._compile(*key)
             try:
-                outs = run(self.adapter.params, x)
+                outs = run(self.adapter.params, jax.device_put(x, self.device))
             except NeurocorrError:
                 raise
             except Exception as exc:  # jax/flax raise many types for a shape they reject

@@ -176,6 +176,8 @@ def test_quiet_means_the_same_on_every_command_that_has_it():
     quiet = {k: [a for a in p._actions if "--quiet" in a.option_strings] for k, p in parsers().items()}
     helps = {k: a[0].help for k, a in quiet.items() if a}
     assert {"compare", "run"} <= set(helps)
+    for name in ("grid", "predict", "demo"):  # the plugin packages' commands that run comparisons
+        assert name not in commands() or name in helps, f"neurocorr {name} has no --quiet"
     for key, text in helps.items():
         assert "progress" in text or "line per" in text, f"{key} --quiet: {text}"
 

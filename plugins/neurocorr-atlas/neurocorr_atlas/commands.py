@@ -171,8 +171,6 @@ class GridCommand(Command):
         parser.add_argument("--quiet", action="store_true", help="no line per finished pair")
 
     def run(self, args: argparse.Namespace) -> int:
-        from neurocorr_core import Comparison
-
         from .fill import fill
         from .store import Atlas
         from .texts import grid_text
@@ -184,12 +182,8 @@ class GridCommand(Command):
             key = config.key(probe)
             before = len(atlas.done(key))
 
-            def show(a: str, b: str, comparison: Comparison) -> None:
-                if not args.quiet:
-                    print(f"  {a} vs {b}: {comparison.score.symmetric:.4f} (A->B {comparison.score.a_to_b:.4f}, "
-                          f"B->A {comparison.score.b_to_a:.4f})", flush=True)
-            result = fill(atlas, probe, config=config, names=names, on_pair=show, trust_pickle=args.trust_pickle,
-                          **run)
+            result = fill(atlas, probe, config=config, names=names, on_pair=pair_printer(args.quiet),
+                          trust_pickle=args.trust_pickle, **run)
             models = [m.name for m in atlas.models() if names is None or m.name in names]
             matrix = atlas.symmetric(key, models)
         print(f"grid {key} on {probe.name} ({len(probe)} samples): {len(result.computed)} pair(s) computed "
@@ -197,6 +191,16 @@ class GridCommand(Command):
               "stored")
         print(grid_text(models, matrix))
         return 0
+
+
+def pair_printer(quiet: bool) -> Any:
+    """The ``on_pair`` callback of ``grid`` and ``predict``: one line per finished pair (none with
+    ``--quiet``), on standard output."""
+    def show(a: str, b: str, comparison: Any) -> None:
+        if not quiet:
+            print(f"  {a} vs {b}: {comparison.score.symmetric:.4f} (A->B {comparison.score.a_to_b:.4f}, "
+                  f"B->A {comparison.score.b_to_a:.4f})", flush=True)
+    return show
 
 
 # -- neurocorr predict ------------------------------------------------------------------------------------
@@ -233,6 +237,7 @@ class PredictCommand(Command):
         p.add_argument("--json", metavar="OUT", help="write the result as JSON to OUT ('-': standard output)")
         add_comparison_options(p, layers=False)
         add_arguments(p, cache_default=True)
+        p.add_argument("--quiet", action="store_true", help="no line per finished pair (as in grid)")
 
     def run(self, args: argparse.Namespace) -> int:
         from dataclasses import asdict
@@ -252,6 +257,7 @@ class PredictCommand(Command):
         run = options_from(args, True)
         config, probe = config_from(args)
         to_stdout = args.json == STDOUT
+        run["on_pair"] = pair_printer(args.quiet)  # on standard error while it carries the JSON
         with Atlas(args.atlas) as atlas, stdout_to_stderr() if to_stdout else contextlib.nullcontext():
             if args.leave_one_out:
                 loo = evaluate(atlas, probe, config=config, measures=args.measure, trust_pickle=args.trust_pickle,

@@ -76,7 +76,8 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
 
     Reference pairs not yet in the atlas under this configuration are compared first and
     stored; the new model's comparisons are not stored. ``run``: the executor, shard and cache
-    keywords of :func:`~neurocorr_scale.grid.grid`.
+    keywords of :func:`~neurocorr_scale.grid.grid`, and ``on_pair(a, b, comparison)``, called as
+    each pair is done.
     """
     check_estimator(estimator)
     if not 0 < level < 1:
@@ -102,9 +103,14 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
              if frozenset((a, b)) not in done]
     pairs += [(label, r) for r in ref_names]
     new = GridModel(label, model, layers, provider, options or {})
+    store, shown = recorder(atlas, key, config, probe, fps), run.pop("on_pair", None)
+
+    def on_pair(a: str, b: str, comparison: Any) -> None:  # store reference pairs; then the caller's
+        store(a, b, comparison)
+        if shown is not None:
+            shown(a, b, comparison)
     result = grid([new, *grid_models(refs, trust_pickle)], probe, config=config, pairs=pairs,
-                  on_pair=recorder(atlas, key, config, probe, fps), fingerprints=fps,
-                  plugin_manager=plugin_manager, **run)
+                  on_pair=on_pair, fingerprints=fps, plugin_manager=plugin_manager, **run)
     s_new = result.symmetric[0, 1:]
     scores = atlas.symmetric(key, ref_names)
     out = []

@@ -86,9 +86,9 @@ def test_unknown_layer_names_the_closest():
 def test_bad_options():
     with pytest.raises(NeurocorrError, match=r"layout='NHWC' is not one of auto, nchw, nhwc"):
         JaxProvider(nnx_mlp(), layout="NHWC")
-    with pytest.raises(NeurocorrError, match=r"provider 'jax' has no option\(s\) device; the options it takes: "
-                                             r"call_kwargs, layout$"):
-        JaxProvider(nnx_mlp(), device="gpu")
+    with pytest.raises(NeurocorrError, match=r"provider 'jax' has no option\(s\) dtype; the options it takes: "
+                                             r"call_kwargs, device, layout$"):
+        JaxProvider(nnx_mlp(), dtype="float16")
     with pytest.raises(NeurocorrError, match=r"call_kwargs applies to Flax modules only"):
         JaxProvider(fn_mlp(), call_kwargs={"train": False})
     JaxProvider(nnx_mlp(), trust_pickle=False)  # the CLI passes it to every provider

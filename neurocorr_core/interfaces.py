@@ -37,7 +37,8 @@ def kind_of(op: str) -> str:
     low = op.lower().replace("_", "")
     if low in _ACTIVATIONS:
         return "activation"
-    for prefix, kind in (("conv", "conv"), ("linear", "dense"), ("dense", "dense"),
+    for prefix, kind in (("conv", "conv"), ("depthwiseconv", "conv"), ("separableconv", "conv"),
+                         ("linear", "dense"), ("dense", "dense"),
                          ("gemm", "dense"), ("matmul", "dense")):
         if low.startswith(prefix):
             return kind

@@ -91,3 +91,13 @@ def test_huge_finite_outputs_are_not_mistaken_for_inf():
     big[2, 7] = np.inf
     with pytest.raises(NeurocorrError, match="produced 1 NaN/Inf values"):
         _finite(big, "act0", "net-x")
+
+
+@pytest.mark.parametrize(("op", "kind"), [("Conv2d", "conv"), ("Conv2D", "conv"), ("DepthwiseConv2D", "conv"),
+                                          ("SeparableConv2D", "conv"), ("Linear", "dense"), ("Dense", "dense"),
+                                          ("Gemm", "dense"), ("ReLU", "activation"), ("MaxPool2d", "pool"),
+                                          ("BatchNorm2d", "norm"), ("Dropout", "other")])
+def test_every_framework_op_gets_its_shared_kind(op, kind):
+    from neurocorr_core.interfaces import kind_of
+
+    assert kind_of(op) == kind

@@ -1,7 +1,9 @@
 """neurocorr-paper: the experiments of the paper neurocorr implements, re-run on offline data.
 
 ``neurocorr reproduce mnist-family`` (five MLPs and a CNN: network scores, accuracy, transfer
-attack) and ``neurocorr reproduce efficientnet`` (EfficientNet-Lite family affinity). A plugin
+attack), ``neurocorr reproduce zoo`` (does the score predict accuracy across many small models,
+and better than competing predictors? docs/study.md) and ``neurocorr reproduce efficientnet``
+(EfficientNet-Lite family affinity). A plugin
 that adds one command, ``reproduce`` (:class:`neurocorr_paper.cli.ReproduceCommand`), through the
 ``neurocorr_commands`` hook; unavailable (listed by ``neurocorr plugins`` with the reason) without torch.
 """

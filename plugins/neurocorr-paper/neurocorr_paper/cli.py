@@ -82,6 +82,18 @@ def parser() -> argparse.ArgumentParser:
                    "same shape (the Fashion-MNIST notebooks' probe)")
     _common(m)
 
+    z = sub.add_parser("zoo", help="many small models: does the score predict accuracy, and better than what?",
+                       description="Train a zoo of MLPs and CNNs (depths, widths, seeds, checkpoints, label noise, "
+                       "smaller training sets, dropout), measure accuracy and attacked accuracy, and rank-correlate "
+                       "competing predictors (the paper's score, CKA, agreement, the untrained control, baselines) "
+                       "with them (docs/study.md). Resumable: finished models are read back from --out.")
+    z.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "digits"),
+                   help="fashion-mnist (default; Debian package dataset-fashion-mnist) or digits (scikit-learn)")
+    z.add_argument("--quick", action="store_true", help="about 30 models on fewer images (a smoke run, minutes)")
+    z.add_argument("--out", metavar="DIR", help="output and cache folder (default neurocorr-reproduce/zoo-DATASET"
+                   "[-quick]); a second run reuses the models found there")
+    _common(z)
+
     e = sub.add_parser("efficientnet", help="EfficientNet-Lite0/1/2 (ImageNet) and a random Lite0: "
                        "partial-layer score matrix", description="Compare EfficientNet-Lite0, -Lite1, "
                        "-Lite2 (ImageNet weights) and a randomly initialised Lite0 on real photos.")
@@ -108,7 +120,25 @@ def main(argv: Sequence[str]) -> int:
     _check_plugins()
     if args.experiment == "mnist-family":
         return _mnist_family(args)
+    if args.experiment == "zoo":
+        return _zoo(args)
     return _efficientnet(args)
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from . import zoo
+    from .data import load_split
+    from .output import prepare_folder, write_files
+    from .settings import settings_for
+
+    load_split(args.dataset, settings_for(args.dataset, True))  # missing data fails now, with the install hint
+    folder = prepare_folder(args.out or f"neurocorr-reproduce/zoo-{args.dataset}{'-quick' if args.quick else ''}")
+    result = zoo.run(args.dataset, args.quick, folder, progress=(lambda _t: None) if args.quiet else print)
+    analysis = zoo.analyse(result)
+    written = write_files(folder, zoo.render(result, analysis))
+    print(zoo.report(result, analysis))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def _set_threads(threads: int | None) -> int:

@@ -20,7 +20,7 @@ Each predictor's rank correlation with accuracy, attacked accuracy and the drop 
 with a bootstrap interval and a permutation p (:mod:`.stats`), overall and within
 architecture, and leave-one-architecture-out against the mean. Results are cached per model
 on disk (``OUT/models/ID.json`` and the weights), so a run that is killed resumes where it
-stopped; predictors are cached per model and reference (``OUT/predictors/``).
+stopped; predictors are cached per model, reference and probe size (``OUT/predictors/``).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def zoo_settings(dataset: str, quick: bool) -> ZooSettings:
     variants += [{"family": f, "shape": s, "train_frac": t, "seed": 0}
                  for f, s in (("mlp", (128,)), ("mlp", (64, 64)), ("cnn", (4, 8))) for t in (0.05, 0.25)]
     epochs = (1, 3, 8) if dataset != "digits" else (3, 10, 40)
-    return ZooSettings(train_limit=20000, test_limit=5000, probe=1000, attack_n=2000, attack_rounds=5,
+    return ZooSettings(train_limit=20000, test_limit=5000, probe=500, attack_n=2000, attack_rounds=5,
                        specs=_grid(archs, (0, 1, 2, 3, 4), epochs, variants))
 
 
@@ -343,7 +343,7 @@ def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None]
     ref = load_model(ref_rec, ref_spec, side, models_dir)
     probe = data.x_test[:zs.probe]
     for k, r in enumerate(records):
-        cache = pred_dir / f"{r['id']}__vs__{ref_rec['id']}.json"
+        cache = pred_dir / f"{r['id']}__vs__{ref_rec['id']}__probe{zs.probe}.json"
         if cache.exists():
             r.update(json.loads(cache.read_text()))
             continue

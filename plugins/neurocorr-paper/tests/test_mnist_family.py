@@ -35,7 +35,7 @@ def check_complete(doc: dict, out: Path, seeds: int) -> None:
     for row in table:
         keys = ["accuracy_mean", "attack_clean_mean", "attacked_mean"]
         keys += ["score_paper_mean", "score_large_mean", "sym_paper_mean", "score_paper_untrained_mean",
-                 "score_large_untrained_mean"] if row["model"] != "cnn" else []
+                 "score_large_untrained_mean", "null_paper_mean", "null_large_mean"] if row["model"] != "cnn" else []
         keys += [k.replace("mean", "sd") for k in keys] if seeds > 1 else []
         for key in keys:
             assert 0.0 <= float(row[key]) <= 1.0, (row["model"], key, row[key])
@@ -169,3 +169,24 @@ def test_quick_digits_across_frameworks(tmp_path, capsys, monkeypatch):
     assert "agreement: |mean_fw - mean_torch| <= 2 * max(sd_fw, sd_torch) over seeds" in text
     for fw in ("keras", "jax"):
         assert f"{fw} agrees with torch within the seed-to-seed spread: FC->CNN score (paper probe) " in text
+
+
+def test_noise_probe_is_seeded_uniform_noise_of_the_test_shape():
+    """--probe noise: the Fashion-MNIST notebooks' torch.rand(X_test.shape) probe."""
+    import numpy as np
+    import torch
+
+    from neurocorr_paper.mnist_family import probe_images
+    from neurocorr_paper.settings import FULL
+    from neurocorr_torch.demo import Split
+
+    x = torch.rand(30, 1, 8, 8)
+    data = Split(x, torch.zeros(30, dtype=torch.long), x[:12], torch.zeros(12, dtype=torch.long))
+    test = probe_images(data, FULL["digits"], 0)
+    assert np.array_equal(test, x[:12].numpy())
+    noise_settings = dataclasses.replace(FULL["digits"], probe="noise")
+    noise = probe_images(data, noise_settings, 0)
+    assert noise.shape == (12, 1, 8, 8) and noise.dtype == np.float32
+    assert noise.min() >= 0 and noise.max() < 1 and abs(noise.mean() - 0.5) < 0.05
+    assert np.array_equal(noise, probe_images(data, noise_settings, 0))  # seeded
+    assert not np.array_equal(noise, probe_images(data, noise_settings, 1))

@@ -399,7 +399,55 @@ def render(result: ZooRun, analysis: dict[str, Any]) -> dict[str, bytes | str]:
     return {"models.csv": to_csv(models), "correlations.csv": to_csv(analysis["overall"]),
             "within_architecture.csv": to_csv(analysis["within"]), "per_architecture.csv": to_csv(analysis["per_arch"]),
             "leave_one_architecture_out.csv": to_csv(analysis["logo"]), "results.json": to_json(document),
-            "scatter.png": scatter(result)}
+            "tables.md": markdown(result, analysis), "scatter.png": scatter(result)}
+
+
+def _f(v: float, digits: int = 2, sign: bool = True) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{'+' if sign else ''}.{digits}f}"
+
+
+def markdown(result: ZooRun, analysis: dict[str, Any]) -> str:
+    """The study's tables (docs/study.md is written from them): composition, correlations with
+    each target, within and per architecture, leave-one-architecture-out."""
+    rows = [r for r in result.records if r["id"] != result.reference]
+    out = [f"Zoo on {result.dataset}: {len(result.records)} models, reference {result.reference} "
+           f"(left out of every statistic: {len(rows)} models), {result.seconds:.0f} s.", "",
+           "| architecture | models | seeds | checkpoints (epochs) | label noise | train fraction | accuracy min-max |",
+           "|---|---|---|---|---|---|---|"]
+    for arch in dict.fromkeys(r["arch"] for r in result.records):
+        mine = [r for r in result.records if r["arch"] == arch]
+        acc = [r["accuracy"] for r in mine]
+        out.append(f"| {arch} | {len(mine)} | {len({r['seed'] for r in mine})} | "
+                   f"{', '.join(map(str, sorted({r['epoch'] for r in mine})))} | "
+                   f"{', '.join(f'{v:g}' for v in sorted({r['noise'] for r in mine}))} | "
+                   f"{', '.join(f'{v:g}' for v in sorted({r['train_frac'] for r in mine}))} | "
+                   f"{min(acc):.3f}-{max(acc):.3f} |")
+    for target in TARGETS:
+        out += ["", f"Against **{target}**: Spearman rho [95% bootstrap CI] (two-sided permutation p), Kendall tau "
+                "(p); within architecture: pooled rho (p, shuffles within architectures); leave-one-architecture-"
+                "out: MAE of a line fitted on the other architectures vs their mean (architectures where the line "
+                "wins; exact sign-flip p)", "",
+                "| predictor | rho [95% CI] | p | tau | p | within rho | p | LOAO MAE line / mean | wins | p |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for pred in PREDICTORS:
+            o = next(r for r in analysis["overall"] if r["predictor"] == pred and r["target"] == target)
+            w = next(r for r in analysis["within"] if r["predictor"] == pred and r["target"] == target)
+            lg = next(r for r in analysis["logo"] if r["predictor"] == pred and r["target"] == target)
+            out.append(f"| {pred} | {_f(o['rho'])} [{_f(o['rho_low'])}, {_f(o['rho_high'])}] "
+                       f"| {_f(o['rho_p'], 4, False)} | {_f(o['tau'])} | {_f(o['tau_p'], 4, False)} "
+                       f"| {_f(w['rho_within'])} | {_f(w['p'], 4, False)} "
+                       f"| {_f(lg['mae_line'], 4, False)} / {_f(lg['mae_mean'], 4, False)} "
+                       f"| {lg['wins']}/{lg['groups']} | {_f(lg['p'], 3, False)} |")
+    archs = list(dict.fromkeys(r["arch"] for r in rows))
+    out += ["", "Spearman rho with accuracy inside each architecture (n models; permutation p in brackets):", "",
+            "| predictor | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
+    for pred in PREDICTORS:
+        cells = []
+        for arch in archs:
+            r = next(x for x in analysis["per_arch"] if x["predictor"] == pred and x["arch"] == arch)
+            cells.append(f"{_f(r['rho'])} ({_f(r['p'], 2, False)}, n {r['n']})")
+        out.append(f"| {pred} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def scatter(result: ZooRun) -> bytes:

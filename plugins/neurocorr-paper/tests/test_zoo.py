@@ -71,6 +71,8 @@ def test_quick_digits_resumes_without_retraining(tmp_path, capsys):
     accs = {r["id"]: r["accuracy"] for r in doc["records"]}
     assert accs[ref] == max(a for i, a in accs.items() if i.startswith("cnn-") and "noise" not in i)
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    tables = (out / "tables.md").read_text()
+    assert "| score_ab |" in tables and "Against **drop**" in tables
     # a second run finds every model and predictor on disk: nothing is retrained
     _run("digits", out)
     second = capsys.readouterr().out

@@ -1,13 +1,15 @@
 """neurocorr plugin: Hugging Face transformers (PyTorch) with uniform layer names, sequence probes
-(texts, token ids with masks) and the ``hf-onnx`` provider for their ONNX exports."""
+(texts, token ids with masks), the ``hf-onnx`` provider for their ONNX exports, and the
+``neurocorr universal-neurons`` command (Gurnee et al. 2024 on tiny GPT-2s trained offline)."""
 
 import importlib.util
 
-from neurocorr_core import ActivationProvider, hookimpl, require
+from neurocorr_core import ActivationProvider, Command, hookimpl, require
 
 require("torch", "pip install torch==2.13.0")
 require("transformers", "pip install transformers tokenizers")
 
+from .commands import UniversalNeuronsCommand  # noqa: E402
 from .probe import text_probe, token_probe  # noqa: E402
 from .provider import HFModel, HFProvider  # noqa: E402
 
@@ -26,4 +28,9 @@ def neurocorr_activation_providers() -> list[type[ActivationProvider]]:
     return [HFProvider, *_onnx()]
 
 
-__all__ = ["HFModel", "HFProvider", "text_probe", "token_probe"]
+@hookimpl
+def neurocorr_commands() -> list[type[Command]]:
+    return [UniversalNeuronsCommand]
+
+
+__all__ = ["HFModel", "HFProvider", "UniversalNeuronsCommand", "text_probe", "token_probe"]

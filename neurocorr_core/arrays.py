@@ -22,7 +22,8 @@ import numpy as np
 
 from .errors import NeurocorrError
 from .interfaces import ActivationProvider, LayerInfo
-from .probe import Probe, check_values_kind, npy_header, read_npy, to_numpy
+from .npy import npy_header, read_npy
+from .probe import Probe, check_values_kind, to_numpy
 
 #: The index file of a folder of activations, and the entry of an .npz that holds the same JSON.
 INDEX = "layers.json"

@@ -24,11 +24,11 @@ from typing import Any
 from . import datasets
 from .arrays import is_activations
 from .errors import NeurocorrError
+from .files import check_writable
 from .models import is_reference, named
 from .options import suggest, typename
 from .outputs import OUTPUT_KINDS, STDOUT, check_outputs
 from .plugins import PluginManager
-from .result import check_writable
 
 TABLES = ("models", "compare", "outputs")
 #: Keys of the [models] table and the positional arguments of 'compare' they stand for.

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, cast
 import numpy as np
 
 from .errors import NeurocorrError
+from .npy import element_count
 
 FASHION_ENV = "NEUROCORR_FASHION_MNIST_DIR"
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -49,7 +50,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with _open(path) as f:
             dtype, shape = _idx_header(f, path)
-            expected = _count(shape) * dtype.itemsize
+            expected = element_count(shape) * dtype.itemsize
             if expected > MAX_IDX_BYTES:
                 raise NeurocorrError(f"{path} declares an IDX array of shape {shape} ({expected:,} bytes), more "
                                      f"than the {MAX_IDX_BYTES:,} bytes a probe file may hold; the file is "
@@ -99,13 +100,6 @@ def _read_exactly(f: BinaryIO, expected: int, path: Path, shape: tuple[int, ...]
         raise NeurocorrError(f"{path} is corrupt: header says shape {shape} ({expected} bytes) but more "
                              "bytes follow")
     return raw
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    total = 1
-    for size in shape:
-        total *= size
-    return total
 
 
 def idx_images(images: np.ndarray) -> np.ndarray:

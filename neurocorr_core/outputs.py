@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NeurocorrError
+from .files import check_writable, write_files
 from .report import html_report
-from .result import DIRECTIONS, Comparison, check_writable, write_files
+from .result import DIRECTIONS, Comparison
 
 #: The output kinds, by the CLI option that asks for them (``--json OUT`` ...).
 OUTPUT_KINDS = ("json", "csv", "report", "heatmap")
@@ -71,7 +72,7 @@ def _check_distinct(files: Mapping[str, Path]) -> None:
 
 
 def write_all(files: Mapping[Path, bytes]) -> list[Path]:
-    """Write every file atomically, or none (:func:`neurocorr_core.result.write_files`): on a
+    """Write every file atomically, or none (:func:`neurocorr_core.files.write_files`): on a
     failure, files that existed are unchanged and no temporary file is left."""
     return write_files(files)
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import NeurocorrError
-from .result import Comparison, write_atomic
+from .files import write_atomic
+from .result import Comparison
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .result import DIRECTIONS, Comparison, check_writable, write_atomic
+from .files import check_writable, write_atomic
+from .result import DIRECTIONS, Comparison
 
 #: Top-level keys of ``Comparison.to_dict()`` the report shows in their own sections.
 _SHOWN = {"model_a", "model_b", "samples", "score", "layers_a", "layers_b", "layer_table",

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError, compare
-from neurocorr_core import result as result_module
+from neurocorr_core import files as files_module
+from neurocorr_core.files import check_writable, write_atomic, write_files
 from neurocorr_core.outputs import CSV_COLUMNS, check_outputs, csv_text, render_outputs, write_all
 from neurocorr_core.report import write_report
-from neurocorr_core.result import check_writable, write_atomic, write_files
 from numpy_models import mlp
 
 pytest.importorskip("matplotlib", reason="the report and heatmap outputs need matplotlib: "
@@ -50,20 +50,20 @@ def test_outputs_are_all_or_nothing(result, tmp_path, monkeypatch):
     assert json.loads(files[outputs["json"]])["score"]["symmetric"] == pytest.approx(result.score.symmetric)
     assert files[outputs["heatmap"]].startswith(b"<?xml")
     outputs["json"].write_bytes(b"an earlier result")
-    real = result_module._chunks
+    real = files_module._chunks
 
     def disk_full_on_report(content):
         if content is files[outputs["report"]]:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(content)
 
-    monkeypatch.setattr(result_module, "_chunks", disk_full_on_report)
+    monkeypatch.setattr(files_module, "_chunks", disk_full_on_report)
     with pytest.raises(NeurocorrError, match=r"cannot write .*r\.html: No space left on device; nothing was "
                                              r"written and existing files are unchanged; free some space"):
         write_all(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"], "only the file that existed, no temporaries"
     assert outputs["json"].read_bytes() == b"an earlier result"
-    monkeypatch.setattr(result_module, "_chunks", real)
+    monkeypatch.setattr(files_module, "_chunks", real)
     write_all(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.svg", "r.csv", "r.html", "r.json"]
     assert outputs["json"].read_bytes() == files[outputs["json"]]

@@ -242,8 +242,8 @@ class PredictCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from dataclasses import asdict
 
+        from neurocorr_core.files import write_atomic
         from neurocorr_core.outputs import STDOUT, check_outputs, stdout_to_stderr
-        from neurocorr_core.result import write_atomic
 
         from .predict import evaluate, predict
         from .store import Atlas

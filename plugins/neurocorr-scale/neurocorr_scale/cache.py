@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.files import WriteError, write_atomic
 from neurocorr_core.models import is_reference
-from neurocorr_core.result import WriteError, write_atomic
 from neurocorr_core.tiles import parse_budget
 
 from .cache_entry import CorruptEntry, entry_chunks, is_entry_file, read_entry, read_meta
@@ -52,7 +52,7 @@ LIMIT_ENV = "NEUROCORR_CACHE_LIMIT"
 DEFAULT_LIMIT = 10 * 10**9
 _SUFFIX = ".act"
 _CHUNK = 1 << 20
-#: The names the cache gives its folders, entries and temporary files (result.write_files').
+#: The names the cache gives its folders, entries and temporary files (files.write_files').
 _FOLDER = re.compile(r"[0-9a-f]{2}")
 _ENTRY = re.compile(r"[0-9a-f]{64}" + re.escape(_SUFFIX))
 _TEMPORARY = re.compile(r"\.[0-9a-f]{64}" + re.escape(_SUFFIX) + r"\..+\.tmp")

@@ -30,7 +30,7 @@ from neurocorr_core.plugins import get_plugin_manager
 #: The order the commands' examples run in: each may use what an earlier one wrote.
 ORDER = ["plugins", "layers", "compare", "run", "data", "scores", "atlas", "grid", "predict"]
 #: Commands whose examples train networks for a minute or more.
-SLOW = {"demo", "reproduce"}
+SLOW = {"demo", "reproduce", "universal-neurons"}
 #: The model files the examples name, and the seed each is built with.
 MODELS = {"trusted.pt": 0, "retrained.pt": 1, "older.pt": 2, "spare.pt": 3, "candidate.pt": 4}
 EXPERIMENT = """[models]

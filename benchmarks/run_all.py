@@ -22,7 +22,7 @@ import tempfile
 import time
 
 CASES = ["pearson_gemm", "corrcoef", "paper_loop", "cka_grid", "spearman_vs_pearson", "hungarian",
-         "end_to_end_efficientnet", "extraction_torch", "scaling"]
+         "end_to_end_efficientnet", "extraction_torch", "scaling", "metrics_round2"]
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ real token of a held-out probe (the token view, padding masked):
 - ``max_corr``: the largest Pearson r with any MLP neuron of model B, in any layer;
 - ``baseline``: the same against B with its MLP neuron basis randomly rotated
   (:mod:`neurocorr_transformers.rotation`);
-- ``excess = max_corr - baseline``; Gurnee et al. average it over the other seeds (their ϱ) and call
+- ``excess = max_corr - baseline``; Gurnee et al. average it over the other seeds (their rho) and call
   a neuron universal when it exceeds 0.5.
 
 Every correlation comes from :func:`neurocorr_core.compare` with the ``hf`` provider
@@ -30,13 +30,26 @@ import numpy as np
 
 from neurocorr_core import compare
 
-from .lm import LMSize, build_lm, eval_loss, held_out, sequence_probe, stdlib_docstrings, token_stream, \
-    train_lm, train_tokenizer
+from .lm import (
+    LMSize,
+    build_lm,
+    eval_loss,
+    held_out,
+    sequence_probe,
+    stdlib_docstrings,
+    token_stream,
+    train_lm,
+    train_tokenizer,
+)
 from .provider import HFModel
 
 LAYERS = "block*.mlp.act"
+#: compare() options of Gurnee et al.: every real token a sample, each neuron's best signed r with any
+#: MLP neuron of the other model in any layer, no depth penalty.
+GURNEE: dict[str, Any] = {"neurons": "token", "layers_a": LAYERS, "layers_b": LAYERS, "depth_penalty": "none",
+                          "absolute": False}
 #: Gurnee et al. 2024, Section 3 (arXiv 2401.12181): share of MLP neurons with excess correlation
-#: ϱ > 0.5 over 5 seeds and 100M tokens of the Pile (docs/transformers.md cites the numbers).
+#: rho > 0.5 over 5 seeds and 100M tokens of the Pile (docs/transformers.md cites the numbers).
 PUBLISHED = {"GPT2-small (12 x 3072)": 4.16, "GPT2-medium (24 x 4096)": 1.23, "Pythia-160M (12 x 3072)": 1.26}
 
 
@@ -55,7 +68,7 @@ class Setting:
 
 
 QUICK = Setting(steps=200, corpus_chars=250_000, probe_texts=150)
-FULL = Setting(size=LMSize(layers=4, width=128, heads=4, context=128, vocab=4096), steps=2500, batch=32,
+FULL = Setting(size=LMSize(layers=4, width=128, heads=4, context=64, vocab=2048), steps=1200, batch=16,
                corpus_chars=None, probe_texts=600)
 
 
@@ -101,17 +114,15 @@ def correlate(models: Sequence[Any], probe: Any, threshold: float = 0.5,
     baseline: dict[tuple[int, int], np.ndarray] = {}
     network: dict[tuple[int, int], float] = {}
     widths: list[int] = []
-    gurnee = {"neurons": "token", "layers_a": LAYERS, "layers_b": LAYERS, "depth_penalty": "none",
-              "absolute": False}
     for a, b in itertools.combinations(range(len(models)), 2):
-        real = compare(HFModel(models[a]), HFModel(models[b]), probe, **gurnee)
+        real = compare(HFModel(models[a]), HFModel(models[b]), probe, **GURNEE)
         max_corr[a, b], max_corr[b, a] = real.value_a, real.value_b
         widths = [lr.neurons for lr in real.layers_a]
         paper = compare(HFModel(models[a]), HFModel(models[b]), probe, neurons="token", layers_a=LAYERS,
                         layers_b=LAYERS)
         network[a, b] = paper.score.symmetric
         for x, y in ((a, b), (b, a)):
-            baseline[x, y] = compare(HFModel(models[x]), HFModel(rotated[y]), probe, **gurnee).value_a
+            baseline[x, y] = compare(HFModel(models[x]), HFModel(rotated[y]), probe, **GURNEE).value_a
         say(f"seeds {a}-{b}: mean max r {np.mean(max_corr[a, b]):.3f}/{np.mean(max_corr[b, a]):.3f}, "
             f"rotated baseline {np.mean(baseline[a, b]):.3f}/{np.mean(baseline[b, a]):.3f}, "
             f"network score {network[a, b]:.4f}")
@@ -159,7 +170,7 @@ def table(result: dict[str, Any]) -> str:
         return f"{s['mean']:.1f} [{s['min']:.1f}, {s['max']:.1f}]"
 
     rows = ["| layer | neurons | mean max r | mean rotated baseline | universal % per pair [min, max] | "
-            "universal % (ϱ over seeds) [min, max] |", "|---|---|---|---|---|---|"]
+            "universal % (rho over seeds) [min, max] |", "|---|---|---|---|---|---|"]
     for layer in [*result["layers"], {"layer": "all", **result["overall"],
                                       "neurons": sum(x["neurons"] for x in result["layers"])}]:
         rows.append(f"| {layer['layer']} | {layer['neurons']} | {layer['max_corr']:.3f} | {layer['baseline']:.3f} | "
@@ -168,7 +179,7 @@ def table(result: dict[str, Any]) -> str:
     rows.append("")
     rows.append(f"network score (seed paper: |r|, depth penalty, symmetric), mean over seed pairs: "
                 f"{net['mean']:.4f} [{net['min']:.4f}, {net['max']:.4f}]")
-    rows.append("published (Gurnee et al. 2024, ϱ > 0.5): " + ", ".join(
+    rows.append("published (Gurnee et al. 2024, rho > 0.5): " + ", ".join(
         f"{name} {value}%" for name, value in result["published_universal_pct"].items()))
     return "\n".join(rows)
 

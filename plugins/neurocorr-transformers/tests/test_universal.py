@@ -129,7 +129,7 @@ def test_two_finetunes_of_one_base_score_above_two_unrelated_models() -> None:
     tuned = []
     for seed, stream in ((1, first), (2, second)):
         model = copy.deepcopy(base)
-        train_lm(model, stream, steps=40, seed=seed, batch=8)
+        train_lm(model, stream, steps=40, seed=seed, batch=8, lr=5e-4)  # a fine-tune: a smaller rate
         tuned.append(model)
     unrelated = []
     for seed in (3, 4):
@@ -142,7 +142,7 @@ def test_two_finetunes_of_one_base_score_above_two_unrelated_models() -> None:
     other = compare(HFModel(unrelated[0]), HFModel(unrelated[1]), probe, **options)
     print(f"fine-tunes {ft.score.symmetric:.4f} (p {ft.significance.p_value}, z {ft.significance.z:.1f}); "  # type: ignore[union-attr]
           f"unrelated {other.score.symmetric:.4f} (p {other.significance.p_value}, z {other.significance.z:.1f})")  # type: ignore[union-attr]
-    assert ft.score.symmetric > other.score.symmetric + 0.05, (ft.score, other.score)
+    assert ft.score.symmetric > other.score.symmetric + 0.1, (ft.score, other.score)
     assert ft.significance is not None and other.significance is not None
     assert ft.significance.p_value == pytest.approx(1 / 50)  # above every one of the 49 shuffles
     assert ft.significance.z is not None and ft.significance.z > other.significance.z  # type: ignore[operator]

@@ -27,6 +27,9 @@ class UniversalNeuronsCommand(Command):
                             "default: 4 layers x 128 wide, 1200 steps, 600 probe texts (about 25 minutes)")
         parser.add_argument("--seeds", type=int, metavar="N", help="models trained from seeds 0..N-1 (default 3)")
         parser.add_argument("--steps", type=int, metavar="N", help="training steps per model")
+        parser.add_argument("--layers", type=int, metavar="N", help="blocks per model (quick 2, default 4)")
+        parser.add_argument("--width", type=int, metavar="N",
+                            help="residual width, a multiple of 4 (MLP: 4 x width neurons; quick 64, default 128)")
         parser.add_argument("--threads", type=int, metavar="N",
                             help="torch threads (default: torch's own; 1 is far faster on a loaded machine)")
         parser.add_argument("--out", metavar="DIR",
@@ -35,11 +38,17 @@ class UniversalNeuronsCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         if args.seeds is not None and args.seeds < 2:
             raise NeurocorrError(f"--seeds {args.seeds}: universality needs at least 2 models; give --seeds 3 or more")
+        for flag in ("layers", "width"):
+            value = getattr(args, flag)
+            if value is not None and (value < 1 or (flag == "width" and value % 4)):
+                raise NeurocorrError(f"--{flag} {value}: give a positive number" + (", a multiple of 4 (the "
+                                     "attention heads)" if flag == "width" else ""))
         if args.threads is not None and args.threads < 1:
             raise NeurocorrError(f"--threads {args.threads}: give 1 or more")
         if args.steps is not None and args.steps < 1:
             raise NeurocorrError(f"--steps {args.steps}: give a positive number of training steps")
         from .universal import main
 
-        main(args.quick, seeds=args.seeds, steps=args.steps, out=args.out, threads=args.threads)
+        main(args.quick, seeds=args.seeds, steps=args.steps, out=args.out, threads=args.threads,
+             layers=args.layers, width=args.width)
         return 0

@@ -126,7 +126,10 @@ def correlate(models: Sequence[Any], probe: Any, threshold: float = 0.5,
         say(f"seeds {a}-{b}: mean max r {np.mean(max_corr[a, b]):.3f}/{np.mean(max_corr[b, a]):.3f}, "
             f"rotated baseline {np.mean(baseline[a, b]):.3f}/{np.mean(baseline[b, a]):.3f}, "
             f"network score {network[a, b]:.4f}")
-    return summarize(max_corr, baseline, network, widths, threshold)
+    result = summarize(max_corr, baseline, network, widths, threshold)
+    result["per_neuron"] = {"max_corr": {f"{a}-{b}": v for (a, b), v in max_corr.items()},
+                            "baseline": {f"{a}-{b}": v for (a, b), v in baseline.items()}}
+    return result
 
 
 def summarize(max_corr: dict[tuple[int, int], np.ndarray], baseline: dict[tuple[int, int], np.ndarray],
@@ -144,13 +147,17 @@ def summarize(max_corr: dict[tuple[int, int], np.ndarray], baseline: dict[tuple[
         layers.append({"layer": f"block{i}.mlp.act", "neurons": int(hi - lo),
                        "max_corr": float(np.mean([max_corr[p][lo:hi].mean() for p in max_corr])),
                        "baseline": float(np.mean([baseline[p][lo:hi].mean() for p in baseline])),
-                       "universal_pct_pairs": _spread(pairs), "universal_pct_gurnee": _spread(per_model)})
+                       "universal_pct_pairs": _spread(pairs), "universal_pct_gurnee": _spread(per_model),
+                       "excess_mean": float(np.mean([rho[a][lo:hi] for a in seeds])),
+                       "excess_p99": float(np.percentile(np.concatenate([rho[a][lo:hi] for a in seeds]), 99))})
     overall_pairs = [100 * float(np.mean(excess[p] > threshold)) for p in sorted(excess)]
     overall_models = [100 * float(np.mean(rho[a] > threshold)) for a in seeds]
     scores = list(network.values())
     return {"threshold": threshold, "layers": layers,
             "overall": {"universal_pct_pairs": _spread(overall_pairs), "universal_pct_gurnee": _spread(overall_models),
                         "max_corr": float(np.mean([v.mean() for v in max_corr.values()])),
+                        "excess_mean": float(np.mean([rho[a] for a in seeds])),
+                        "excess_p99": float(np.percentile(np.concatenate([rho[a] for a in seeds]), 99)),
                         "baseline": float(np.mean([v.mean() for v in baseline.values()]))},
             "network_score": {**_spread(scores), "pairs": {f"{a}-{b}": s for (a, b), s in network.items()}},
             "published_universal_pct": PUBLISHED}
@@ -169,11 +176,13 @@ def table(result: dict[str, Any]) -> str:
     def pct(s: dict[str, float]) -> str:
         return f"{s['mean']:.1f} [{s['min']:.1f}, {s['max']:.1f}]"
 
-    rows = ["| layer | neurons | mean max r | mean rotated baseline | universal % per pair [min, max] | "
-            "universal % (rho over seeds) [min, max] |", "|---|---|---|---|---|---|"]
+    rows = ["| layer | neurons | mean max r | mean rotated baseline | mean rho | 99th pct rho | "
+            "universal % per pair [min, max] | universal % (rho > threshold) over seeds [min, max] |",
+            "|---|---|---|---|---|---|---|---|"]
     for layer in [*result["layers"], {"layer": "all", **result["overall"],
                                       "neurons": sum(x["neurons"] for x in result["layers"])}]:
         rows.append(f"| {layer['layer']} | {layer['neurons']} | {layer['max_corr']:.3f} | {layer['baseline']:.3f} | "
+                    f"{layer['excess_mean']:.3f} | {layer['excess_p99']:.3f} | "
                     f"{pct(layer['universal_pct_pairs'])} | {pct(layer['universal_pct_gurnee'])} |")
     net = result["network_score"]
     rows.append("")
@@ -185,7 +194,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(quick: bool, seeds: int | None = None, steps: int | None = None, out: str | None = None,
-         threads: int | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
+         threads: int | None = None, layers: int | None = None, width: int | None = None,
+         say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the experiment (``quick``: the small setting) and write ``results.json`` and ``table.md``.
     ``threads``: torch's intra-op threads while it runs (1 is much faster on a shared, loaded machine:
     2 threads fighting other processes for 2 cores ran a training step 30x slower here)."""
@@ -195,14 +205,18 @@ def main(quick: bool, seeds: int | None = None, steps: int | None = None, out: s
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _main(quick, seeds, steps, out, say)
+        return _main(quick, seeds, steps, out, layers, width, say)
     finally:
         torch.set_num_threads(before)
 
 
-def _main(quick: bool, seeds: int | None, steps: int | None, out: str | None,
-          say: Callable[[str], None]) -> dict[str, Any]:
+def _main(quick: bool, seeds: int | None, steps: int | None, out: str | None, layers: int | None,
+          width: int | None, say: Callable[[str], None]) -> dict[str, Any]:
     setting = QUICK if quick else FULL
+    if layers is not None:
+        setting = replace(setting, size=replace(setting.size, layers=layers))
+    if width is not None:
+        setting = replace(setting, size=replace(setting.size, width=width))
     if seeds is not None:
         setting = replace(setting, seeds=seeds)
     if steps is not None:
@@ -210,8 +224,10 @@ def _main(quick: bool, seeds: int | None, steps: int | None, out: str | None,
     result = run(setting, say)
     folder = Path(out or f"neurocorr-universal-neurons/{'quick' if quick else 'full'}")
     folder.mkdir(parents=True, exist_ok=True)
+    arrays = result.pop("per_neuron")
+    np.savez(folder / "per_neuron.npz", **{f"{kind}_{pair}": v for kind, d in arrays.items() for pair, v in d.items()})
     (folder / "results.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     (folder / "table.md").write_text(table(result) + "\n", encoding="utf-8")
     say(table(result))
-    say(f"done in {result['seconds']:.0f} s; wrote {folder / 'results.json'} and {folder / 'table.md'}")
+    say(f"done in {result['seconds']:.0f} s; wrote results.json, table.md and per_neuron.npz in {folder}")
     return result

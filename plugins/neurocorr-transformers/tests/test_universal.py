@@ -105,11 +105,13 @@ def test_summary_by_hand() -> None:
     assert second["universal_pct_gurnee"] == {"mean": pytest.approx(200 / 3), "min": 50.0, "max": 100.0}
     assert out["network_score"]["mean"] == pytest.approx(0.6)
     assert first["max_corr"] == pytest.approx(0.55) and first["baseline"] == pytest.approx(0.2)
+    assert first["excess_mean"] == pytest.approx(0.35)
+    assert second["excess_mean"] == pytest.approx((0.55 + 0.4 + 0.4 + 0.4 + 0.4 + 0.4) / 6)
 
 
 def test_command_errors() -> None:
     command = UniversalNeuronsCommand()
-    args = argparse.Namespace(quick=True, seeds=1, steps=None, threads=None, out=None)
+    args = argparse.Namespace(quick=True, seeds=1, steps=None, threads=None, out=None, layers=None, width=None)
     with pytest.raises(NeurocorrError, match="at least 2 models"):
         command.run(args)
     with pytest.raises(NeurocorrError, match="positive number of training steps"):

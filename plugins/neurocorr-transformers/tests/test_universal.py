@@ -106,7 +106,7 @@ def test_summary_by_hand() -> None:
     assert out["network_score"]["mean"] == pytest.approx(0.6)
     assert first["max_corr"] == pytest.approx(0.55) and first["baseline"] == pytest.approx(0.2)
     assert first["excess_mean"] == pytest.approx(0.35)
-    assert second["excess_mean"] == pytest.approx((0.55 + 0.4 + 0.4 + 0.4 + 0.4 + 0.4) / 6)
+    assert second["excess_mean"] == pytest.approx((0.6 + 0.55 + 0.6 + 0.4 + 0.6 + 0.4) / 6)
 
 
 def test_command_errors() -> None:

@@ -129,7 +129,7 @@ def version_text() -> str:
 
 def examples_epilog(command: Command) -> str | None:
     """A command's ``examples`` (a class attribute: command lines, ``#`` comments) as its epilog."""
-    text = str(getattr(command, "examples", "") or "").strip("\n")
+    text = command.examples.strip("\n")
     if not text:
         return None
     return "examples:\n" + "\n".join(f"  {line.strip()}" for line in text.splitlines() if line.strip())

@@ -338,6 +338,9 @@ class Command(ABC):
 
     name: ClassVar[str]
     help: ClassVar[str] = ""
+    #: Command lines that show the command at work, one per line (``#`` comments allowed): the
+    #: ``examples:`` epilog of its ``--help``; the project's tests run every one.
+    examples: ClassVar[str] = ""
     #: False for a command that reads its own arguments (:meth:`run_argv`), e.g. with a
     #: parser of its own: ``neurocorr NAME ...`` then hands it everything after NAME.
     parsed: ClassVar[bool] = True

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from .errors import NeurocorrError
+from .files import write_atomic
 from .score import PENALTIES
 from .views import VIEWS
 
@@ -45,6 +46,22 @@ def add_comparison_options(p: argparse.ArgumentParser, *, layers: bool, probe_re
     p.add_argument("--constant-neurons", choices=["zero", "error"],
                    help="constant (dead) neurons: score 0 (zero) or stop (error); default: the "
                         "matching's own (hungarian: error)")
+
+
+def add_json_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json [OUT]`` of a listing command: as on ``compare``, OUT or ``-`` (the default when OUT
+    is left out) for standard output."""
+    p.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                   help=f"write {what} as JSON to OUT ('-', or no OUT: standard output)")
+
+
+def emit_json(out: str, data: Any) -> None:
+    """What :func:`add_json_option` asked for: ``data`` printed, or written to the file OUT (atomically)."""
+    text = json.dumps(data, indent=2)
+    if out == "-":
+        print(text)
+    else:
+        write_atomic(out, text + "\n")
 
 
 def add_model_options(p: argparse.ArgumentParser, suffix: str = "", what: str = "the model") -> None:

@@ -16,7 +16,14 @@ from typing import NoReturn
 import numpy as np
 
 from . import config, datasets, scale_out
-from .cli_options import add_comparison_options, add_model_options, model_options, parse_input_shape
+from .cli_options import (
+    add_comparison_options,
+    add_json_option,
+    add_model_options,
+    emit_json,
+    model_options,
+    parse_input_shape,
+)
 from .compare import compare, open_model
 from .errors import NeurocorrError
 from .interfaces import Command
@@ -39,12 +46,12 @@ class PluginsCommand(Command):
     """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        add_json_option(parser, "the plugins")
 
     def run(self, args: argparse.Namespace) -> int:
         infos = get_plugin_manager().plugins()
         if args.json:
-            print(json.dumps([i.to_dict() for i in infos], indent=2))
+            emit_json(args.json, [i.to_dict() for i in infos])
             return 0
         for info in infos:
             provides = "; ".join(f"{role}: {', '.join(names)}" for role, names in info.provides.items())
@@ -68,7 +75,7 @@ class LayersCommand(Command):
         shape.add_argument("--probe", help="probe whose first samples are fed (e.g. digits)")
         shape.add_argument("--input-shape", help="per-sample input shape, e.g. 1,28,28 or 64")
         add_model_options(parser)
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        add_json_option(parser, "the layers")
         parser.add_argument("--all", action="store_true",
                             help="also list containers (a module or block that holds listed layers)")
 
@@ -82,7 +89,7 @@ class LayersCommand(Command):
         hidden = set() if args.all else containers(layers)
         layers = [layer for layer in layers if layer.name not in hidden]
         if args.json:
-            print(json.dumps([layer.to_dict() for layer in layers], indent=2))
+            emit_json(args.json, [layer.to_dict() for layer in layers])
             return 0
         print(f"{'depth':>5}  {'name':<30} {'kind':<10} {'op':<16} shape")
         for layer in layers:

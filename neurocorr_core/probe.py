@@ -303,6 +303,16 @@ def load_probe(spec: object, limit: int | None = None) -> AnyProbe:
     return probe.head(limit) if limit is not None else probe
 
 
+def load_indexed_probe(spec: object, what: str) -> Probe:
+    """:func:`load_probe` for work that needs random access to the samples (shards, grids): a
+    streamed probe is refused, saying that ``what`` needs an array."""
+    probe = load_probe(spec)
+    if not isinstance(probe, Probe):
+        raise NeurocorrError(f"{what} needs a probe it can index: an array or a .npy file (neurocorr extract "
+                             "writes one), not a stream (DataLoader, tf.data, batches)")
+    return probe
+
+
 def _load(spec: object) -> AnyProbe:
     if isinstance(spec, (Probe, StreamProbe)):
         return spec

@@ -197,3 +197,14 @@ def test_neurocorr_help_imports_no_framework():
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     frameworks = sorted({name.split(".")[0] for name in imported} & set(FRAMEWORKS))
     assert not frameworks, f"neurocorr --help imported {frameworks}"
+
+
+def test_json_means_the_same_on_listing_commands(capsys, tmp_path, monkeypatch):
+    """``--json`` alone or ``--json -`` prints, ``--json OUT`` writes OUT, as on compare and run."""
+    monkeypatch.chdir(tmp_path)
+    for argv in (["plugins", "--json"], ["plugins", "--json", "-"]):
+        assert main(argv) == 0
+        assert any(p["name"] == "builtin" for p in json.loads(capsys.readouterr().out))
+    assert main(["plugins", "--json", "plugins.json"]) == 0
+    assert capsys.readouterr().out == ""
+    assert any(p["name"] == "builtin" for p in json.loads((tmp_path / "plugins.json").read_text()))

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from neurocorr_core import Command, NeurocorrError
-from neurocorr_core.cli_options import add_comparison_options, add_model_options, model_options
+from neurocorr_core.cli_options import (
+    add_comparison_options,
+    add_json_option,
+    add_model_options,
+    emit_json,
+    model_options,
+)
 from neurocorr_core.scale_out import add_arguments, options_from
 
 from .estimators import ESTIMATORS  # numpy only, which the core has imported already
@@ -78,7 +84,7 @@ class AtlasCommand(Command):
         add_model_options(a)
         ls = actions.add_parser("ls", help="list the models, their measurements and the stored comparisons")
         atlas_option(ls)
-        ls.add_argument("--json", action="store_true", help="print JSON")
+        add_json_option(ls, "the models and configurations")
         rm = actions.add_parser("rm", help="remove a model with its measurements and comparisons")
         rm.add_argument("name", help="the model's name in the atlas (see neurocorr atlas ls)")
         atlas_option(rm)
@@ -117,7 +123,7 @@ class AtlasCommand(Command):
             models, configs = atlas.models(), atlas.configurations()
         if args.json:
             listed = [{k: v for k, v in m.__dict__.items() if k != "legacy_trust"} for m in models]
-            print(json.dumps({"models": listed, "configurations": configs}, indent=2))
+            emit_json(args.json, {"models": listed, "configurations": configs})
             return 0
         print(atlas_text(atlas.path, models, configs))
         return 0

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from neurocorr_core import Comparison, NeurocorrError, PluginManager, Probe, get_plugin_manager, load_probe, open_model
+from neurocorr_core import Comparison, NeurocorrError, PluginManager, Probe, get_plugin_manager, open_model
+from neurocorr_core.probe import load_indexed_probe
 from neurocorr_scale.executor import model_source
 from neurocorr_scale.grid import GridConfig, GridModel, GridResult, grid
 
@@ -73,7 +74,7 @@ def fill(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *, co
     :class:`~neurocorr_scale.grid.GridResult` of the pairs run now. ``trust_pickle``: allow
     unpickling the models (the atlas never stores it). ``run``: the executor, shard and cache
     keywords of :func:`~neurocorr_scale.grid.grid`."""
-    probe = load_probe(probe)
+    probe = load_indexed_probe(probe, "the atlas")
     config = config or GridConfig()
     refs = atlas.models()
     if names is not None:

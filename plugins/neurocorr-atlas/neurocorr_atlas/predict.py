@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from neurocorr_core import NeurocorrError, PluginManager, Probe, load_probe
+from neurocorr_core import NeurocorrError, PluginManager, Probe
 from neurocorr_core.models import describe
+from neurocorr_core.probe import load_indexed_probe
 from neurocorr_scale.grid import GridConfig, GridModel, grid
 
 from .estimators import (
@@ -82,7 +83,7 @@ def predict(model: object, atlas: Atlas, probe: str | os.PathLike[str] | np.ndar
     check_estimator(estimator)
     if not 0 < level < 1:
         raise NeurocorrError(f"the interval level must lie in (0, 1), got {level}")
-    probe = load_probe(probe)
+    probe = load_indexed_probe(probe, "the atlas")
     config = config or GridConfig()
     refs = atlas.models()
     chosen = _measures(refs, measures)
@@ -132,7 +133,7 @@ def evaluate(atlas: Atlas, probe: str | os.PathLike[str] | np.ndarray | Probe, *
     """Leave-one-out over the references (the grid filled first where pairs are missing): each
     reference's measures predicted from the others, for each estimator, beside the baseline.
     ``trust_pickle``: allow unpickling the references (never stored in the atlas)."""
-    probe = load_probe(probe)
+    probe = load_indexed_probe(probe, "the atlas")
     config = config or GridConfig()
     for estimator in estimators:
         check_estimator(estimator)

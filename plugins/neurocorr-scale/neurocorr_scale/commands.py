@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from neurocorr_core import Command
+from neurocorr_core.cli_options import add_json_option, emit_json
 from neurocorr_core.tiles import human
 
 from .cache import DIR_ENV, open_cache
@@ -25,7 +25,7 @@ class CacheCommand(Command):
         parser.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: delete them all")
         parser.add_argument("--cache-dir",
                             help=f"cache folder (default ${DIR_ENV} or ~/.cache/neurocorr/activations)")
-        parser.add_argument("--json", action="store_true", help="ls: print JSON")
+        add_json_option(parser, "ls: the entries")
 
     def run(self, args: argparse.Namespace) -> int:
         cache = open_cache(args.cache_dir or True, write=False)  # clear says itself what it cannot delete
@@ -36,7 +36,7 @@ class CacheCommand(Command):
         entries = cache.entries()
         if args.json:
             rows = [{"key": e.key, "size": e.size, "used": e.used, **e.meta} for e in entries]
-            print(json.dumps(rows, indent=2))
+            emit_json(args.json, rows)
             return 0
         total = sum(e.size for e in entries)
         print(f"{cache.root}: {len(entries)} entries, {human(total)} of {human(cache.limit)} "

@@ -27,7 +27,7 @@ from neurocorr_core.models import describe, resolve_model
 from neurocorr_core.options import Options
 from neurocorr_core.pipeline import Plan, Side, build_plan, constant_policy
 from neurocorr_core.plugins import PluginManager, get_plugin_manager
-from neurocorr_core.probe import Probe, load_probe
+from neurocorr_core.probe import Probe, load_indexed_probe
 from neurocorr_core.result import Comparison
 from neurocorr_core.scale_out import default_shards, get_executor
 from neurocorr_core.selection import Selector, select_layers
@@ -157,7 +157,7 @@ def grid(models: Sequence[GridModel], probe: str | os.PathLike[str] | np.ndarray
     start = time.perf_counter()
     config = config or GridConfig()
     check_names(models)  # the options were checked when the GridConfig was made
-    probe = load_probe(probe)
+    probe = load_indexed_probe(probe, "a grid")
     if len(probe) < 2:
         raise NeurocorrError(f"probe {probe.name!r} has {len(probe)} sample(s); a correlation needs at "
                              "least 2")

@@ -186,7 +186,7 @@ def table(result: dict[str, Any]) -> str:
                     f"{pct(layer['universal_pct_pairs'])} | {pct(layer['universal_pct_gurnee'])} |")
     net = result["network_score"]
     rows.append("")
-    rows.append(f"network score (seed paper: |r|, depth penalty, symmetric), mean over seed pairs: "
+    rows.append(f"network score (seed paper: |r|, depth penalty, symmetric), mean over seed pairs [min, max]: "
                 f"{net['mean']:.4f} [{net['min']:.4f}, {net['max']:.4f}]")
     rows.append("published (Gurnee et al. 2024, rho > 0.5): " + ", ".join(
         f"{name} {value}%" for name, value in result["published_universal_pct"].items()))

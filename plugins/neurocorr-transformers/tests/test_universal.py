@@ -98,11 +98,10 @@ def test_summary_by_hand() -> None:
     max_corr[0, 1] = np.array([0.9, 0.2, 0.8, 0.9])  # neuron 3 of seed 0: excess 0.7 with seed 1, 0.4 with seed 2
     out = summarize(max_corr, baseline, {(0, 1): 0.5, (0, 2): 0.7, (1, 2): 0.6}, [2, 2], 0.5)
     first, second = out["layers"]
-    assert first["universal_pct_pairs"] == {"mean": 50.0, "min": 50.0, "max": 50.0}
-    assert second["universal_pct_pairs"]["min"] == 50.0 and second["universal_pct_pairs"]["max"] == 100.0
-    assert second["universal_pct_pairs"]["mean"] == pytest.approx(100 * 7 / 12)
+    assert first["universal_pct_pairs"] == pytest.approx({"mean": 50.0, "min": 50.0, "max": 50.0})
+    assert second["universal_pct_pairs"] == pytest.approx({"mean": 100 * 7 / 12, "min": 50.0, "max": 100.0})
     # rho of neuron 3 of seed 0 = (0.7 + 0.4) / 2 = 0.55 > 0.5; of the other seeds 0.4
-    assert second["universal_pct_gurnee"] == {"mean": pytest.approx(200 / 3), "min": 50.0, "max": 100.0}
+    assert second["universal_pct_gurnee"] == pytest.approx({"mean": 200 / 3, "min": 50.0, "max": 100.0})
     assert out["network_score"]["mean"] == pytest.approx(0.6)
     assert first["max_corr"] == pytest.approx(0.55) and first["baseline"] == pytest.approx(0.2)
     assert first["excess_mean"] == pytest.approx(0.35)

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import datasets
+from . import datasets, images
 from .errors import NeurocorrError
 from .npy import read_npy
 
 #: What compare(), grid() and load_probe() take as a probe, for messages.
 ACCEPTED = ("a numpy array ((N, features) or NCHW images; or a torch, TensorFlow or JAX one), a torch DataLoader "
             "or Dataset, a tf.data.Dataset, an iterable of batches, a neurocorr Probe, the path of a .npy or "
-            "IDX file, or a built-in name (" + ", ".join(datasets.BUILTIN) + ")")
+            "IDX file or of a folder of images, or a built-in name (" + ", ".join(datasets.BUILTIN) + ")")
 
 
 @dataclass(frozen=True)
@@ -287,9 +287,10 @@ AnyProbe = Probe | StreamProbe
 def load_probe(spec: object, limit: int | None = None) -> AnyProbe:
     """A probe from an array (numpy, torch, TensorFlow, JAX), a loader (torch DataLoader or
     Dataset: the first element of each item, labels ignored; tf.data.Dataset), a list of batches,
-    an iterator of batches (read once and kept), a ``.npy`` file, an IDX file (gzipped or not) or
-    a built-in name. Loaders stream: the probe is never held whole, so a loader's order must be
-    fixed (a shuffling DataLoader is refused).
+    an iterator of batches (read once and kept), a ``.npy`` file, an IDX file (gzipped or not),
+    a folder of images (``PATH?size=H,W&mean=...&std=...&mode=RGB|L``, see
+    :mod:`neurocorr_core.images`) or a built-in name. Loaders stream: the probe is never held
+    whole, so a loader's order must be fixed (a shuffling DataLoader is refused).
 
     Built-in names: ``digits`` (scikit-learn, 1,797 8x8 digits), ``fashion-mnist`` and
     ``mnist``, each optionally with ``:train`` or ``:test`` (default test).
@@ -332,12 +333,12 @@ def _load(spec: object) -> AnyProbe:
     if name in datasets.BUILTIN and not os.path.exists(text):
         data, labels = datasets.BUILTIN[name](split or "test")
         return Probe(data, text, labels)
+    if (folder := images.folder_of(text)) is not None:  # PATH/ or PATH/?size=...: image files
+        return Probe(images.probe_from_text(*folder), text)
     path = Path(text)
     if not os.path.exists(text):  # os.path.exists: False (not an error) for a name too long or with NUL
         raise NeurocorrError(f"probe {text!r} is neither a file nor a built-in data set; "
-                             f"built-ins: {', '.join(datasets.BUILTIN)}; files: .npy or IDX")
-    if path.is_dir():
-        raise NeurocorrError(f"probe {text!r} is a folder; give a .npy or IDX file")
+                             f"built-ins: {', '.join(datasets.BUILTIN)}; files: .npy or IDX; a folder of images")
     if path.suffix.lower() == ".npy":
         return Probe(read_npy(path), path.name)
     if datasets.is_idx(path) or datasets.is_gzip(path):  # a damaged gzip: read_idx says so

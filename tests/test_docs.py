@@ -6,7 +6,10 @@ Conventions (also on docs/writing-plugins.md, "Document your plugin"):
   ``neurocorr`` command that must exit 0; a page's blocks run in order in one fresh folder;
 - ``<!-- docs-test: file NAME -->`` on the line before a fenced block writes the block to NAME;
 - ``<!-- docs-test: needs MODULE[,MODULE] -->`` before a console block skips it, with the reason,
-  when a module cannot be imported.
+  when a module cannot be imported;
+- ``<!-- docs-test: run -->`` (or ``run needs MODULE[,MODULE]``) before a ``python`` block runs it
+  with this Python in the page's folder, in order with the console blocks: it must exit 0 (its
+  asserts are the example's checks). Other python blocks are not run.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from neurocorr_core import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-MARKER = re.compile(r"^<!-- docs-test: (file|needs) (\S+) -->$")
+MARKER = re.compile(r"^<!-- docs-test: (file|needs|run)(?: (\S+))?(?: needs (\S+))? -->$")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Block:
     body: str
     file: str | None = None
     needs: tuple[str, ...] = ()
+    run: bool = False
 
 
 def blocks(page: Path) -> list[Block]:
@@ -61,6 +65,9 @@ def blocks(page: Path) -> list[Block]:
             block = Block(page, start, lang, "\n".join(body) + "\n")
             if marker and marker[1] == "file":
                 block.file = marker[2]
+            elif marker and marker[1] == "run":
+                block.run = True
+                block.needs = tuple(marker[3].split(",")) if marker[3] else ()
             elif marker:
                 block.needs = tuple(marker[2].split(","))
             found.append(block)
@@ -76,7 +83,8 @@ def pages() -> list[Path]:
 
 
 def console_pages() -> list[Path]:
-    return [p for p in pages() if any(b.lang == "console" for b in blocks(p))]
+    """The pages with tested examples: console blocks or python blocks marked to run."""
+    return [p for p in pages() if any(b.lang == "console" or b.run for b in blocks(p))]
 
 
 # -- the site builds --------------------------------------------------------------------------------
@@ -158,6 +166,14 @@ def test_markers_are_read():
     assert ("console", None, ("neurocorr_torch",)) in kinds
 
 
+def test_run_markers_are_read(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- docs-test: run -->\n```python\nx = 1\n```\n\n<!-- docs-test: run needs torch,jax -->\n"
+                    "```python\ny = 2\n```\n\n```python\nnot run\n```\n")
+    assert [(b.run, b.needs, b.body) for b in blocks(page)] == [
+        (True, (), "x = 1\n"), (True, ("torch", "jax"), "y = 2\n"), (False, (), "not run\n")]
+
+
 def _missing(modules: tuple[str, ...]) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
@@ -168,7 +184,7 @@ def _neurocorr() -> list[str]:
 
 def _cases():
     for page in console_pages():
-        needs = {m for b in blocks(page) if b.lang == "console" for m in b.needs}
+        needs = {m for b in blocks(page) if b.lang == "console" or b.run for m in b.needs}
         marks = [pytest.mark.slow] if needs else []  # framework start-up takes seconds per command
         yield pytest.param(page, id=page.relative_to(DOCS).as_posix(), marks=marks)
 
@@ -180,10 +196,16 @@ def test_console_commands_in_the_docs_run(page, tmp_path):
     for block in blocks(page):
         if block.file:
             (tmp_path / block.file).write_text(block.body)
-        if block.lang != "console":
+        if block.lang != "console" and not block.run:
             continue
         if missing := _missing(block.needs):
             skipped.append(f"line {block.line} needs {', '.join(missing)}")
+            continue
+        if block.run:
+            proc = subprocess.run([sys.executable, "-c", block.body], cwd=tmp_path, env=env, capture_output=True,
+                                  text=True, timeout=600, stdin=subprocess.DEVNULL)
+            assert proc.returncode == 0, f"{page.name}:{block.line}: python block\n{proc.stdout}\n{proc.stderr}"
+            ran += 1
             continue
         for command in [ln[2:] for ln in block.body.splitlines() if ln.startswith("$ ")]:
             argv = shlex.split(command)

@@ -147,3 +147,17 @@ def test_errors_at_compute(monkeypatch):
     with pytest.raises(NeurocorrError, match="Gram matrices; use fewer probe samples, or the "
                                              "minibatch estimator cka-rbf-minibatch"):
         m.compute()
+
+
+def test_linear_fixture_values_of_kornblith_et_al():
+    """On the same fixture their demo prints linear CKA 0.55761 and debiased linear CKA 0.51346
+    (gram_linear, then cka(..., debiased=True)): the feature-space metrics give them, and so
+    does the naive Gram-matrix reference."""
+    from neurocorr_cka import DebiasedCka, LinearCka
+
+    x, y = fixture()
+    k, l = x @ x.T, y @ y.T  # noqa: E741
+    assert cka(k, l, hsic_biased) == pytest.approx(0.5576132566, abs=1e-9)
+    assert cka(k, l, hsic_unbiased) == pytest.approx(0.5134564895, abs=1e-9)
+    assert round(one(LinearCka([10], [10]), x, y), 5) == 0.55761
+    assert round(one(DebiasedCka([10], [10]), x, y), 5) == 0.51346

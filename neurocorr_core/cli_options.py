@@ -15,7 +15,8 @@ from .files import write_atomic
 from .score import PENALTIES
 from .views import VIEWS
 
-PROBE_HELP = "built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file"
+PROBE_HELP = ("built-in name (digits, fashion-mnist[:train], mnist), .npy or IDX file, or a folder of images "
+              "('DIR/?size=H,W&mean=M,M,M&std=S,S,S&mode=RGB|L'; no resizing without size=)")
 #: The most values one sample of ``layers --input-shape`` may hold (512 MB of float32).
 MAX_SAMPLE_VALUES = 2**27
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import datasets
+from . import datasets, images
 from .arrays import is_activations
 from .errors import NeurocorrError
 from .files import check_writable
@@ -276,6 +276,8 @@ class ConfigChecker:
         path = self.source.parent / value
         if value.partition(":")[0] in datasets.BUILTIN and not os.path.exists(path):
             return value
+        if images.folder_of(str(path)) is not None:  # a folder of images, maybe with ?options
+            return str(path)
         if not os.path.exists(path):  # False, not OSError, for a name too long for the disk
             raise self.fail(key, f"{value!r} is neither a built-in data set ({', '.join(datasets.BUILTIN)}) "
                             f"nor a file: {str(path)!r} does not exist (relative paths are relative to "

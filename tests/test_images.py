@@ -145,3 +145,24 @@ def test_cli_compare_on_an_image_folder_equals_the_api_on_the_naive_array(pm, mo
     wide = compare(mlp(3, [6], n_in=60), mlp(4, [5], n_in=60), str(rgb), plugin_manager=pm)
     by_hand = compare(mlp(3, [6], n_in=60), mlp(4, [5], n_in=60), naive(images).astype(np.float32), plugin_manager=pm)
     assert wide.score.a_to_b == pytest.approx(by_hand.score.a_to_b, abs=1e-6)
+
+
+def test_an_experiment_file_takes_an_image_folder_next_to_it(pm, monkeypatch, tmp_path):
+    monkeypatch.setattr(plugins_module, "_default", pm)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    folder, _ = rgb_folder(exp)  # exp/images, relative to the file
+    (exp / "nets_for_image_runs.py").write_text(
+        "from numpy_models import mlp\n\ndef a():\n    return mlp(3, [6], n_in=48)\n\ndef b():\n"
+        "    return mlp(4, [5], n_in=48)\n")
+    monkeypatch.syspath_prepend(str(exp))
+    (exp / "experiment.toml").write_text(
+        '[models]\na = "nets_for_image_runs:a"\nb = "nets_for_image_runs:b"\n\n[compare]\n'
+        'probe = "images?size=4,4&mean=0.5"\nquiet = true\n\n[outputs]\njson = "r.json"\n')
+    monkeypatch.chdir(tmp_path)  # not the file's folder: the probe is found beside the file
+    assert main(["run", str(exp / "experiment.toml")]) == 0
+    data = json.loads((exp / "r.json").read_text())
+    x = load_images(folder, size=(4, 4), mean=[0.5])
+    api = compare(mlp(3, [6], n_in=48), mlp(4, [5], n_in=48), x, plugin_manager=pm)
+    assert data["score"] == pytest.approx(api.score.to_dict(), abs=1e-6)

@@ -411,7 +411,8 @@ def markdown(result: ZooRun, analysis: dict[str, Any]) -> str:
     each target, within and per architecture, leave-one-architecture-out."""
     rows = [r for r in result.records if r["id"] != result.reference]
     out = [f"Zoo on {result.dataset}: {len(result.records)} models, reference {result.reference} "
-           f"(left out of every statistic: {len(rows)} models), {result.seconds:.0f} s.", "",
+           f"(left out of every statistic: {len(rows)} models); this invocation took {result.seconds:.0f} s "
+           "(models and predictors found in the cache are read back, not recomputed).", "",
            "| architecture | models | seeds | checkpoints (epochs) | label noise | train fraction | accuracy min-max |",
            "|---|---|---|---|---|---|---|"]
     for arch in dict.fromkeys(r["arch"] for r in result.records):

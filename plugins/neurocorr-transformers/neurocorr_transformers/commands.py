@@ -24,7 +24,8 @@ class UniversalNeuronsCommand(Command):
                               "layer, and the seed paper's network score.")
         parser.add_argument("--quick", action="store_true",
                             help="2 layers x 64 wide, 200 steps, 150 probe texts (about a minute on 2 cores); "
-                            "default: 4 layers x 128 wide, 1200 steps, 600 probe texts (20 minutes on a loaded 2-core machine with --threads 1)")
+                            "default: 4 layers x 128 wide, 1200 steps, "
+                            "600 probe texts (20 minutes on a loaded 2-core machine with --threads 1)")
         parser.add_argument("--seeds", type=int, metavar="N", help="models trained from seeds 0..N-1 (default 3)")
         parser.add_argument("--steps", type=int, metavar="N", help="training steps per model")
         parser.add_argument("--layers", type=int, metavar="N", help="blocks per model (quick 2, default 4)")

@@ -16,12 +16,16 @@ from neurocorr_core import Command, NeurocorrError
 class UniversalNeuronsCommand(Command):
     name = "universal-neurons"
     help = "train tiny GPT-2s from several seeds and find their universal neurons (docs/transformers.md)"
+    examples = """
+        neurocorr universal-neurons --quick --seeds 2 --steps 50 --threads 1 --out universal-smoke  # a smoke run
+    """
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         parser.description = ("Gurnee et al. 2024 (arXiv 2401.12181) on tiny GPT-2s trained here on the Python "
                               "standard library's docstrings: per MLP neuron the max correlation with every other "
                               "seed's model against a rotated-neuron baseline, the share of universal neurons per "
-                              "layer, and the seed paper's network score.")
+                              "layer, and the seed paper's network score. The documented runs: --quick --threads 1 "
+                              "(about 2 minutes) and --threads 1 (about 20 minutes).")
         parser.add_argument("--quick", action="store_true",
                             help="2 layers x 64 wide, 200 steps, 150 probe texts (about a minute on 2 cores); "
                             "default: 4 layers x 128 wide, 1200 steps, "

@@ -3,12 +3,15 @@
 A zoo of small models (MLPs and CNNs of several depths and widths, seeds, checkpoints along
 training, label noise, smaller training sets, dropout on and off) is trained on one data set;
 each model gets its clean test accuracy and its accuracy under a transfer attack (iterated FGSM
-from a surrogate CNN trained apart). The reference is the most accurate CNN. Every other model
-is then described by competing predictors, all measured against the reference on the same
-unlabelled probe images:
+from a surrogate CNN trained apart). The references are trusted models (trained on all
+training images with clean labels): the most accurate of them overall, and the most accurate of
+each family (CNN, MLP). Every other model is then described by competing predictors, all
+measured against a reference on the same unlabelled probe images (1,000 test images; fewer
+where the test split is smaller):
 
 - the paper's network score (Pearson, best match, depth penalty): A->B (model -> reference),
-  B->A and symmetric, also without the depth penalty, and A->B on the paper's 10 images;
+  B->A and symmetric, also without the depth penalty, and A->B on the first 10 (the paper's
+  probe) and 100 probe images;
 - the symmetric score with Spearman instead of Pearson; linear CKA of the concatenated
   hidden representations (Kornblith et al. 2019);
 - agreement: the share of probe images where the model predicts the reference's class
@@ -18,7 +21,8 @@ unlabelled probe images:
 
 Each predictor's rank correlation with accuracy, attacked accuracy and the drop is reported
 with a bootstrap interval and a permutation p (:mod:`.stats`), overall and within
-architecture, and leave-one-architecture-out against the mean. Results are cached per model
+architecture, and leave-one-architecture-out against the mean; against each family's
+reference, over all models and over each family's models alone. Results are cached per model
 on disk (``OUT/models/ID.json`` and the weights), so a run that is killed resumes where it
 stopped; predictors are cached per model, reference and probe size (``OUT/predictors/``).
 """
@@ -30,7 +34,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +54,14 @@ DATASETS = ("fashion-mnist", "digits")
 TARGETS = ("accuracy", "attacked", "drop")
 #: Predictors and the sign that means "predicts better" (training loss: lower is better).
 PREDICTORS = ("score_ab", "score_ba", "score_sym", "score_ab_nopenalty", "score_sym_nopenalty", "score_ab_10",
-              "spearman_sym", "cka", "agreement", "untrained_ab", "params", "depth", "train_loss")
+              "score_ab_100", "spearman_sym", "cka", "agreement", "untrained_ab", "params", "depth", "train_loss")
+#: The smaller probes (the first N probe images) on which score A->B is measured as well.
+SMALL_PROBES = (10, 100)
+#: Predictors measured against a reference (the rest describe the model alone).
+RELATIVE = PREDICTORS[:11]
+FAMILIES = ("cnn", "mlp")
+#: The references: the most accurate trusted model overall, and of each family.
+REFERENCES = ("overall", *FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def zoo_settings(dataset: str, quick: bool) -> ZooSettings:
     variants += [{"family": f, "shape": s, "train_frac": t, "seed": 0}
                  for f, s in (("mlp", (128,)), ("mlp", (64, 64)), ("cnn", (4, 8))) for t in (0.05, 0.25)]
     epochs = (1, 3, 8) if dataset != "digits" else (3, 10, 40)
-    return ZooSettings(train_limit=20000, test_limit=5000, probe=500, attack_n=2000, attack_rounds=5,
+    return ZooSettings(train_limit=20000, test_limit=5000, probe=1000, attack_n=2000, attack_rounds=5,
                        specs=_grid(archs, (0, 1, 2, 3, 4), epochs, variants))
 
 
@@ -300,12 +311,13 @@ def predictors(model: nn.Module, spec: Spec, ref: nn.Module, ref_spec: Spec, pro
     kw: dict[str, Any] = {"neurons": "position", "layers_a": layers_of(spec), "layers_b": layers_of(ref_spec)}
     paper = compare(model, ref, images, depth_penalty="paper", **kw).score
     plain = compare(model, ref, images, depth_penalty="none", **kw).score
-    ten = compare(model, ref, images[:10], depth_penalty="paper", **kw).score
+    small = {f"score_ab_{n}": compare(model, ref, images[:n], depth_penalty="paper", **kw).score.a_to_b
+             for n in SMALL_PROBES}
     spear = compare(model, ref, images, depth_penalty="paper", metric="spearman", **kw).score
     untrained = compare(build(spec, side), ref, images, depth_penalty="paper", **kw).score
     agree = float((_predict(model, probe).argmax(1) == _predict(ref, probe).argmax(1)).float().mean())
     return {"score_ab": paper.a_to_b, "score_ba": paper.b_to_a, "score_sym": paper.symmetric,
-            "score_ab_nopenalty": plain.a_to_b, "score_sym_nopenalty": plain.symmetric, "score_ab_10": ten.a_to_b,
+            "score_ab_nopenalty": plain.a_to_b, "score_sym_nopenalty": plain.symmetric, **small,
             "spearman_sym": spear.symmetric,
             "cka": linear_cka(_hidden(model, spec, probe), _hidden(ref, ref_spec, probe)),
             "agreement": agree, "untrained_ab": untrained.a_to_b}
@@ -313,16 +325,60 @@ def predictors(model: nn.Module, spec: Spec, ref: nn.Module, ref_spec: Spec, pro
 
 @dataclass
 class ZooRun:
+    """A zoo's models and predictors. ``records``: one per model, with its predictors against the
+    overall reference (``reference``, a model id); ``references``: the id of each of
+    :data:`REFERENCES`; ``versus``: reference id -> model id -> that model's predictors against it
+    (:data:`RELATIVE`); ``probe``: the probe images the predictors used."""
+
     dataset: str
     settings: ZooSettings
     records: list[dict[str, Any]]
     reference: str
     seconds: float
     threads: int
+    references: dict[str, str] = field(default_factory=dict)
+    versus: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    probe: int = 0
+
+
+def pick_references(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """The most accurate trusted model (all training images, clean labels) overall and of each
+    family; ties go to the larger id, so a re-run picks the same models."""
+    trusted = [r for r in records if not r["noise"] and r["train_frac"] == 1]
+    refs: dict[str, str] = {}
+    for key in REFERENCES:
+        pool = [r for r in trusted if key in ("overall", r["family"])]
+        if not pool:
+            raise ValueError(f"the zoo has no trusted {key} model to serve as a reference")
+        refs[key] = max(pool, key=lambda r: (r["accuracy"], r["id"]))["id"]
+    return refs
+
+
+def _versus(ref_id: str, records: Sequence[dict[str, Any]], specs: dict[str, Spec], side: int, models_dir: Path,
+            pred_dir: Path, probe: torch.Tensor, progress: Callable[[str], None]) -> dict[str, dict[str, float]]:
+    """Every model's predictors against one reference, read from ``pred_dir`` when a cached
+    file holds all of :data:`RELATIVE` (older caches lack some and are recomputed)."""
+    by_id = {r["id"]: r for r in records}
+    ref_spec = specs[by_id[ref_id]["run"]]
+    ref = load_model(by_id[ref_id], ref_spec, side, models_dir)
+    out: dict[str, dict[str, float]] = {}
+    for k, r in enumerate(records):
+        cache = pred_dir / f"{r['id']}__vs__{ref_id}__probe{len(probe)}.json"
+        if cache.exists():
+            values = json.loads(cache.read_text())
+            if all(p in values for p in RELATIVE):
+                out[r["id"]] = values
+                continue
+        if k % 10 == 0:
+            progress(f"predictors against {ref_id}: {k + 1}/{len(records)}")
+        spec = specs[r["run"]]
+        out[r["id"]] = predictors(load_model(r, spec, side, models_dir), spec, ref, ref_spec, probe, side)
+        cache.write_text(json.dumps(out[r["id"]]))
+    return out
 
 
 def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None] = print) -> ZooRun:
-    """Train (or read back) every model, pick the reference, measure the predictors."""
+    """Train (or read back) every model, pick the references, measure the predictors."""
     start = time.perf_counter()
     zs = zoo_settings(dataset, quick)
     base = FULL["digits" if dataset == "digits" else "fashion-mnist"]
@@ -337,42 +393,35 @@ def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None]
     for k, spec in enumerate(zs.specs):
         progress(f"[{k + 1}/{len(zs.specs)}] {spec.run_id}")
         records += train_run(spec, data, zs, models_dir, adversarial, labels)
-    cnns = [r for r in records if r["family"] == "cnn" and not r["noise"] and r["train_frac"] == 1]
-    ref_rec = max(cnns, key=lambda r: (r["accuracy"], r["id"]))
-    ref_spec = specs[ref_rec["run"]]
-    ref = load_model(ref_rec, ref_spec, side, models_dir)
+    refs = pick_references(records)
     probe = data.x_test[:zs.probe]
-    for k, r in enumerate(records):
-        cache = pred_dir / f"{r['id']}__vs__{ref_rec['id']}__probe{zs.probe}.json"
-        if cache.exists():
-            r.update(json.loads(cache.read_text()))
-            continue
-        if k % 10 == 0:
-            progress(f"predictors {k + 1}/{len(records)}")
-        spec = specs[r["run"]]
-        values = predictors(load_model(r, spec, side, models_dir), spec, ref, ref_spec, probe, side)
-        cache.write_text(json.dumps(values))
-        r.update(values)
-    return ZooRun(dataset, zs, records, ref_rec["id"], time.perf_counter() - start, torch.get_num_threads())
+    versus = {ref_id: _versus(ref_id, records, specs, side, models_dir, pred_dir, probe, progress)
+              for ref_id in dict.fromkeys(refs.values())}
+    for r in records:
+        r.update(versus[refs["overall"]][r["id"]])
+    return ZooRun(dataset, zs, records, refs["overall"], time.perf_counter() - start, torch.get_num_threads(),
+                  refs, versus, len(probe))
 
 
-def analyse(result: ZooRun) -> dict[str, Any]:
-    """Correlations of every predictor with every target: overall (Spearman and Kendall with
-    bootstrap 95% intervals and permutation p), pooled within architecture, per architecture
-    (Spearman), and leave-one-architecture-out line-vs-mean errors."""
-    rows = [r for r in result.records if r["id"] != result.reference]
+def _value(record: dict[str, Any], against: dict[str, dict[str, float]], name: str) -> float:
+    return float(against[record["id"]][name] if name in RELATIVE else record[name])
+
+
+def _tables(rows: Sequence[dict[str, Any]], against: dict[str, dict[str, float]], resamples: int) -> dict[str, Any]:
+    """The correlations of every predictor (against one reference) with every target over
+    ``rows``: overall, pooled within architecture, per architecture, leave-one-architecture-out."""
     archs = [r["arch"] for r in rows]
     overall, within, per_arch, logo = [], [], [], []
     for pred in PREDICTORS:
-        x = [float(r[pred]) for r in rows]
+        x = [_value(r, against, pred) for r in rows]
         for target in TARGETS:
             y = [float(r[target]) for r in rows]
-            sp = stats.rank_test(x, y, "spearman", resamples=result.settings.resamples, boot=1000)
-            kd = stats.rank_test(x, y, "kendall", resamples=result.settings.resamples // 2, boot=300)
+            sp = stats.rank_test(x, y, "spearman", resamples=resamples, boot=1000)
+            kd = stats.rank_test(x, y, "kendall", resamples=resamples // 2, boot=300)
             overall.append({"predictor": pred, "target": target, "n": sp.n, "rho": sp.value, "rho_low": sp.low,
                             "rho_high": sp.high, "rho_p": sp.p, "tau": kd.value, "tau_low": kd.low, "tau_high": kd.high,
                             "tau_p": kd.p})
-            pooled = stats.pooled_within(x, y, archs, resamples=result.settings.resamples)
+            pooled = stats.pooled_within(x, y, archs, resamples=resamples)
             within.append({"predictor": pred, "target": target, "groups": pooled.groups, "n": pooled.n,
                            "rho_within": pooled.value, "p": pooled.p})
             lg = stats.logo_error(x, y, archs)
@@ -384,9 +433,45 @@ def analyse(result: ZooRun) -> dict[str, Any]:
                     ys = [v for v, a in zip(y, archs, strict=True) if a == arch]
                     per_arch.append({"predictor": pred, "arch": arch, "n": len(xs),
                                      "rho": stats.correlation(xs, ys),
-                                     "p": stats.permutation_p(xs, ys, resamples=result.settings.resamples)
+                                     "p": stats.permutation_p(xs, ys, resamples=resamples)
                                      if len(xs) >= 3 else math.nan})
     return {"overall": overall, "within": within, "per_arch": per_arch, "logo": logo}
+
+
+def _family_tables(result: ZooRun) -> list[dict[str, Any]]:
+    """Against each family's reference: Spearman rho (bootstrap interval, permutation p) and the
+    pooled within-architecture rho of every predictor with every target, over all models and
+    over each family's models alone (the reference left out)."""
+    rows_out = []
+    resamples = result.settings.resamples
+    for key in FAMILIES:
+        ref_id = result.references[key]
+        against = result.versus[ref_id]
+        for subset in ("all", *FAMILIES):
+            rows = [r for r in result.records if r["id"] != ref_id and subset in ("all", r["family"])]
+            archs = [r["arch"] for r in rows]
+            for pred in PREDICTORS:
+                x = [_value(r, against, pred) for r in rows]
+                for target in TARGETS:
+                    y = [float(r[target]) for r in rows]
+                    sp = stats.rank_test(x, y, "spearman", resamples=resamples, boot=1000)
+                    pooled = stats.pooled_within(x, y, archs, resamples=resamples)
+                    rows_out.append({"reference": key, "reference_id": ref_id, "models": subset, "predictor": pred,
+                                     "target": target, "n": sp.n, "rho": sp.value, "rho_low": sp.low,
+                                     "rho_high": sp.high, "rho_p": sp.p, "rho_within": pooled.value,
+                                     "p_within": pooled.p})
+    return rows_out
+
+
+def analyse(result: ZooRun) -> dict[str, Any]:
+    """Correlations of every predictor with every target against the overall reference:
+    overall (Spearman and Kendall with bootstrap 95% intervals and permutation p), pooled within
+    architecture, per architecture (Spearman), and leave-one-architecture-out line-vs-mean
+    errors; and against each family's reference (``families``, see :func:`_family_tables`)."""
+    rows = [r for r in result.records if r["id"] != result.reference]
+    tables = _tables(rows, result.versus[result.reference], result.settings.resamples)
+    tables["families"] = _family_tables(result)
+    return tables
 
 
 def render(result: ZooRun, analysis: dict[str, Any]) -> dict[str, bytes | str]:
@@ -394,11 +479,13 @@ def render(result: ZooRun, analysis: dict[str, Any]) -> dict[str, bytes | str]:
                "attacked", "drop", *PREDICTORS]
     models = [{c: r[c] for c in columns} for r in result.records]
     document = {"experiment": "zoo", "dataset": result.dataset, "reference": result.reference,
+                "references": result.references, "probe": result.probe,
                 "settings": dataclasses.asdict(result.settings), "seconds": result.seconds, "threads": result.threads,
-                "models": len(result.records), **analysis, "records": result.records}
+                "models": len(result.records), **analysis, "records": result.records, "versus": result.versus}
     return {"models.csv": to_csv(models), "correlations.csv": to_csv(analysis["overall"]),
             "within_architecture.csv": to_csv(analysis["within"]), "per_architecture.csv": to_csv(analysis["per_arch"]),
-            "leave_one_architecture_out.csv": to_csv(analysis["logo"]), "results.json": to_json(document),
+            "leave_one_architecture_out.csv": to_csv(analysis["logo"]), "families.csv": to_csv(analysis["families"]),
+            "results.json": to_json(document),
             "tables.md": markdown(result, analysis), "scatter.png": scatter(result)}
 
 
@@ -410,9 +497,11 @@ def markdown(result: ZooRun, analysis: dict[str, Any]) -> str:
     """The study's tables (docs/study.md is written from them): composition, correlations with
     each target, within and per architecture, leave-one-architecture-out."""
     rows = [r for r in result.records if r["id"] != result.reference]
-    out = [f"Zoo on {result.dataset}: {len(result.records)} models, reference {result.reference} "
-           f"(left out of every statistic: {len(rows)} models); this invocation took {result.seconds:.0f} s "
-           "(models and predictors found in the cache are read back, not recomputed).", "",
+    refs = ", ".join(f"{k} {v}" for k, v in result.references.items())
+    out = [f"Zoo on {result.dataset}: {len(result.records)} models; references (the most accurate trusted model): "
+           f"{refs}; the overall one is left out of the main tables ({len(rows)} models). Probe: "
+           f"{result.probe} test images (score_ab_10, score_ab_100: the first 10, 100). This invocation took "
+           f"{result.seconds:.0f} s (models and predictors found in the cache are read back, not recomputed).", "",
            "| architecture | models | seeds | checkpoints (epochs) | label noise | train fraction | accuracy min-max |",
            "|---|---|---|---|---|---|---|"]
     for arch in dict.fromkeys(r["arch"] for r in result.records):
@@ -448,7 +537,32 @@ def markdown(result: ZooRun, analysis: dict[str, Any]) -> str:
             r = next(x for x in analysis["per_arch"] if x["predictor"] == pred and x["arch"] == arch)
             cells.append(f"{_f(r['rho'])} ({_f(r['p'], 2, False)}, n {r['n']})")
         out.append(f"| {pred} | " + " | ".join(cells) + " |")
+    out += _family_markdown(result, analysis["families"])
     return "\n".join(out) + "\n"
+
+
+def _family_markdown(result: ZooRun, families: list[dict[str, Any]]) -> list[str]:
+    combos = [(key, subset) for key in FAMILIES for subset in ("all", *FAMILIES)]
+    out: list[str] = []
+    for target in TARGETS:
+        out += ["", f"Against each family's reference ({', '.join(f'{k} {result.references[k]}' for k in FAMILIES)}),"
+                f" **{target}**: Spearman rho (permutation p) / pooled within-architecture rho (p), over all models "
+                "or one family's (the reference left out)", "",
+                "| predictor | " + " | ".join(f"{k} ref, {s} ({_n(families, k, s)})" for k, s in combos) + " |",
+                "|---" * (len(combos) + 1) + "|"]
+        for pred in PREDICTORS:
+            cells = []
+            for key, subset in combos:
+                r = next(x for x in families if (x["reference"], x["models"], x["predictor"], x["target"])
+                         == (key, subset, pred, target))
+                cells.append(f"{_f(r['rho'])} ({_f(r['rho_p'], 3, False)}) / {_f(r['rho_within'])} "
+                             f"({_f(r['p_within'], 3, False)})")
+            out.append(f"| {pred} | " + " | ".join(cells) + " |")
+    return out
+
+
+def _n(families: list[dict[str, Any]], key: str, subset: str) -> str:
+    return f"n {next(x['n'] for x in families if (x['reference'], x['models']) == (key, subset))}"
 
 
 def scatter(result: ZooRun) -> bytes:
@@ -500,4 +614,12 @@ def report(result: ZooRun, analysis: dict[str, Any]) -> str:
         lines.append(f"  {pred:<20} {o['rho']:+.2f} [{o['rho_low']:+.2f}, {o['rho_high']:+.2f}] (p {o['rho_p']:.3f})"
                      f"  within {w['rho_within']:+.2f} (p {w['p']:.3f})  LOAO {lg['mae_line']:.4f} vs "
                      f"{lg['mae_mean']:.4f} (p {lg['p']:.3f})")
+    lines += ["", "Against each family's reference, over that family's models: Spearman rho with test accuracy (p)"]
+    for key in FAMILIES:
+        cells = []
+        for pred in ("score_ab", "score_sym", "cka", "agreement", "untrained_ab"):
+            r = next(x for x in analysis["families"] if (x["reference"], x["models"], x["predictor"], x["target"])
+                     == (key, key, pred, "accuracy"))
+            cells.append(f"{pred} {r['rho']:+.2f} (p {r['rho_p']:.3f})")
+        lines.append(f"  {key} {result.references[key]} (n {r['n']}): " + ", ".join(cells))
     return "\n".join(lines)

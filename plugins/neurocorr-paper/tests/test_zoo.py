@@ -48,6 +48,52 @@ def test_hidden_neurons_are_what_the_score_compares():
     assert zoo._hidden(zoo.build(mlp, 28), mlp, x).shape == (5, 24)
 
 
+def _relu_outputs(net: torch.nn.Sequential, x: torch.Tensor) -> list[np.ndarray]:
+    """A zoo MLP's hidden ReLU outputs, layer by layer, from its weights."""
+    h, out = x.flatten(1), []
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for layer in linears[:-1]:
+        h = torch.relu(h @ layer.weight.T + layer.bias)
+        out.append(h.detach().double().numpy())
+    return out
+
+
+def _paper_ab(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """score(A->B) by hand: |np.corrcoef| / (depth difference + 1), best match, mean; constant 0."""
+    xa, xb = np.concatenate(a, 1), np.concatenate(b, 1)
+    da = np.concatenate([np.full(layer.shape[1], d) for d, layer in enumerate(a)])
+    db = np.concatenate([np.full(layer.shape[1], d) for d, layer in enumerate(b)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.corrcoef(xa.T, xb.T)[: xa.shape[1], xa.shape[1]:]
+    return float((np.nan_to_num(np.abs(r), nan=0.0) / (np.abs(da[:, None] - db[None, :]) + 1)).max(1).mean())
+
+
+def test_predictors_on_10_100_and_the_whole_probe_against_numpy():
+    spec, ref_spec = zoo.Spec("mlp", (12, 8), 0, (1,)), zoo.Spec("mlp", (16,), 1, (1,))
+    model, ref = zoo.build(spec, 8), zoo.build(ref_spec, 8)
+    probe = torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    values = zoo.predictors(model, spec, ref, ref_spec, probe, 8)
+    assert set(values) == set(zoo.RELATIVE)
+    for n, key in ((10, "score_ab_10"), (100, "score_ab_100"), (200, "score_ab")):
+        want = _paper_ab(_relu_outputs(model, probe[:n]), _relu_outputs(ref, probe[:n]))
+        assert values[key] == pytest.approx(want, abs=1e-5), key
+    assert values["score_ab_10"] != pytest.approx(values["score_ab"], abs=1e-3)  # the sizes really differ
+    assert values["untrained_ab"] == pytest.approx(values["score_ab"], abs=1e-6)  # build() is the initialisation
+
+
+def test_references_are_the_most_accurate_trusted_models():
+    def rec(i: str, family: str, acc: float, noise: float = 0.0, frac: float = 1.0) -> dict:
+        return {"id": i, "family": family, "accuracy": acc, "noise": noise, "train_frac": frac}
+
+    records = [rec("c1", "cnn", .80), rec("c2", "cnn", .95, noise=0.2), rec("c3", "cnn", .85),
+               rec("m1", "mlp", .90), rec("m2", "mlp", .97, frac=0.25), rec("m3", "mlp", .84)]
+    assert zoo.pick_references(records) == {"overall": "m1", "cnn": "c3", "mlp": "m1"}
+    records.append(rec("c4", "cnn", .90))  # a tie goes to the larger id, whatever the order
+    assert zoo.pick_references(records)["overall"] == "m1"
+    with pytest.raises(ValueError, match="no trusted mlp"):
+        zoo.pick_references([r for r in records if r["family"] == "cnn"])
+
+
 def _run(dataset: str, out: Path) -> None:
     assert neurocorr(["reproduce", "zoo", "--dataset", dataset, "--quick", "--out", str(out), "--threads", "1"]) == 0
 
@@ -66,10 +112,25 @@ def test_quick_digits_resumes_without_retraining(tmp_path, capsys):
     for r in rows:
         assert -1 <= float(r["rho_low"]) <= float(r["rho"]) + 1e-9 and 0 < float(r["rho_p"]) <= 1
     doc = json.loads((out / "results.json").read_text())
-    ref = doc["reference"]
-    assert ref.startswith("cnn-")
-    accs = {r["id"]: r["accuracy"] for r in doc["records"]}
-    assert accs[ref] == max(a for i, a in accs.items() if i.startswith("cnn-") and "noise" not in i)
+    refs = doc["references"]
+    assert refs["overall"] == doc["reference"] and refs["cnn"].startswith("cnn-") and refs["mlp"].startswith("mlp-")
+    trusted = {r["id"]: r["accuracy"] for r in doc["records"] if not r["noise"] and r["train_frac"] == 1}
+    assert trusted[refs["overall"]] == max(trusted.values())
+    for family in ("cnn", "mlp"):
+        assert trusted[refs[family]] == max(a for i, a in trusted.items() if i.startswith(family))
+        assert set(doc["versus"][refs[family]]) == {r["id"] for r in doc["records"]}
+    assert doc["probe"] == 300
+    with open(out / "families.csv") as f:
+        families = list(csv.DictReader(f))
+    assert len(families) == 2 * 3 * len(zoo.PREDICTORS) * len(zoo.TARGETS)
+    # the overall reference's tables and the same reference's family rows over all models: two paths, one number
+    key = next(k for k in ("cnn", "mlp") if refs[k] == refs["overall"])
+    for r in rows:
+        f = next(x for x in families if (x["reference"], x["models"], x["predictor"], x["target"])
+                 == (key, "all", r["predictor"], r["target"]))
+        assert float(f["rho"]) == pytest.approx(float(r["rho"]), abs=1e-9)
+    n_mlp = sum(r["family"] == "mlp" for r in doc["records"])
+    assert {int(x["n"]) for x in families if (x["reference"], x["models"]) == ("mlp", "mlp")} == {n_mlp - 1}
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     tables = (out / "tables.md").read_text()
     assert "| score_ab |" in tables and "Against **drop**" in tables

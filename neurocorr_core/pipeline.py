@@ -41,11 +41,12 @@ class Side:
     label: str
     layers: list[LayerInfo]
     sizes: list[int]
+    view: str = "channel"
 
     @classmethod
     def of(cls, label: str, layers: Sequence[LayerInfo], neurons: str) -> Side:
-        """The side of ``layers`` seen as ``neurons`` (``channel`` or ``position``)."""
-        return cls(label, list(layers), [neuron_count(layer.shape, neurons) for layer in layers])
+        """The side of ``layers`` seen as ``neurons`` (a view of :data:`~neurocorr_core.views.VIEWS`)."""
+        return cls(label, list(layers), [neuron_count(layer.shape, neurons) for layer in layers], neurons)
 
 
 @dataclass
@@ -199,7 +200,8 @@ class Plan:
         1,024 images) those passes and page faults cost more than the GEMM itself. Tiles keep
         the activations instead, and give the same matches for ``max`` and ``mutual``."""
         exact = isinstance(self.matcher, (MaxMatching, MutualMatching)) and self.matcher.candidates == 1
-        if keep or not exact or not self.metric_cls.tiles:
+        # tiles keep every row: under the token view, a token each, often far more than samples
+        if keep or not exact or not self.metric_cls.tiles or self.a.view == "token":
             return None
         full = sum(untiled_bytes(sum(p.sizes_r), sum(p.sizes_c)) for p in self.parts)
         kept = sum(self.metric_cls.tiled_state_bytes(p.sizes_r, p.sizes_c, self.samples) for p in self.parts)
@@ -216,6 +218,8 @@ class Plan:
     def finish(self, metrics: Sequence[Metric], tables: bool = True, constant: str | None = None) -> Outcome:
         """The outcome of the plan's ``metrics`` once fed (an :class:`Accumulator`'s, or merged
         over shards); ``constant`` overrides the plan's policy for constant neurons."""
+        if self.a.view == "token" and metrics and metrics[0].count:
+            self.metric_plan.samples = metrics[0].count  # the tokens seen: what the user reads as samples
         if self.metric_cls.level != "neuron":
             return self._finish_layers(metrics[0])
         results, dead = {}, {}

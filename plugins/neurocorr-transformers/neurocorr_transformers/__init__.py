@@ -9,7 +9,7 @@ from neurocorr_core import ActivationProvider, Command, hookimpl, require
 require("torch", "pip install torch==2.13.0")
 require("transformers", "pip install transformers tokenizers")
 
-from .commands import UniversalNeuronsCommand  # noqa: E402
+from .commands import TextProbeCommand, UniversalNeuronsCommand  # noqa: E402
 from .probe import text_probe, token_probe  # noqa: E402
 from .provider import HFModel, HFProvider  # noqa: E402
 
@@ -30,7 +30,7 @@ def neurocorr_activation_providers() -> list[type[ActivationProvider]]:
 
 @hookimpl
 def neurocorr_commands() -> list[type[Command]]:
-    return [UniversalNeuronsCommand]
+    return [UniversalNeuronsCommand, TextProbeCommand]
 
 
-__all__ = ["HFModel", "HFProvider", "UniversalNeuronsCommand", "text_probe", "token_probe"]
+__all__ = ["HFModel", "HFProvider", "TextProbeCommand", "UniversalNeuronsCommand", "text_probe", "token_probe"]

@@ -140,8 +140,14 @@ class HFProvider(ActivationProvider):
     def _run(self, batch: np.ndarray, wanted: set[str] | None) -> dict[str, np.ndarray]:
         import torch
 
-        ids, mask, words = self._tokens(batch)
-        self._check(ids)
+        words = None
+        if getattr(self.module, "main_input_name", None) == "pixel_values":  # ViT: NCHW images, no padding
+            inputs = {"pixel_values": torch.from_numpy(self._pixels(batch)).to(self.device)}
+        else:
+            ids, mask, words = self._tokens(batch)
+            self._check(ids)
+            inputs = {"input_ids": torch.from_numpy(ids).to(self.device),
+                      "attention_mask": torch.from_numpy(mask).to(self.device)}
         outputs: dict[str, np.ndarray] = {}
         def store(name: str, tensor: Any) -> None:
             outputs[name] = tensor.detach().float().cpu().numpy()
@@ -149,16 +155,24 @@ class HFProvider(ActivationProvider):
         handles = [hook(p, store) for p in self.points if wanted is None or p.name in wanted]
         try:
             with torch.no_grad():
-                self.module(input_ids=torch.from_numpy(ids).to(self.device),
-                            attention_mask=torch.from_numpy(mask).to(self.device))
+                self.module(**inputs)
         finally:
             for handle in handles:
                 handle.remove()
         if words is not None:  # each word: the mean of its tokens; a word is real if it has one
             outputs = {name: np.einsum("bwt,btf->bwf", words, out) for name, out in outputs.items()}
             mask = np.asarray(words.any(axis=2))
+        if "pixel_values" in inputs:  # every patch token (and CLS) is real
+            mask = np.ones(next(iter(outputs.values())).shape[:2], bool) if outputs else np.ones((len(batch), 0))
         outputs[MASK] = mask.astype(bool)
         return outputs
+
+    def _pixels(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch, np.float32)
+        if batch.ndim != 4:
+            raise NeurocorrError(f"{self.label} takes images (pixel_values); a probe batch of shape {batch.shape} is "
+                                 "none: give NCHW images (N, channels, height, width) of the model's image size")
+        return batch
 
     def _check(self, ids: np.ndarray) -> None:
         vocab = getattr(getattr(self.module, "config", None), "vocab_size", None)

@@ -8,7 +8,6 @@ and the ``hookimpl`` marker plugins use.
 
 from .compare import compare, open_model
 from .errors import NeurocorrError, PluginError
-from .extract import extract
 from .hookspecs import hookimpl
 from .interfaces import KINDS, ActivationProvider, Command, Executor, LayerInfo, Match, MatchingStrategy, Metric
 from .plugins import PluginManager, get_plugin_manager, require
@@ -18,6 +17,6 @@ from .result import Comparison, LayerResult, Score
 __all__ = [
     "KINDS", "ActivationProvider", "Command", "Comparison", "Executor", "LayerInfo", "LayerResult", "Match",
     "MatchingStrategy", "Metric", "NeurocorrError", "PluginError", "PluginManager", "Probe",
-    "Score", "StreamProbe", "AnyProbe", "compare", "extract", "get_plugin_manager", "hookimpl", "load_probe",
+    "Score", "StreamProbe", "AnyProbe", "compare", "get_plugin_manager", "hookimpl", "load_probe",
     "open_model", "require",
 ]

@@ -2,7 +2,7 @@
 
 The matching strategies ``max``, ``mutual`` and ``hungarian`` and the core's commands
 (``plugins``, ``layers``, ``compare``, ``run``, ``data``). Executors, shards and the activation
-cache come with the neurocorr-scale package. The plugin
+cache come with the neurocorr-scale package; precomputed activations and ``extract`` with neurocorr-arrays. The plugin
 manager registers this module as the plugin named "builtin"; it loads it by name, as it loads
 entry points, so the kernel does not depend on the commands built on top of it.
 """
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .arrays import ArraysProvider
 from .commands import COMMANDS
-from .extract import ExtractCommand
 from .hookspecs import hookimpl
-from .interfaces import ActivationProvider, Command, MatchingStrategy
+from .interfaces import Command, MatchingStrategy
 from .matching import HungarianMatching, MaxMatching, MutualMatching
 
 
@@ -25,10 +23,5 @@ def neurocorr_matching_strategies() -> Sequence[type[MatchingStrategy]]:
 
 
 @hookimpl
-def neurocorr_activation_providers() -> Sequence[type[ActivationProvider]]:
-    return [ArraysProvider]  # precomputed activations (docs/bring-your-own-activations.md)
-
-
-@hookimpl
 def neurocorr_commands() -> Sequence[type[Command]]:
-    return [*COMMANDS, ExtractCommand]
+    return COMMANDS

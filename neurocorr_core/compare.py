@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import index_probe
 from .assemble import make_comparison
 from .errors import NeurocorrError
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
@@ -161,6 +160,14 @@ def compare(
 
 
 # -- setup ------------------------------------------------------------------------------------
+def index_probe(provider: ActivationProvider) -> Probe | None:
+    """The probe a provider that holds its samples is fed (sample k is the number k); None for a model."""
+    if not provider.holds_samples:
+        return None
+    label = getattr(provider, "label", provider.name)
+    return Probe(np.arange(provider.samples, dtype=np.float32)[:, None], f"samples of {label}")
+
+
 def _side_probes(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: AnyProbe | None,
                  probe_b: AnyProbe | None) -> tuple[AnyProbe, AnyProbe | None]:
     """The probe of each side: precomputed activations are fed their sample indices; a model,

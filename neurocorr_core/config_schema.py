@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from . import datasets, images
-from .arrays import is_activations
 from .errors import NeurocorrError
 from .files import check_writable
 from .models import is_reference, named
@@ -187,10 +186,16 @@ class ConfigChecker:
 
     def probe_given(self, models: Mapping[str, str], values: Mapping[str, Any]) -> None:
         """A probe, unless both models are activations (the arrays are the samples)."""
-        if values.get("probe") is None and not all(map(is_activations, models.values())):
+        if values.get("probe") is None and not all(map(self.holds_samples, models.values())):
             option = self.options["probe"]
             raise self.fail("compare.probe", f"missing; it is required ({option.flag} of 'neurocorr compare': "
                             f"{option.help})")
+
+    def holds_samples(self, model: str) -> bool:
+        try:
+            return self.pm.provider_for(model).holds_samples
+        except NeurocorrError:  # no provider, or two: the comparison says so when it opens the model
+            return False
 
     def without_trust(self, table: Mapping[str, Any]) -> dict[str, Any]:
         """The table less its trust keys. Whoever can write the file could otherwise make the

@@ -87,6 +87,10 @@ class ActivationProvider(ABC):
     #: output with spatial axes (batch, C, *spatial), its per-channel mean (batch, C), computed
     #: inside the framework. The ``channel`` view then never copies whole feature maps out.
     channel_means: ClassVar[bool] = False
+    #: True for a provider whose model *is* its samples (precomputed activations): it sets
+    #: :attr:`samples`, needs no probe, and is fed sample indices (see :func:`~neurocorr_core.compare.index_probe`).
+    holds_samples: ClassVar[bool] = False
+    samples: int = 0
 
     @classmethod
     @abstractmethod

@@ -11,7 +11,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,8 +201,7 @@ class PluginManager:
                           for c in sorted(providers, key=lambda c: c.name)) or "none installed"
         raise NeurocorrError(
             f"no installed provider recognises {_describe(model)}. Providers: {known}."
-            f"{self._unavailable_hint()} Install the plugin for your framework, e.g. "
-            "pip install neurocorr-torch")
+            f"{self._unavailable_hint()} {_install_hint(model)}")
 
     def _unavailable_hint(self) -> str:
         bad = [f"{i.name} ({i.reason})" for i in self.info.values() if i.status == "unavailable"]
@@ -223,6 +222,13 @@ def _accepts_quietly(check: Callable[[object], bool], model: object) -> bool:
         return bool(check(model))
     except Exception:
         return False
+
+
+def _install_hint(model: object) -> str:
+    path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
+    if isinstance(model, Mapping) or path.lower().endswith(".npz") or (path and os.path.isdir(path)):
+        return "Precomputed activations are read by the arrays provider: pip install neurocorr-arrays"
+    return "Install the plugin for your framework, e.g. pip install neurocorr-torch"
 
 
 def _describe(model: object) -> str:

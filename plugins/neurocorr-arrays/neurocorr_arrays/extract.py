@@ -23,23 +23,25 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import INDEX, META, index_probe
-from .cli_options import PROBE_HELP, add_model_options, model_options
-from .compare import open_model
-from .errors import NeurocorrError
-from .interfaces import Command, LayerInfo
-from .models import describe
-from .plugins import PluginManager
-from .probe import load_probe
-from .selection import Selector, select_layers
-from .views import check_neurons, neuron_batches, neuron_count
+from neurocorr_core.cli_options import PROBE_HELP, add_model_options, model_options
+from neurocorr_core.compare import index_probe, open_model
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.interfaces import Command, LayerInfo
+from neurocorr_core.models import describe
+from neurocorr_core.plugins import PluginManager
+from neurocorr_core.probe import load_probe
+from neurocorr_core.selection import Selector, select_layers
+from neurocorr_core.views import check_neurons, neuron_batches, neuron_count
+
+from .provider import INDEX, META
 
 
 def extract(model: object, probe: object = None, *, out: str | os.PathLike[str], layers: Selector = None,
             neurons: str = "channel", batch_size: int = 256, provider: str | None = None,
             options: dict[str, Any] | None = None, plugin_manager: PluginManager | None = None) -> Path:
     """Write ``model``'s neurons over ``probe`` to ``out`` (a folder, or a file ending in ``.npz``)
-    and return its path, which :func:`~neurocorr_core.compare` reads back as a model.
+    and return its path, which :func:`~neurocorr_core.compare` reads back as a model (through the
+    ``arrays`` provider of this package).
 
     ``layers``: globs or ``kind:KIND`` (default: every activation layer, as compare()); ``neurons``:
     the view, ``channel`` or ``position``. Comparing two exports gives the scores of comparing the

@@ -1,10 +1,10 @@
-"""Precomputed activations as a model: the built-in ``arrays`` provider.
+"""Precomputed activations as a model: the ``arrays`` provider.
 
 A mapping ``{layer name: array (N, ...)}`` (numpy, or anything :func:`~neurocorr_core.probe.to_numpy`
 turns into one: torch, TensorFlow, JAX arrays), an ``.npz`` file or a folder of ``.npy`` files (what
 ``neurocorr extract`` writes; its ``layers.json`` keeps the layers' order, kinds and depths). The arrays
 are the samples: the core feeds this provider an *index probe* (sample k is the number k, see
-:func:`index_probe`), so probe sampling, shards and significance pick the same rows of the arrays
+:func:`neurocorr_core.compare.index_probe`), so probe sampling, shards and significance pick the same rows of the arrays
 as they pick samples of a real probe. Layer order gives depth, unless ``depth`` says otherwise.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NeurocorrError
-from .interfaces import ActivationProvider, LayerInfo
-from .npy import npy_header, read_npy
-from .probe import Probe, check_values_kind, to_numpy
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.interfaces import ActivationProvider, LayerInfo
+from neurocorr_core.npy import npy_header, read_npy
+from neurocorr_core.probe import check_values_kind, to_numpy
 
 #: The index file of a folder of activations, and the entry of an .npz that holds the same JSON.
 INDEX = "layers.json"
@@ -48,6 +48,7 @@ class ArraysProvider(ActivationProvider):
 
     name = "arrays"
     handles = "precomputed activations: {layer: array (N, ...)}, an .npz file or a folder of .npy files"
+    holds_samples = True
 
     @classmethod
     def accepts(cls, model: object) -> bool:
@@ -89,13 +90,6 @@ class ArraysProvider(ActivationProvider):
 
     def close(self) -> None:
         self._arrays = {}
-
-
-def index_probe(provider: ActivationProvider) -> Probe | None:
-    """The probe an ``arrays`` provider is fed (sample k is the number k); None for a real model."""
-    if not isinstance(provider, ArraysProvider):
-        return None
-    return Probe(np.arange(provider.samples, dtype=np.float32)[:, None], f"samples of {provider.label}")
 
 
 class _Lazy:

@@ -1,11 +1,12 @@
-"""Precomputed activations as models (the built-in ``arrays`` provider): a mapping of arrays, an
+"""Precomputed activations as models (the ``arrays`` provider of neurocorr-arrays): a mapping of arrays, an
 .npz file, a folder of .npy files; compared without a probe, or beside a model and its probe."""
 
 import numpy as np
 import pytest
 
+from neurocorr_arrays import ArraysProvider
 from neurocorr_core import NeurocorrError, compare, open_model
-from neurocorr_core.arrays import ArraysProvider, index_probe
+from neurocorr_core.compare import index_probe
 from numpy_models import cnn, mlp
 
 

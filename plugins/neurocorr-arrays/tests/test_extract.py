@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from neurocorr_core import NeurocorrError, compare, extract, open_model
+from neurocorr_arrays import extract
+from neurocorr_core import NeurocorrError, compare, open_model
 from numpy_cli import cli_env
 from numpy_models import cnn, mlp
 

@@ -92,6 +92,12 @@ def parser() -> argparse.ArgumentParser:
     z.add_argument("--quick", action="store_true", help="about 30 models on fewer images (a smoke run, minutes)")
     z.add_argument("--out", metavar="DIR", help="output and cache folder (default neurocorr-reproduce/zoo-DATASET"
                    "[-quick]); a second run reuses the models found there")
+    z.add_argument("--executor", metavar="NAME", help="train the models as tasks on this executor: local (in this "
+                   "process, one after another: the default) or dask (needs neurocorr-dask; in parallel)")
+    z.add_argument("--workers", type=int, metavar="N", help="with --executor dask: a local cluster of N worker "
+                   "processes (default 2), each training one model at a time with --threads torch threads")
+    z.add_argument("--scheduler", metavar="ADDRESS", help="with --executor dask: the cluster's scheduler (its "
+                   "workers must see --out at the same path)")
     _common(z)
 
     e = sub.add_parser("efficientnet", help="EfficientNet-Lite0/1/2 (ImageNet) and a random Lite0: "
@@ -133,7 +139,14 @@ def _zoo(args: argparse.Namespace) -> int:
 
     load_split(args.dataset, settings_for(args.dataset, True))  # missing data fails now, with the install hint
     folder = prepare_folder(args.out or f"neurocorr-reproduce/zoo-{args.dataset}{'-quick' if args.quick else ''}")
-    result = zoo.run(args.dataset, args.quick, folder, progress=(lambda _t: None) if args.quiet else print)
+    progress = (lambda _t: None) if args.quiet else print
+    if args.executor is None and args.workers is None and args.scheduler is None:
+        result = zoo.run(args.dataset, args.quick, folder, progress=progress)
+    else:
+        from neurocorr_core.scale_out import get_executor
+
+        with get_executor(args.executor, scheduler=args.scheduler, workers=args.workers) as executor:
+            result = zoo.run(args.dataset, args.quick, folder.resolve(), progress=progress, executor=executor)
     analysis = zoo.analyse(result)
     written = write_files(folder, zoo.render(result, analysis))
     print(zoo.report(result, analysis))

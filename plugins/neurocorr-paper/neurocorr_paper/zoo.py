@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurocorr_core import compare
+from neurocorr_core import Executor, compare
 
 from . import stats
 from .attack import fgsm
@@ -197,9 +197,8 @@ def train_run(spec: Spec, data: Any, zs: ZooSettings, folder: Path, adversarial:
               attack_labels: np.ndarray) -> list[dict[str, Any]]:
     """Train one run, saving each checkpoint's weights and record; checkpoints already on disk
     are read back (the run is retrained only when one is missing)."""
-    names = [f"{spec.run_id}@{e}" for e in spec.checkpoints]
-    if all((folder / f"{n}.json").exists() and (folder / f"{n}.pt").exists() for n in names):
-        return [json.loads((folder / f"{n}.json").read_text()) for n in names]
+    if _is_trained(spec, folder):
+        return [json.loads((folder / f"{spec.run_id}@{e}.json").read_text()) for e in spec.checkpoints]
     side = int(data.x_train.shape[-1])
     model = build(spec, side)
     keep = int(len(data.x_train) * spec.train_frac)
@@ -377,8 +376,50 @@ def _versus(ref_id: str, records: Sequence[dict[str, Any]], specs: dict[str, Spe
     return out
 
 
-def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None] = print) -> ZooRun:
-    """Train (or read back) every model, pick the references, measure the predictors."""
+def _is_trained(spec: Spec, folder: Path) -> bool:
+    return all((folder / f"{spec.run_id}@{e}.json").exists() and (folder / f"{spec.run_id}@{e}.pt").exists()
+               for e in spec.checkpoints)
+
+
+def train_task(threads: int, spec: Spec, data: Any, zs: ZooSettings, folder: Path, adversarial: np.ndarray,
+               attack_labels: np.ndarray) -> list[dict[str, Any]]:
+    """:func:`train_run` as an executor task: a worker process gets this run's torch thread count
+    first (a worker's default would be every core, which is slow on a shared CPU)."""
+    torch.set_num_threads(threads)
+    return train_run(spec, data, zs, folder, adversarial, attack_labels)
+
+
+def train_all(specs: Sequence[Spec], data: Any, zs: ZooSettings, folder: Path, adversarial: np.ndarray,
+              attack_labels: np.ndarray, *, executor: Executor | None = None,
+              progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every run's checkpoint records, in grid order. Runs found on disk are read back; the others
+    are training tasks on ``executor`` (None: one after another in this process), which write each
+    checkpoint as it is reached, so a run killed midway retrains only the unfinished runs.
+    Each run seeds itself (:func:`build`), so the order and place they run in change nothing."""
+    done = {s.run_id: train_run(s, data, zs, folder, adversarial, attack_labels) for s in specs
+            if _is_trained(s, folder)}
+    todo = [s for s in specs if s.run_id not in done]
+    progress(f"training runs: {len(done)} of {len(specs)} found in {folder}, {len(todo)} to train"
+             + (f" on {executor.describe()}" if executor and todo else ""))
+    if executor is None:
+        for k, spec in enumerate(todo):
+            progress(f"[{k + 1}/{len(todo)}] {spec.run_id}")
+            done[spec.run_id] = train_run(spec, data, zs, folder, adversarial, attack_labels)
+    elif todo:
+        shared = executor.put(data)  # sent once, not once per task
+        threads = torch.get_num_threads()
+        handles = {s.run_id: executor.submit(train_task, threads, s, shared, zs, folder, adversarial, attack_labels)
+                   for s in todo}
+        for k, (run_id, records) in enumerate(executor.as_completed(handles)):
+            progress(f"[{k + 1}/{len(todo)}] {run_id}")
+            done[run_id] = records
+    return [r for s in specs for r in done[s.run_id]]
+
+
+def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None] = print,
+        executor: Executor | None = None) -> ZooRun:
+    """Train (or read back) every model, pick the references, measure the predictors.
+    ``executor``: where the training runs go (see :func:`train_all`)."""
     start = time.perf_counter()
     zs = zoo_settings(dataset, quick)
     base = FULL["digits" if dataset == "digits" else "fashion-mnist"]
@@ -389,10 +430,7 @@ def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None]
     pred_dir.mkdir(parents=True, exist_ok=True)
     adversarial, labels = make_attack(data, zs, out, 1 if side < 16 else 0)
     specs = {s.run_id: s for s in zs.specs}
-    records: list[dict[str, Any]] = []
-    for k, spec in enumerate(zs.specs):
-        progress(f"[{k + 1}/{len(zs.specs)}] {spec.run_id}")
-        records += train_run(spec, data, zs, models_dir, adversarial, labels)
+    records = train_all(zs.specs, data, zs, models_dir, adversarial, labels, executor=executor, progress=progress)
     refs = pick_references(records)
     probe = data.x_test[:zs.probe]
     versus = {ref_id: _versus(ref_id, records, specs, side, models_dir, pred_dir, probe, progress)

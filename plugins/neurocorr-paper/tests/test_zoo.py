@@ -1,6 +1,7 @@
 """neurocorr reproduce zoo: its pieces checked by hand, and --quick runs end to end (slow)."""
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from neurocorr_core.cli import main as neurocorr
-from neurocorr_core.datasets import FASHION_DIR, FASHION_ENV
+from neurocorr_data.datasets import FASHION_DIR, FASHION_ENV
 from neurocorr_paper import zoo
 
 
@@ -94,6 +95,67 @@ def test_references_are_the_most_accurate_trusted_models():
         zoo.pick_references([r for r in records if r["family"] == "cnn"])
 
 
+def _tiny(tmp_path: Path) -> tuple:
+    """Three short training runs on the digits (two MLPs, one CNN; four checkpoints)."""
+    from neurocorr_paper.data import load_split
+    from neurocorr_paper.settings import FULL
+
+    data = load_split("digits", FULL["digits"])
+    specs = (zoo.Spec("mlp", (16,), 0, (1, 2)), zoo.Spec("mlp", (8, 8), 1, (2,)), zoo.Spec("cnn", (2, 4), 0, (1,)))
+    zs = dataclasses.replace(zoo.zoo_settings("digits", True), specs=specs)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    return data, zs, data.x_test[:50].numpy(), data.y_test[:50].numpy()
+
+
+def _same(first: list[dict], second: list[dict], a: Path, b: Path) -> None:
+    assert [r["id"] for r in first] == [r["id"] for r in second]
+    for x, y in zip(first, second, strict=True):
+        for key in ("accuracy", "attacked", "train_loss"):
+            assert x[key] == pytest.approx(y[key], abs=1e-6)
+        wa, wb = torch.load(a / f"{x['id']}.pt"), torch.load(b / f"{x['id']}.pt")
+        assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_training_on_the_local_executor_equals_in_process_and_resumes_after_a_kill(tmp_path):
+    from neurocorr_core.scale_out import get_executor
+
+    data, zs, adversarial, labels = _tiny(tmp_path)
+    quiet = lambda _t: None  # noqa: E731
+    alone = zoo.train_all(zs.specs, data, zs, tmp_path / "a", adversarial, labels, progress=quiet)
+    assert [r["id"] for r in alone] == ["mlp-16-s0@1", "mlp-16-s0@2", "mlp-8x8-s1@2", "cnn-2x4-s0@1"]
+    with get_executor("local") as executor:
+        tasks = zoo.train_all(zs.specs, data, zs, tmp_path / "b", adversarial, labels, executor=executor,
+                              progress=quiet)
+    _same(alone, tasks, tmp_path / "a", tmp_path / "b")
+    # a kill before run mlp-8x8-s1 wrote its record: a re-run trains that run alone
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "b").iterdir()}
+    (tmp_path / "b" / "mlp-8x8-s1@2.json").unlink()
+    lines: list[str] = []
+    with get_executor("local") as executor:
+        again = zoo.train_all(zs.specs, data, zs, tmp_path / "b", adversarial, labels, executor=executor,
+                              progress=lines.append)
+    assert lines[0].startswith("training runs: 2 of 3 found") and lines[1:] == ["[1/1] mlp-8x8-s1"]
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "b").iterdir()}
+    assert {n for n in after if after[n] != before.get(n)} == {"mlp-8x8-s1@2.json", "mlp-8x8-s1@2.pt"}
+    _same(alone, again, tmp_path / "a", tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_training_on_a_dask_cluster_equals_in_process(tmp_path):
+    pytest.importorskip("neurocorr_dask")
+    from neurocorr_core.scale_out import get_executor
+
+    data, zs, adversarial, labels = _tiny(tmp_path)
+    alone = zoo.train_all(zs.specs, data, zs, tmp_path / "a", adversarial, labels, progress=lambda _t: None)
+    lines: list[str] = []
+    with get_executor("dask", workers=2) as executor:
+        tasks = zoo.train_all(zs.specs, data, zs, tmp_path / "b", adversarial, labels, executor=executor,
+                              progress=lines.append)
+    assert "on dask" in lines[0] and len(lines) == 4  # the runs arrive as they finish, in any order
+    _same(alone, tasks, tmp_path / "a", tmp_path / "b")
+
+
 def _run(dataset: str, out: Path) -> None:
     assert neurocorr(["reproduce", "zoo", "--dataset", dataset, "--quick", "--out", str(out), "--threads", "1"]) == 0
 
@@ -137,7 +199,7 @@ def test_quick_digits_resumes_without_retraining(tmp_path, capsys):
     # a second run finds every model and predictor on disk: nothing is retrained
     _run("digits", out)
     second = capsys.readouterr().out
-    assert "[1/14]" in second
+    assert "training runs: 14 of 14 found" in second and "[1/" not in second
     assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")} == weights
     assert json.loads((out / "results.json").read_text())["overall"] == doc["overall"]
 

@@ -11,7 +11,8 @@ from .errors import NeurocorrError, PluginError
 from .hookspecs import hookimpl
 from .interfaces import KINDS, ActivationProvider, Command, Executor, LayerInfo, Match, MatchingStrategy, Metric
 from .plugins import PluginManager, get_plugin_manager, require
-from .probe import AnyProbe, Probe, StreamProbe, load_probe
+from .probe import AnyProbe, Probe, StreamProbe
+from .probe_sources import load_probe
 from .result import Comparison, LayerResult, Score
 
 __all__ = [

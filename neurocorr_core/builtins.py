@@ -1,7 +1,7 @@
 """The built-in plugin: what the core itself offers, through the same hooks as any plugin.
 
 The matching strategies ``max``, ``mutual`` and ``hungarian`` and the core's commands
-(``plugins``, ``layers``, ``compare``, ``run``, ``data``). Executors, shards and the activation
+(``plugins``, ``layers``, ``compare``, ``run``). Executors, shards and the activation
 cache come with the neurocorr-scale package; precomputed activations and ``extract`` with neurocorr-arrays. The plugin
 manager registers this module as the plugin named "builtin"; it loads it by name, as it loads
 entry points, so the kernel does not depend on the commands built on top of it.

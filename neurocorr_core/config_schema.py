@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import datasets, images
 from .errors import NeurocorrError
 from .files import check_writable
 from .models import is_reference, named
@@ -277,14 +276,15 @@ class ConfigChecker:
         return value
 
     def probe(self, key: str, value: str) -> str:
-        """A built-in data set name stays as it is; anything else is a file next to the config."""
+        """A data set name a plugin reads stays as it is; anything else is a file next to the config."""
         path = self.source.parent / value
-        if value.partition(":")[0] in datasets.BUILTIN and not os.path.exists(path):
+        names = self.pm.probe_names()
+        if value.partition(":")[0] in names and not os.path.exists(path):
             return value
-        if images.folder_of(str(path)) is not None:  # a folder of images, maybe with ?options
+        if os.path.isdir(str(path).rpartition("?")[0]):  # a folder of images with ?options
             return str(path)
         if not os.path.exists(path):  # False, not OSError, for a name too long for the disk
-            raise self.fail(key, f"{value!r} is neither a built-in data set ({', '.join(datasets.BUILTIN)}) "
+            raise self.fail(key, f"{value!r} is neither a built-in data set ({', '.join(names) or 'none installed'}) "
                             f"nor a file: {str(path)!r} does not exist (relative paths are relative to "
                             f"the folder of {self.source.name})")
         return str(path)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import pluggy
 
 from .interfaces import NAME, ActivationProvider, Command, Executor, MatchingStrategy, Metric
+from .probe import Probe
 from .sharding import ShardedOutcome, ShardedRun
 
 __all__ = ["NAME", "hookimpl", "hookspec"]
@@ -96,6 +97,23 @@ def neurocorr_run_sharded(run: ShardedRun) -> ShardedOutcome | None:
     ``run.executor`` names (the ``local`` one, or a plugin's) and reads and fills the activation
     cache. See :mod:`neurocorr_core.sharding`.
     """
+
+
+@hookspec(firstresult=True)
+def neurocorr_load_probe(text: str) -> Probe | None:
+    """Return the probe ``text`` names (a data set, a file of a format the plugin reads, a folder
+    of images), or None if the plugin does not read it.
+
+    The core reads ``.npy`` files itself and asks the plugins for any other text (neurocorr-data:
+    built-in data sets, IDX files, folders of images); the first probe returned is used. A plugin
+    that recognises ``text`` but cannot read it raises :class:`NeurocorrError` saying why.
+    """
+
+
+@hookspec
+def neurocorr_probe_names() -> Sequence[str]:
+    """Return the names of the data sets this plugin's ``neurocorr_load_probe`` reads (``digits``,
+    ...), for help texts, error messages and experiment files."""
 
 
 @hookspec

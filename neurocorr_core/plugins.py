@@ -21,6 +21,7 @@ from . import hookspecs
 from .errors import NeurocorrError, PluginError
 from .hookspecs import NAME
 from .interfaces import ActivationProvider, Command, Executor, MatchingStrategy, Metric
+from .probe import Probe
 from .sharding import ShardedOutcome, ShardedRun
 
 #: Comma-separated entry-point names that are not loaded (e.g. ``torch,onnx``).
@@ -172,6 +173,13 @@ class PluginManager:
 
     def commands(self) -> list[type[Command]]:
         return [self.registry["command"][name][0] for name in self.names("command")]
+
+    def load_probe(self, text: str) -> Probe | None:
+        """The probe a plugin reads from ``text`` (``neurocorr_load_probe``); None if none does."""
+        return self.pm.hook.neurocorr_load_probe(text=text)
+
+    def probe_names(self) -> list[str]:
+        return [name for names in self.pm.hook.neurocorr_probe_names() for name in names]
 
     def run_sharded(self, run: ShardedRun) -> ShardedOutcome:
         """The ``neurocorr_run_sharded`` hook's outcome, from the one plugin that implements it."""

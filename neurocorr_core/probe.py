@@ -14,19 +14,16 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import datasets, images
 from .errors import NeurocorrError
-from .npy import read_npy
 
 #: What compare(), grid() and load_probe() take as a probe, for messages.
 ACCEPTED = ("a numpy array ((N, features) or NCHW images; or a torch, TensorFlow or JAX one), a torch DataLoader "
-            "or Dataset, a tf.data.Dataset, an iterable of batches, a neurocorr Probe, the path of a .npy or "
-            "IDX file or of a folder of images, or a built-in name (" + ", ".join(datasets.BUILTIN) + ")")
+            "or Dataset, a tf.data.Dataset, an iterable of batches, a neurocorr Probe, the path of a .npy file, "
+            "or a data set name, IDX file or folder of images that a plugin reads (neurocorr-data)")
 
 
 @dataclass(frozen=True)
@@ -270,82 +267,22 @@ def check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
-def check_limit(limit: Any) -> int | None:
-    """None (every sample) or a whole number of samples, at least 1."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise NeurocorrError(f"probe limit must be a whole number of at least 1, got {limit!r} "
-                             "(--probe-limit N keeps the first N probe samples)")
-    return int(limit)
-
-
 #: Either kind of probe: an array (random access) or a stream from a loader.
 AnyProbe = Probe | StreamProbe
 
 
-def load_probe(spec: object, limit: int | None = None) -> AnyProbe:
-    """A probe from an array (numpy, torch, TensorFlow, JAX), a loader (torch DataLoader or
-    Dataset: the first element of each item, labels ignored; tf.data.Dataset), a list of batches,
-    an iterator of batches (read once and kept), a ``.npy`` file, an IDX file (gzipped or not),
-    a folder of images (``PATH?size=H,W&mean=...&std=...&mode=RGB|L``, see
-    :mod:`neurocorr_core.images`) or a built-in name. Loaders stream: the probe is never held
-    whole, so a loader's order must be fixed (a shuffling DataLoader is refused).
-
-    Built-in names: ``digits`` (scikit-learn, 1,797 8x8 digits), ``fashion-mnist`` and
-    ``mnist``, each optionally with ``:train`` or ``:test`` (default test).
-    ``limit`` keeps the first samples only (a whole number, at least 1).
-    """
-    limit = check_limit(limit)
-    probe = _load(spec)
-    if isinstance(probe, StreamProbe):
-        return probe if limit is None else StreamProbe(probe.source, probe._length, f"{probe.name}[:{limit}]",
-                                                      stop=limit)
-    return probe.head(limit) if limit is not None else probe
-
-
-def load_indexed_probe(spec: object, what: str) -> Probe:
-    """:func:`load_probe` for work that needs random access to the samples (shards, grids): a
-    streamed probe is refused, saying that ``what`` needs an array."""
-    probe = load_probe(spec)
-    if not isinstance(probe, Probe):
-        raise NeurocorrError(f"{what} needs a probe it can index: an array or a .npy file (neurocorr extract "
-                             "writes one), not a stream (DataLoader, tf.data, batches)")
-    return probe
-
-
-def _load(spec: object) -> AnyProbe:
+def to_probe(spec: object) -> AnyProbe:
+    """A probe from anything :func:`~neurocorr_core.probe_sources.load_probe` takes but text."""
     if isinstance(spec, (Probe, StreamProbe)):
         return spec
     if isinstance(spec, np.ndarray):
         return Probe(spec)
     if _is_array(spec) and not isinstance(spec, (str, os.PathLike)):  # torch, TensorFlow, JAX
         return Probe(to_numpy(spec), type(spec).__qualname__)
-    if not isinstance(spec, (str, os.PathLike)):
-        stream = _stream(spec)
-        if stream is None:
-            raise NeurocorrError(_not_a_probe(spec))
-        return stream
-    text = os.fspath(spec)
-    if not isinstance(text, str):
-        raise NeurocorrError(f"probe path {text!r} is bytes; give it as text (str or pathlib.Path)")
-    name, _, split = text.partition(":")
-    if name in datasets.BUILTIN and not os.path.exists(text):
-        data, labels = datasets.BUILTIN[name](split or "test")
-        return Probe(data, text, labels)
-    if (folder := images.folder_of(text)) is not None:  # PATH/ or PATH/?size=...: image files
-        return Probe(images.probe_from_text(*folder), text)
-    path = Path(text)
-    if not os.path.exists(text):  # os.path.exists: False (not an error) for a name too long or with NUL
-        raise NeurocorrError(f"probe {text!r} is neither a file nor a built-in data set; "
-                             f"built-ins: {', '.join(datasets.BUILTIN)}; files: .npy or IDX; a folder of images")
-    if path.suffix.lower() == ".npy":
-        return Probe(read_npy(path), path.name)
-    if datasets.is_idx(path) or datasets.is_gzip(path):  # a damaged gzip: read_idx says so
-        raw = datasets.read_idx(path)
-        return Probe(datasets.idx_images(raw) if raw.ndim == 3 else raw.astype(np.float32), path.name)
-    raise NeurocorrError(f"probe file {path} is neither .npy nor an IDX file; save arrays "
-                         "with numpy.save (NCHW images or (N, features))")
+    stream = _stream(spec)
+    if stream is None:
+        raise NeurocorrError(_not_a_probe(spec))
+    return stream
 
 
 def _not_a_probe(spec: object) -> str:

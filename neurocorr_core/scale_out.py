@@ -33,7 +33,7 @@ SHORTHAND_EXECUTOR = "dask"
 PLUGIN_PACKAGES = {"dask": "neurocorr-dask", "local": "neurocorr-scale"}
 
 
-def check_options(executor: str | Executor | None = None, scheduler: str | None = None,
+def executor_keywords(executor: str | Executor | None = None, scheduler: str | None = None,
                   workers: int | None = None, shards: int | None = None,
                   options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """The executor's name and its constructor's keywords (``options`` with the shorthands),
@@ -80,7 +80,7 @@ def resolve(executor: str | Executor | None = None, scheduler: str | None = None
     """The executor's class (a started executor's own) and its constructor's keywords, once the
     options fit together, the executor is installed and it takes the shorthands given. Nothing
     is started."""
-    name, keywords = check_options(executor, scheduler, workers, shards, options)
+    name, keywords = executor_keywords(executor, scheduler, workers, shards, options)
     if isinstance(executor, Executor):
         return type(executor), keywords
     cls = executor_class(name, plugin_manager)

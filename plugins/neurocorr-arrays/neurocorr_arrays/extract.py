@@ -29,7 +29,7 @@ from neurocorr_core.errors import NeurocorrError
 from neurocorr_core.interfaces import Command, LayerInfo
 from neurocorr_core.models import describe
 from neurocorr_core.plugins import PluginManager
-from neurocorr_core.probe import load_probe
+from neurocorr_core.probe_sources import load_probe
 from neurocorr_core.selection import Selector, select_layers
 from neurocorr_core.views import check_neurons, neuron_batches, neuron_count
 

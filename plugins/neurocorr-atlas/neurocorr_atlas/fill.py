@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from neurocorr_core import Comparison, NeurocorrError, PluginManager, Probe, get_plugin_manager, open_model
-from neurocorr_core.probe import load_indexed_probe
+from neurocorr_core.probe_sources import load_indexed_probe
 from neurocorr_scale.executor import model_source
 from neurocorr_scale.grid import GridConfig, GridModel, GridResult, grid
 

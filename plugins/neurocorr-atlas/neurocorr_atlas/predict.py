@@ -17,7 +17,7 @@ import numpy as np
 
 from neurocorr_core import NeurocorrError, PluginManager, Probe
 from neurocorr_core.models import describe
-from neurocorr_core.probe import load_indexed_probe
+from neurocorr_core.probe_sources import load_indexed_probe
 from neurocorr_scale.grid import GridConfig, GridModel, grid
 
 from .estimators import (

@@ -13,8 +13,8 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from .errors import NeurocorrError
-from .npy import element_count
+from neurocorr_core.errors import NeurocorrError
+from neurocorr_core.npy import element_count
 
 FASHION_ENV = "NEUROCORR_FASHION_MNIST_DIR"
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NeurocorrError
+from neurocorr_core.errors import NeurocorrError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MODES = {"RGB": 3, "L": 1}

@@ -1,4 +1,4 @@
-"""A folder of image files as a probe (neurocorr_core.images): values against a naive numpy
+"""A folder of image files as a probe (neurocorr-data): values against a naive numpy
 computation, order by file name, the options, the errors, and 'neurocorr compare' on one."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from neurocorr_core import NeurocorrError, compare, load_probe
 from neurocorr_core import plugins as plugins_module
 from neurocorr_core.cli import main
-from neurocorr_core.images import load_images
+from neurocorr_data.images import load_images
 from numpy_models import cnn, mlp
 
 Image = pytest.importorskip("PIL.Image", reason="image-folder probes need Pillow (requirements-dev.txt)")

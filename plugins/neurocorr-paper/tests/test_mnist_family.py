@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from neurocorr_core.cli import main as neurocorr
-from neurocorr_core.datasets import FASHION_DIR, FASHION_ENV
+from neurocorr_data.datasets import FASHION_DIR, FASHION_ENV
 from neurocorr_paper.mnist_family import MODELS, PAIRS, QUICK_WARNING, render, summarise
 from neurocorr_paper.settings import MLP_SHAPES
 

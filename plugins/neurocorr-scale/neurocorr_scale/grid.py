@@ -27,7 +27,8 @@ from neurocorr_core.models import describe, resolve_model
 from neurocorr_core.options import Options
 from neurocorr_core.pipeline import Plan, Side, build_plan, constant_policy
 from neurocorr_core.plugins import PluginManager, get_plugin_manager
-from neurocorr_core.probe import Probe, load_indexed_probe
+from neurocorr_core.probe import Probe
+from neurocorr_core.probe_sources import load_indexed_probe
 from neurocorr_core.result import Comparison
 from neurocorr_core.scale_out import default_shards, get_executor
 from neurocorr_core.selection import Selector, select_layers

@@ -1,6 +1,7 @@
 """Under the token view a sample is a real token: Comparison.samples counts them (against a naive
 count of the mask and of each tokenizer's output); texts reach the CLI as probe files written by
-``neurocorr text-probe``, and a compare over one equals the Python API's over the same texts."""
+``neurocorr text-probe`` or named ``--probe text:FILE``, and a compare over either equals the Python
+API's over the same texts."""
 
 from __future__ import annotations
 
@@ -77,17 +78,22 @@ def test_text_probe_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixtur
     np.testing.assert_array_equal(np.load(probe), text_probe(texts).data)
     a, b = _folder(tmp_path, 0), _folder(tmp_path, 1)
     for view in ("mean", "token"):
-        out = tmp_path / f"{view}.json"
-        assert cli.main(["compare", str(a), str(b), "--probe", str(probe), "--neurons", view, "--layers-a",
-                         "block*.mlp.act", "--layers-b", "block*.mlp.act", "--batch-size", "3", "--quiet",
-                         "--json", str(out)]) == 0
-        got = json.loads(out.read_text())
         api = compare(str(a), str(b), text_probe(TEXTS), neurons=view, layers_a="block*.mlp.act",
                       layers_b="block*.mlp.act", batch_size=3)
-        assert got["samples"] == api.samples
-        assert got["score"]["symmetric"] == pytest.approx(api.score.symmetric, abs=1e-6)
-        assert 0 < got["score"]["symmetric"] < 1
-    assert json.loads((tmp_path / "mean.json").read_text())["samples"] == len(TEXTS)
+        for tag, given in (("npy", str(probe)), ("text", f"text:{texts}")):  # the file text-probe wrote; text:FILE
+            out = tmp_path / f"{view}-{tag}.json"
+            assert cli.main(["compare", str(a), str(b), "--probe", given, "--neurons", view, "--layers-a",
+                             "block*.mlp.act", "--layers-b", "block*.mlp.act", "--batch-size", "3", "--quiet",
+                             "--json", str(out)]) == 0
+            got = json.loads(out.read_text())
+            assert got["samples"] == api.samples
+            assert got["score"]["symmetric"] == pytest.approx(api.score.symmetric, abs=1e-6)
+            assert 0 < got["score"]["symmetric"] < 1
+    assert json.loads((tmp_path / "mean-text.json").read_text())["samples"] == len(TEXTS)
+    assert json.loads((tmp_path / "mean-text.json").read_text())["config"]["probe"] == "texts.txt"
+    assert cli.main(["compare", str(a), str(b), "--probe", f"text:{tmp_path / 'missing.txt'}", "--neurons",
+                     "mean"]) == 2
+    assert "is no text file" in capsys.readouterr().err
 
 
 def test_docstrings_probe_through_the_cli(tmp_path: Path) -> None:

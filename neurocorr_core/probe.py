@@ -109,6 +109,10 @@ class StreamProbe:
         taken = list(itertools.islice(self.batches(min(n, 256)), -(-n // min(n, 256))))
         return Probe(np.concatenate(taken)[:n], f"{self.name}[:{n}]")
 
+    def limited(self, limit: int) -> StreamProbe:
+        """Only the first ``limit`` samples, still streamed."""
+        return StreamProbe(self.source, self._length, f"{self.name}[:{limit}]", stop=limit)
+
     def subset(self, idx: np.ndarray, name: str) -> StreamProbe:
         """The samples at ``idx`` (sorted, as :func:`~neurocorr_core.sampling.sample_indices` draws them)."""
         keep = np.sort(np.asarray(idx)) if self.keep is None else self.keep[np.sort(np.asarray(idx))]

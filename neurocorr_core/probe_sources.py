@@ -29,10 +29,9 @@ def load_probe(spec: object, limit: int | None = None, plugin_manager: PluginMan
     """
     limit = check_limit(limit)
     probe = _from_text(spec, plugin_manager) if isinstance(spec, (str, os.PathLike)) else to_probe(spec)
-    if isinstance(probe, StreamProbe):
-        return probe if limit is None else StreamProbe(probe.source, probe._length, f"{probe.name}[:{limit}]",
-                                                      stop=limit)
-    return probe.head(limit) if limit is not None else probe
+    if limit is None:
+        return probe
+    return probe.limited(limit) if isinstance(probe, StreamProbe) else probe.head(limit)
 
 
 def load_indexed_probe(spec: object, what: str) -> Probe:

@@ -14,12 +14,17 @@
    estimate; ``pip install --no-deps torch-cka==0.21`` - it also imports tqdm and matplotlib),
    both with batches of 256. Without torch-cka installed the reference is its algorithm
    written out here (``torch_cka_like``). Target <= 1.0x.
+4. start-up (``--only startup``): ``neurocorr compare A B --probe P.npy`` (Pearson + max, the
+   defaults) on two small torch MLPs (784-512-256-128-10) over 3,000 samples, a new process
+   each time, wall clock including Python start-up. Target: under 1.5 s. Beside it, its floor
+   in a new process too: Python, ``import torch``, building both models, loading the probe and
+   the two bare forward passes (what any tool must do), and ``python -c "import torch"`` alone.
 
 Every pair runs interleaved (reference, neurocorr, ...) and the median of the paired ratios is
 printed with each side's peak memory (resident high-water mark added by the run; for the
 command line, the whole process's high-water mark, torch and the models included).
 
-    python benchmarks/metrics_round2.py [--quick] [--only cka,cli,small] [--repeats N]
+    python benchmarks/metrics_round2.py [--quick] [--only cka,cli,small,startup] [--repeats N]
 """
 
 from __future__ import annotations
@@ -248,6 +253,61 @@ def case_small(samples: int, repeats: int) -> Row:
                f"estimate)| = {gap:.3f}", times)
 
 
+# -- case 4: start-up of the command line on two small models ----------------------------
+def small_a() -> Any:
+    return small_mlp(0)
+
+
+def small_b() -> Any:
+    return small_mlp(1)
+
+
+#: The floor of case 4, run as a new process: what any tool comparing these models must do.
+_FLOOR = ("import sys, numpy as np, torch\nfrom metrics_round2 import small_a, small_b\n"
+          "x = torch.from_numpy(np.load(sys.argv[1]))\nwith torch.no_grad():\n"
+          "    for model in (small_a(), small_b()):\n"
+          "        [model(x[i:i + 256]) for i in range(0, len(x), 256)]")
+
+
+def timed_process(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, all threads) of one new process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, cwd=HERE, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def case_startup(samples: int, repeats: int) -> Row:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.npy")
+        np.save(path, np.random.default_rng(0).random((samples, 784), dtype=np.float32))
+        script = Path(sys.executable).with_name("neurocorr")  # the installed command, as a user runs it
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "neurocorr_core.cli"]
+        argv = {"neurocorr": [*command, "compare", "metrics_round2:small_a",
+                              "metrics_round2:small_b", "--probe", path, "--quiet"],
+                "reference": [sys.executable, "-c", _FLOOR, path],
+                "torch": [sys.executable, "-c", "import torch"]}
+        timed_process(argv["neurocorr"], env)  # warm the file cache
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in argv}
+        for _ in range(repeats):
+            for name, args in argv.items():
+                runs[name].append(timed_process(args, env))
+    times = {name: [wall for wall, _ in got] for name, got in runs.items()}
+    cpu = {name: median([c for _, c in got]) for name, got in runs.items()}
+    wall = median(times["neurocorr"])
+    return Row("CLI start-up, 2 small MLPs", f"784-512-256-128, {samples} samples", wall,
+               "new process: import torch + models + 2 bare forwards", median(times["reference"]),
+               "wall <= 1.5 s", wall <= 1.5, None,
+               f"CPU s (user+sys) neurocorr {cpu['neurocorr']:.2f}, floor {cpu['reference']:.2f}; "
+               f"'import torch' alone {median(times['torch']):.2f} s wall, {cpu['torch']:.2f} s CPU",
+               {"neurocorr": times["neurocorr"], "reference": times["reference"]})
+
+
 def main() -> None:
     sys.argv, only = _pop_only(sys.argv)
     args = cli(__doc__ or "")
@@ -262,12 +322,14 @@ def main() -> None:
                              (1024, 1024) if args.quick else WIDE[1], repeats))
     if "small" in only:
         rows.append(case_small(10_000, repeats))
+    if "startup" in only:
+        rows.append(case_startup(3_000, max(repeats, 5)))
     finish(args, rows)
 
 
 def _pop_only(argv: list[str]) -> tuple[list[str], set[str]]:
-    """``--only cka,cli,small`` (this script's own option; the rest go to harness.cli)."""
-    only = {"cka", "cli", "small"}
+    """``--only cka,cli,small,startup`` (this script's own option; the rest go to harness.cli)."""
+    only = {"cka", "cli", "small", "startup"}
     if "--only" in argv:
         i = argv.index("--only")
         only = set(argv[i + 1].split(","))

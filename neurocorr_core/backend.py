@@ -230,29 +230,39 @@ def _host(acc: Any) -> np.ndarray:
     return np.asarray(acc.detach().cpu().numpy())  # a torch tensor
 
 
+_controller: Any = None
+
+
+def _threadpools() -> Any:
+    """threadpoolctl's controller, made once (None without threadpoolctl): making one looks up
+    the loaded libraries, 3 ms with torch loaded, longer than a small product takes."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        _controller = ThreadpoolController()
+    return _controller
+
+
 @contextmanager
 def single_thread(needed: bool = True) -> Any:
     """BLAS on one thread (if threadpoolctl is installed and ``needed``): a GEMM of small
     rank is bound by memory, and multithreaded OpenBLAS runs such skinny products several
-    times slower on a busy machine. (Setting the limit costs about a millisecond.)"""
-    try:
-        if not needed:
-            raise ImportError
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    times slower on a busy machine."""
+    pools = _threadpools() if needed else None
+    if pools is None:
         yield
         return
-    with threadpool_limits(1, user_api="blas"):
+    with pools.limit(limits=1, user_api="blas"):
         yield
 
 
 def blas_threads() -> int | None:
     """The number of threads numpy's BLAS may use now (threadpoolctl), or None if unknown."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None
-    counts = [int(info["num_threads"]) for info in threadpool_info() if info.get("user_api") == "blas"]
+    pools = _threadpools()
+    counts = [int(info["num_threads"]) for info in pools.info() if info.get("user_api") == "blas"] if pools else []
     return min(counts) if counts else None
 
 

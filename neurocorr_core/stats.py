@@ -1,15 +1,14 @@
 """Streaming first and second moments of two neuron sets, merged exactly across shards.
 
-Samples are gathered into chunks of ``chunk`` rows (batches are split at chunk boundaries).
-While a chunk fills, each batch is shifted by a float32 centre ``k`` (the mean of the chunk's
-first batch) as it is copied into a preallocated float32 buffer, and its float64 sums of
-``x - k`` and ``(x - k)^2`` are taken in the same pass. A full chunk costs one float32 GEMM
-``(x-k)^T (y-k)`` (the expensive part, run by a :mod:`~neurocorr_core.backend`) added into a
-float64 accumulator, and nothing else of size n_x * n_y: the centring is exact algebra
-applied later, at once for many chunks (see :meth:`CoMoments._fold`). So neither large
-offsets nor many samples cost precision (``E[x^2] - E[x]^2`` is never formed), no float64
-GEMM and no (n, m) temporary are made, and a run split into shards at chunk boundaries
-merges to the same numbers.
+Samples are gathered into chunks of ``chunk`` rows (batches are split at chunk boundaries),
+each shifted by a float32 centre ``k`` (the mean of the chunk's first batch) as it is copied
+into a preallocated float32 buffer, with its float64 sums of ``x - k`` and ``(x - k)^2`` taken
+in the same pass. A full chunk costs one float32 GEMM ``(x-k)^T (y-k)`` (run by a
+:mod:`~neurocorr_core.backend`) added into a float64 accumulator, and nothing else of size
+n_x * n_y: the centring is exact algebra applied later, for many chunks at once
+(:meth:`CoMoments._fold`). So large offsets and many samples cost no precision (``E[x^2] -
+E[x]^2`` is never formed; rounding: :data:`neurocorr_core.backend.DEPTH`), no (n, m)
+temporary is made, and shards cut at chunk boundaries merge to the same numbers.
 """
 
 from __future__ import annotations
@@ -22,19 +21,19 @@ import numpy as np
 
 from . import backend as backends
 
-#: Fewest samples per GEMM. Adding a chunk's float32 product into float64 is one pass over
-#: n_x * n_y (single-threaded, bound by memory), against 2 * chunk * n_x * n_y flops of GEMM:
-#: at 2,048 + 2,048 neurons the adds took 0.62 s of 3.85 s with chunks of 4,096 samples, 0.29 s
-#: with chunks of 16,384 (10,000 samples, linear CKA). So chunks grow up to CHUNK_BYTES of buffer
-#: (chunk * (n_x + n_y) * 4 bytes), at most 4 * CHUNK. The float32 rounding of a chunk's sums
-#: is relative to the chunk's own (centred) scale; precision: neurocorr_core.backend.DEPTH.
+#: Fewest samples per GEMM. Each chunk's float32 product is added into the float64 accumulators
+#: in one single-threaded pass: longer chunks make fewer (linear CKA, 2,048 + 2,048 neurons: 0.62 s
+#: of adds with chunks of 4,096 samples, 0.29 s with 16,384), but the float32 buffer costs memory
+#: (chunk * (n_x + n_y) * 4 bytes): chunks grow up to 4 * CHUNK while the buffer stays under
+#: CHUNK_BYTES and under 4 times the accumulators' bytes (1,024 + 1,024 Pearson: 4,096, 32 MB).
 CHUNK = 4096
 CHUNK_BYTES = 1 << 28
 
 
-def chunk_rows(n_x: int, n_y: int) -> int:
-    """Samples per chunk for n_x + n_y neurons (see :data:`CHUNK`)."""
-    return max(CHUNK, min(4 * CHUNK, CHUNK_BYTES // (4 * max(n_x + n_y, 1))))
+def chunk_rows(n_x: int, n_y: int, pairs: int = 0) -> int:
+    """Samples per chunk for n_x + n_y neurons and ``pairs`` (default n_x * n_y) accumulated."""
+    width = max(n_x + n_y, 1)
+    return max(CHUNK, min(4 * CHUNK, CHUNK_BYTES // (4 * width), 8 * (pairs or n_x * n_y) // width))
 #: Chunks whose centring corrections wait before they are applied (one pass over n_x * n_y).
 MAX_PENDING = 64
 
@@ -100,7 +99,9 @@ class CoMoments:
 
     def __init__(self, n_x: int, n_y: int, *, within: bool | tuple[Sequence[int], Sequence[int]] = False,
                  chunk: int | None = None, backend: str | backends.Backend | None = None) -> None:
-        chunk = chunk_rows(n_x, n_y) if chunk is None else chunk
+        kept = (_slices(within, 0, n_x), _slices(within, 1, n_y))
+        if chunk is None:  # the accumulators: the cross block and the kept within-model blocks
+            chunk = chunk_rows(n_x, n_y, n_x * n_y + sum((s.stop - s.start) ** 2 for s in kept[0] + kept[1]))
         if int(chunk) < 1:
             raise ValueError(f"chunk must be at least 1 sample, got {chunk}")
         self.n_x, self.n_y = int(n_x), int(n_y)
@@ -114,8 +115,8 @@ class CoMoments:
         # samples already centred), what its centring correction needs: see _fold.
         self._xy = self.backend.zeros(n_x, n_y)
         self._xx, self._yy = np.zeros(n_x), np.zeros(n_y)  # the diagonals, always
-        self._wx = [(s, self._square(s)) for s in _slices(within, 0, n_x)]
-        self._wy = [(s, self._square(s)) for s in _slices(within, 1, n_y)]
+        self._wx = [(s, self._square(s)) for s in kept[0]]
+        self._wy = [(s, self._square(s)) for s in kept[1]]
         self._groups: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._sides: tuple[_Gather, _Gather] | None = None  # made by the first batch
         self._rows = 0  # samples gathered for the next chunk

@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--select", default="block*.resid", help="the layers of each side (a glob of layer names)")
     parser.add_argument("--length", type=int, default=64, help="padded sequence length")
     parser.add_argument("--batch", type=int, default=64, help="sequences per batch")
+    parser.add_argument("--only", choices=("neurocorr",),
+                        help="run neurocorr alone (its time and peak memory at more tokens, without the baseline)")
     parser.add_argument("--run", choices=("bare", "neurocorr"), help=argparse.SUPPRESS)
     parser.add_argument("--run-tokens", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -167,6 +169,11 @@ def main() -> None:
           f"{'ratio':>6} {'bare MB':>8} {'ours MB':>8} {'max|diff| r':>12}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for tokens in args.tokens:
+            if args.only:
+                n = run(args, "neurocorr", tokens, Path(tmp, "neurocorr.npy"))
+                print(f"{n['samples']:>8} {n['sequences']:>5} {'':>7} {n['seconds']:>7.1f} {'':>6} {'':>9} "
+                      f"{n['cpu']:>9.1f} {'':>6} {'':>8} {n['peak_mb']:>8.0f}", flush=True)
+                continue
             got = {m: run(args, m, tokens, Path(tmp, f"{m}.npy")) for m in ("bare", "neurocorr")}
             b, n = got["bare"], got["neurocorr"]
             if n["samples"] != b["samples"]:

@@ -109,6 +109,19 @@ class HFProvider(ActivationProvider):
         for batch in batches:
             yield self._run(batch, wanted)
 
+    def rows(self, probe: Any, batch_size: int = 256) -> int:
+        """The rows the ``token`` view makes of ``probe`` (a :class:`~neurocorr_core.probe.Probe`), with no
+        forward pass: its real tokens as this model tokenizes them (``unit='word'``: the words holding a
+        token; ViT: images x (patches + 1)). For planning memory before the comparison runs."""
+        config: Any = getattr(self.module, "config", None)
+        if getattr(self.module, "main_input_name", None) == "pixel_values":
+            return len(probe) * ((config.image_size // config.patch_size) ** 2 + 1)
+        total = 0
+        for batch in probe.batches(batch_size):
+            _, mask, words = self._tokens(batch)
+            total += int(mask.sum()) if words is None else int(words.any(axis=2).sum())
+        return total
+
     # -- running -----------------------------------------------------------------------------
     def tokens(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A probe batch as token ids and mask, int64 (batch, tokens): texts tokenized with this

@@ -12,6 +12,7 @@ import pytest
 
 import tiny
 from neurocorr_core import NeurocorrError, compare
+from neurocorr_core.probe_sources import load_probe
 from neurocorr_core.selection import select_layers
 from neurocorr_transformers import HFModel, HFProvider
 from neurocorr_transformers.provider import import_transformers
@@ -89,6 +90,7 @@ def test_self_comparison_scores_one(view: str) -> None:
     vit_tokens = compare(HFModel(vit(2)), HFModel(vit(3)), images(12, seed=2), neurons="token",
                          layers_a="block*.mlp.act", layers_b="block*.mlp.act")
     assert vit_tokens.samples == 12 * 5 and 0 < vit_tokens.score.symmetric < 1
+    assert HFProvider(HFModel(vit(2))).rows(load_probe(images(12, seed=2))) == vit_tokens.samples
 
 
 def test_vit_refuses_a_token_probe() -> None:

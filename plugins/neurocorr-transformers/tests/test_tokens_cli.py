@@ -13,7 +13,7 @@ import pytest
 
 import tiny
 from neurocorr_core import NeurocorrError, cli, compare
-from neurocorr_transformers import HFModel, text_probe, token_probe
+from neurocorr_transformers import HFModel, HFProvider, text_probe, token_probe
 from test_provider import TEXTS, _tokenizer
 
 
@@ -43,6 +43,17 @@ def test_token_view_samples_of_a_text_probe_are_the_tokenizers_tokens() -> None:
     by_word = compare(model, model, text_probe(TEXTS), neurons="token", layers_a="embed", layers_b="embed",
                       options_a=words, options_b=words)
     assert by_word.samples == sum(len(text.split()) for text in TEXTS)
+
+
+def test_rows_before_any_forward_pass_equal_the_samples_compare_counts() -> None:
+    """HFProvider.rows: the token view's rows of a probe, for planning memory, with no forward pass."""
+    ids, mask = tiny.padded(23, 9, seed=5)
+    assert HFProvider(HFModel(tiny.gpt2(0))).rows(token_probe(ids, mask), batch_size=4) == int(mask.sum())
+    model = HFModel(tiny.bert(0), _tokenizer("bpe"))
+    for unit in ("token", "word"):
+        ran = compare(model, model, text_probe(TEXTS), neurons="token", layers_a="embed", layers_b="embed",
+                      options_a={"unit": unit}, options_b={"unit": unit})
+        assert HFProvider(model, unit=unit).rows(text_probe(TEXTS), batch_size=3) == ran.samples
 
 
 def test_token_view_never_chooses_tiles_that_grow_with_the_tokens() -> None:

@@ -234,7 +234,8 @@ def _accepts_quietly(check: Callable[[object], bool], model: object) -> bool:
 
 def _install_hint(model: object) -> str:
     path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    if isinstance(model, Mapping) or path.lower().endswith(".npz") or (path and os.path.isdir(path)):
+    npy_folder = bool(path) and os.path.isdir(path) and any(f.endswith(".npy") for f in os.listdir(path))
+    if isinstance(model, Mapping) or path.lower().endswith(".npz") or npy_folder:
         return "Precomputed activations are read by the arrays provider: pip install neurocorr-arrays"
     return "Install the plugin for your framework, e.g. pip install neurocorr-torch"
 

@@ -138,6 +138,8 @@ class PluginManager:
                     found[name] = (cls, impl.plugin_name)
                     self.info[impl.plugin_name].provides.setdefault(role, []).append(name)
             registry[role] = found
+        for impl in self.pm.hook.neurocorr_probe_names.get_hookimpls():  # listed, not registered: no classes
+            self.info[impl.plugin_name].provides["probe"] = [str(name) for name in impl.function()]
         return registry
 
     @property

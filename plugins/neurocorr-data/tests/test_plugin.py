@@ -41,6 +41,7 @@ def folder(tmp_path):
 def test_the_package_reads_names_and_idx_files_through_the_hook(pm, folder):
     assert pm.probe_names() == list(datasets.BUILTIN)
     assert pm.registry["command"]["data"][1] == "data"
+    assert next(i for i in pm.plugins() if i.name == "data").provides["probe"] == list(datasets.BUILTIN)
     probe = pm.load_probe(str(folder / "probe-idx3-ubyte.gz"))
     assert probe is not None and probe.data.shape == (20, 1, 8, 8) and probe.data.max() <= 1.0
     assert pm.load_probe(str(folder / "probe.npy")) is None  # .npy is the core's own

@@ -139,7 +139,8 @@ class PluginManager:
                     self.info[impl.plugin_name].provides.setdefault(role, []).append(name)
             registry[role] = found
         for impl in self.pm.hook.neurocorr_probe_names.get_hookimpls():  # listed, not registered: no classes
-            self.info[impl.plugin_name].provides["probe"] = [str(name) for name in impl.function()]
+            names: Iterable[str] = impl.function()
+            self.info[impl.plugin_name].provides["probe"] = list(names)
         return registry
 
     @property

@@ -139,8 +139,7 @@ class PluginManager:
                     self.info[impl.plugin_name].provides.setdefault(role, []).append(name)
             registry[role] = found
         for impl in self.pm.hook.neurocorr_probe_names.get_hookimpls():  # listed, not registered: no classes
-            names: Iterable[str] = impl.function()
-            self.info[impl.plugin_name].provides["probe"] = list(names)
+            self.info[impl.plugin_name].provides["probe"] = [str(name) for name in impl.function() or []]
         return registry
 
     @property

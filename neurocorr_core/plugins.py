@@ -139,7 +139,8 @@ class PluginManager:
                     self.info[impl.plugin_name].provides.setdefault(role, []).append(name)
             registry[role] = found
         for impl in self.pm.hook.neurocorr_probe_names.get_hookimpls():  # listed, not registered: no classes
-            self.info[impl.plugin_name].provides["probe"] = [str(name) for name in impl.function() or []]
+            names: Any = impl.function()  # a plugin's return value, as the loop above reads classes
+            self.info[impl.plugin_name].provides["probe"] = [str(name) for name in names or []]
         return registry
 
     @property

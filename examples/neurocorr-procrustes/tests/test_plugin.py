@@ -62,7 +62,7 @@ def test_compare_fills_the_layer_table_with_procrustes():
     b = ArrayModel({"m1": a.maps["l1"] @ np.linalg.qr(rng.normal(size=(5, 5)))[0], "m2": rng.normal(size=(8, 4))})
     probe = rng.normal(size=(64, 8)).astype(np.float32)
     pm = PluginManager()
-    pm.register(SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers), "arrays")
+    pm.register(SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers), "procrustes-test")
     try:
         result = compare(a, b, probe, metric="procrustes", layers_a="*", layers_b="*", plugin_manager=pm)
     except NeurocorrError as exc:

@@ -101,7 +101,7 @@ def neurocorr_activation_providers():
 def pm():
     pytest.importorskip("neurocorr_pearson", reason="the end-to-end run needs the pearson plugin installed")
     manager = PluginManager()
-    manager.register(SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers), "arrays")
+    manager.register(SimpleNamespace(neurocorr_activation_providers=neurocorr_activation_providers), "threads-test")
     return manager
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,11 @@ class Run:
     def last_line(self) -> str:
         lines = self.err.strip().splitlines()
         return lines[-1] if lines else ""
+
+
+def listed_commands(help_text: str) -> set[str]:
+    """The command names ``neurocorr --help`` lists (indented under COMMAND)."""
+    return set(re.findall(r"^    ([a-z][\w-]*)", help_text, re.MULTILINE))
 
 
 def neurocorr(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None,

@@ -78,6 +78,11 @@ def cli_env(gate: Path | None = None, gate_after: int = 1, **extra: str) -> dict
     return env
 
 
+def run_cli(argv: list[str], cwd: Path, **env: str) -> Run:
+    """``neurocorr ARGV`` in a child process, with :func:`cli_env` and ``env`` (e.g. blocked plugins)."""
+    return run(argv, cwd, cli_env(**env))
+
+
 def command(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "fault_models", *argv]
 

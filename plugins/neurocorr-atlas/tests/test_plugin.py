@@ -5,23 +5,18 @@ brings it. Both run the real command in a child process, as a user would."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
 import pytest
 
 import bad_input
+from bad_input import listed_commands
 from neurocorr_atlas import AtlasCommand, GridCommand, PredictCommand, neurocorr_commands
 from neurocorr_core import PluginManager
 
 COMMANDS = ("atlas", "grid", "predict")
 BLOCKED = {"NEUROCORR_DISABLE_PLUGINS": "atlas"}
-
-
-def listed(help_text: str) -> set[str]:
-    """The command names ``neurocorr --help`` lists (indented under COMMAND)."""
-    return set(re.findall(r"^    ([a-z][\w-]*)", help_text, re.MULTILINE))
 
 
 def test_the_plugin_offers_the_three_commands():
@@ -32,7 +27,7 @@ def test_the_plugin_offers_the_three_commands():
 
 def test_with_the_package_the_commands_work(tmp_path):
     shown = bad_input.neurocorr(["--help"], cwd=tmp_path)
-    assert shown.code == 0 and set(COMMANDS) <= listed(shown.out), shown.out
+    assert shown.code == 0 and set(COMMANDS) <= listed_commands(shown.out), shown.out
     ls = bad_input.neurocorr(["atlas", "ls", "--atlas", "none.db"], cwd=tmp_path)
     bad_input.assert_user_error(ls, "no atlas at none.db", "neurocorr atlas add")  # the command ran
     for command in ("grid", "predict"):
@@ -42,8 +37,8 @@ def test_with_the_package_the_commands_work(tmp_path):
 def test_without_the_package_help_lists_none_and_each_names_the_package(tmp_path):
     shown = bad_input.neurocorr(["--help"], cwd=tmp_path, env=BLOCKED)
     assert shown.code == 0, shown.err
-    assert not set(COMMANDS) & listed(shown.out), shown.out
-    assert {"compare", "run"} <= listed(shown.out)  # the core's own commands are still there
+    assert not set(COMMANDS) & listed_commands(shown.out), shown.out
+    assert {"compare", "run"} <= listed_commands(shown.out)  # the core's own commands are still there
     for argv in (["atlas", "ls"], ["grid", "--probe", "digits"], ["predict", "m.pt", "--probe", "digits"]):
         result = bad_input.neurocorr(argv, cwd=tmp_path, env=BLOCKED)
         bad_input.assert_user_error(result, f"'{argv[0]}'", "neurocorr-atlas")

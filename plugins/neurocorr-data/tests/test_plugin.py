@@ -5,27 +5,19 @@ file or ``neurocorr data`` names the package to install. The real command runs i
 from __future__ import annotations
 
 import gzip
-import re
 import struct
 
 import numpy as np
 import pytest
 
 import bad_input
-import fault_models
+from bad_input import listed_commands
+from fault_models import run_cli
 from neurocorr_core import load_probe
 from neurocorr_data import datasets
 
 BLOCKED = {"NEUROCORR_DISABLE_PLUGINS": "data"}
 MODELS = ["grid_models:mlp_a", "grid_models:mlp_b"]
-
-
-def listed(help_text: str) -> set[str]:
-    return set(re.findall(r"^    ([a-z][\w-]*)", help_text, re.MULTILINE))
-
-
-def run(argv, folder, **env):
-    return fault_models.run(argv, folder, fault_models.cli_env(**env))
 
 
 @pytest.fixture
@@ -49,13 +41,13 @@ def test_the_package_reads_names_and_idx_files_through_the_hook(pm, folder):
 
 
 def test_without_the_package_npy_probes_compare_and_names_name_it(folder):
-    result = run(["compare", *MODELS, "--probe", "probe.npy", "--quiet"], folder, **BLOCKED)
+    result = run_cli(["compare", *MODELS, "--probe", "probe.npy", "--quiet"], folder, **BLOCKED)
     assert result.code == 0, result.err
-    assert "data" not in listed(run(["--help"], folder, **BLOCKED).out)
-    assert "data" in listed(run(["--help"], folder).out)
-    bad_input.assert_user_error(run(["data", "mnist", "x.tgz"], folder, **BLOCKED), "'data'", "neurocorr-data")
+    assert "data" not in listed_commands(run_cli(["--help"], folder, **BLOCKED).out)
+    assert "data" in listed_commands(run_cli(["--help"], folder).out)
+    bad_input.assert_user_error(run_cli(["data", "mnist", "x.tgz"], folder, **BLOCKED), "'data'", "neurocorr-data")
     before = bad_input.snapshot(folder)
     for probe in ("digits", "probe-idx3-ubyte.gz"):
-        failed = run(["compare", *MODELS, "--probe", probe, "--quiet"], folder, **BLOCKED)
+        failed = run_cli(["compare", *MODELS, "--probe", probe, "--quiet"], folder, **BLOCKED)
         bad_input.assert_user_error(failed, "neurocorr-data")
     bad_input.assert_unchanged(before, bad_input.snapshot(folder))

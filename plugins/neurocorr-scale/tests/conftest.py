@@ -1,18 +1,6 @@
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))  # the core's test models and harness
 
-from neurocorr_core import PluginManager
-from numpy_models import plugin
-
-
-@pytest.fixture
-def pm():
-    """A fresh plugin manager per test: installed plugins plus the numpy test provider."""
-    pytest.importorskip("neurocorr_pearson", reason="the scale-out tests need the pearson plugin installed")
-    manager = PluginManager()
-    manager.register(plugin, "numpy-test")
-    return manager
+from plugin_fixtures import pm  # noqa: F401 - the fixture, for every test here

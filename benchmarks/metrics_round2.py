@@ -22,7 +22,12 @@
 
 Every pair runs interleaved (reference, neurocorr, ...) and the median of the paired ratios is
 printed with each side's peak memory (resident high-water mark added by the run; for the
-command line, the whole process's high-water mark, torch and the models included).
+command line, the whole process's high-water mark, torch and the models included). Beside the
+wall-clock ratio each row prints the CPU-time ratio (``time.process_time()`` of this process
+plus the user + system time of the child processes each run waited for, all threads, BLAS
+threads as configured): on a machine shared with other work, wall time measures the others'
+load as much as the code, CPU time much less so. Both are medians of paired ratios, with the
+lowest and highest paired ratio in brackets.
 
     python benchmarks/metrics_round2.py [--quick] [--only cka,cli,small,startup] [--repeats N]
 """
@@ -38,12 +43,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import Row, cli, finish, header, interleaved, median, paired_ratio, peak_added, random_activations
+from harness import Row, cli, finish, header, median, paired_ratio, peak_added, random_activations
 
 HERE = Path(__file__).resolve().parent
 #: (input width, hidden widths) of the command-line case's MLPs, from the environment so that
 #: the child process builds the same models (``metrics_round2:wide_a``).
 WIDE = (512, (2048, 2048))
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) plus those of the children it waited for."""
+    import resource
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def interleaved(runs: dict[str, Any], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """harness.interleaved that also records CPU seconds: (wall times, CPU times) per name."""
+    import gc
+
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            gc.collect()
+            start, start_cpu = time.perf_counter(), cpu_seconds()
+            fn()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(cpu_seconds() - start_cpu)
+    return wall, cpu
+
+
+def ratios(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> str:
+    """'wall 1.05 (0.98-1.20); CPU 1.02 (0.99-1.04)': medians of the paired ratios and their spread."""
+    def one(times: dict[str, list[float]]) -> str:
+        paired = [a / b for a, b in zip(times["neurocorr"], times["reference"], strict=True)]
+        return f"{median(paired):.3f} ({min(paired):.2f}-{max(paired):.2f})"
+
+    return (f"ratio wall {one(wall)}; CPU {one(cpu)} (CPU s neurocorr {median(cpu['neurocorr']):.2f}, "
+            f"reference {median(cpu['reference']):.2f})")
 
 
 # -- case 1: linear CKA against the three-GEMM floor -------------------------------------
@@ -68,15 +107,15 @@ def case_cka(samples: int, width: int, repeats: int) -> Row:
     y = random_activations(samples, width, 1, related=x)
     ours, peak = peak_added(lambda: neurocorr_linear(x, y))
     floor, floor_peak = peak_added(lambda: numpy_floor(x, y))
-    times = interleaved({"reference": lambda: numpy_floor(x, y), "neurocorr": lambda: neurocorr_linear(x, y)},
-                        repeats)
+    times, cpu = interleaved({"reference": lambda: numpy_floor(x, y),
+                              "neurocorr": lambda: neurocorr_linear(x, y)}, repeats)
     ratio = paired_ratio(times)
     exact = numpy_floor(x.astype(np.float64), y.astype(np.float64))
     return Row("linear CKA vs numpy 3-GEMM floor", f"{width}x{width}, {samples} samples",
                median(times["neurocorr"]), "centre + 3 float32 GEMMs", median(times["reference"]),
                "ratio <= 1.1", ratio <= 1.1, peak,
-               f"floor peak {floor_peak:.0f} MB; |err| vs float64: neurocorr {abs(ours - exact):.1e}, "
-               f"floor {abs(floor - exact):.1e}", times)
+               f"{ratios(times, cpu)}; floor peak {floor_peak:.0f} MB; |err| vs float64: neurocorr "
+               f"{abs(ours - exact):.1e}, floor {abs(floor - exact):.1e}", times)
 
 
 # -- case 2: the whole command line against forwards + GEMM -------------------------------
@@ -149,16 +188,16 @@ def case_cli(samples: int, inputs: int, hidden: tuple[int, ...], repeats: int) -
         np.save(path, probe)
         run_cli(path, env)  # warm the file cache and the imports
         _, ref_peak = peak_added(lambda: forwards_and_gemm(probe, 256))
-        times = interleaved({"reference": lambda: forwards_and_gemm(probe, 256),
-                             "neurocorr": lambda: run_cli(path, env)}, repeats)
+        times, cpu = interleaved({"reference": lambda: forwards_and_gemm(probe, 256),
+                                  "neurocorr": lambda: run_cli(path, env)}, repeats)
         peak = run_cli(path, env)  # the command's own high-water mark
     ratio = paired_ratio(times)
     n = sum(hidden)
     return Row("CLI pearson+max vs forwards+GEMM", f"{n}x{n} neurons, {samples} samples",
                median(times["neurocorr"]), "2 bare forwards + X^T Y", median(times["reference"]),
                "ratio <= 1.3", ratio <= 1.3, peak,
-               f"neurocorr: a new process, start-up included (peak: the process's VmHWM); "
-               f"reference in process, peak added {ref_peak:.0f} MB", times)
+               f"{ratios(times, cpu)}; neurocorr: a new process, start-up included (peak: the process's "
+               f"VmHWM); reference in process, peak added {ref_peak:.0f} MB", times)
 
 
 # -- case 3: small models against torch-cka -----------------------------------------------
@@ -244,13 +283,13 @@ def case_small(samples: int, repeats: int) -> Row:
 
     table, peak = peak_added(ours)
     theirs, ref_peak = peak_added(reference)
-    times = interleaved({"reference": reference, "neurocorr": ours}, repeats)
+    times, cpu = interleaved({"reference": reference, "neurocorr": ours}, repeats)
     ratio = paired_ratio(times)
     gap = float(np.max(np.abs(np.asarray(table) - np.asarray(theirs))))
     return Row("small MLPs, 3x3 linear CKA", f"784-512-256-128, {samples} samples",
                median(times["neurocorr"]), name, median(times["reference"]), "ratio <= 1.0", ratio <= 1.0,
-               peak, f"reference peak {ref_peak:.0f} MB; max |neurocorr (exact) - reference (minibatch "
-               f"estimate)| = {gap:.3f}", times)
+               peak, f"{ratios(times, cpu)}; reference peak {ref_peak:.0f} MB; max |neurocorr (exact) - "
+               f"reference (minibatch estimate)| = {gap:.3f}", times)
 
 
 # -- case 4: start-up of the command line on two small models ----------------------------
@@ -298,13 +337,14 @@ def case_startup(samples: int, repeats: int) -> Row:
             for name, args in argv.items():
                 runs[name].append(timed_process(args, env))
     times = {name: [wall for wall, _ in got] for name, got in runs.items()}
-    cpu = {name: median([c for _, c in got]) for name, got in runs.items()}
+    cpus = {name: [c for _, c in got] for name, got in runs.items()}
+    cpu = {name: median(c) for name, c in cpus.items()}
     wall = median(times["neurocorr"])
     return Row("CLI start-up, 2 small MLPs", f"784-512-256-128, {samples} samples", wall,
                "new process: import torch + models + 2 bare forwards", median(times["reference"]),
                "wall <= 1.5 s", wall <= 1.5, None,
-               f"CPU s (user+sys) neurocorr {cpu['neurocorr']:.2f}, floor {cpu['reference']:.2f}; "
-               f"'import torch' alone {median(times['torch']):.2f} s wall, {cpu['torch']:.2f} s CPU",
+               f"{ratios(times, cpus)}; neurocorr over the floor {cpu['neurocorr'] - cpu['reference']:.2f} "
+               f"CPU s (user+sys); 'import torch' alone {median(times['torch']):.2f} s wall, {cpu['torch']:.2f} s CPU",
                {"neurocorr": times["neurocorr"], "reference": times["reference"]})
 
 

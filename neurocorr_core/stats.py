@@ -20,69 +20,10 @@ from typing import Any
 import numpy as np
 
 from . import backend as backends
+from .gather import Gather, chunk_rows
 
-#: Fewest samples per GEMM. Each chunk's float32 product is added into the float64 accumulators
-#: in one single-threaded pass: longer chunks make fewer (linear CKA, 2,048 + 2,048 neurons: 0.62 s
-#: of adds with chunks of 4,096 samples, 0.29 s with 16,384), but the float32 buffer costs memory
-#: (chunk * (n_x + n_y) * 4 bytes): chunks grow up to 4 * CHUNK while the buffer stays under
-#: CHUNK_BYTES and under 4 times the accumulators' bytes (1,024 + 1,024 Pearson: 4,096, 32 MB).
-CHUNK = 4096
-CHUNK_BYTES = 1 << 28
-
-
-def chunk_rows(n_x: int, n_y: int, pairs: int = 0) -> int:
-    """Samples per chunk for n_x + n_y neurons and ``pairs`` (default n_x * n_y) accumulated."""
-    width = max(n_x + n_y, 1)
-    return max(CHUNK, min(4 * CHUNK, CHUNK_BYTES // (4 * width), 8 * (pairs or n_x * n_y) // width))
 #: Chunks whose centring corrections wait before they are applied (one pass over n_x * n_y).
 MAX_PENDING = 64
-
-
-class _Gather:
-    """One side's part of the chunk being gathered: rows ``x - k`` (float32), with the
-    float64 sums of ``x - k`` and of its squares over those rows."""
-
-    #: Rows shifted at once: about 2 MB so the rows are still in cache for their sums, and at
-    #: least 64 so that narrow layers make few numpy calls.
-    @staticmethod
-    def block(width: int) -> int:
-        return max(64, min(256, (1 << 19) // max(width, 1)))
-
-    def __init__(self, width: int, rows: int) -> None:
-        self.buf = np.empty((rows, width), dtype=np.float32)
-        self.shift32 = np.zeros(width, dtype=np.float32)
-        self.shift = np.zeros(width)
-        self.sum = np.zeros(width)
-        self.sumsq = np.zeros(width)
-        #: True once a batch that is not float32 came: constant neurons are then told by the
-        #: running min/max of the raw values, since the float64 shift need not be one of them.
-        self.raw = False
-
-    def reset(self) -> None:
-        self.sum[:] = 0.0
-        self.sumsq[:] = 0.0
-
-    def add(self, a: np.ndarray, start: int) -> None:
-        """Put ``a`` (rows, width) at buffer row ``start`` (0 starts a new chunk)."""
-        if start == 0:  # the chunk's centre: its first batch's mean, rounded to float32
-            np.copyto(self.shift32, a.mean(axis=0, dtype=np.float64), casting="unsafe")
-            self.shift[:] = self.shift32
-        if a.dtype != np.float32:
-            dev = np.asarray(a, dtype=np.float64) - self.shift
-            self.buf[start:start + a.shape[0]] = dev
-            self.sum += dev.sum(axis=0)
-            self.sumsq += np.einsum("ij,ij->j", dev, dev)
-            return
-        step = self.block(a.shape[1])
-        for b0 in range(0, a.shape[0], step):
-            rows = self.buf[start + b0:start + min(a.shape[0], b0 + step)]
-            np.subtract(a[b0:b0 + step], self.shift32, out=rows)  # exact near the centre
-            # float64 sums: float32 sums of squares of ReLU outputs erred by 3e-6 relative
-            # (digits MLPs), and tiny squares would underflow. One float64 copy of the block
-            # (in cache) is faster than summing with dtype=float64 (casts in small buffers).
-            wide = rows.astype(np.float64)
-            self.sum += wide.sum(axis=0)
-            self.sumsq += np.einsum("ij,ij->j", wide, wide)
 
 
 class CoMoments:
@@ -118,7 +59,7 @@ class CoMoments:
         self._wx = [(s, self._square(s)) for s in kept[0]]
         self._wy = [(s, self._square(s)) for s in kept[1]]
         self._groups: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self._sides: tuple[_Gather, _Gather] | None = None  # made by the first batch
+        self._sides: tuple[Gather, Gather] | None = None  # made by the first batch
         self._rows = 0  # samples gathered for the next chunk
         # lo == hi exactly for a neuron that took one value over every sample seen
         self._range = [np.full(n, np.inf) for n in (n_x, n_y)] + [np.full(n, -np.inf) for n in (n_x, n_y)]
@@ -130,7 +71,7 @@ class CoMoments:
         if x.shape[0] == 0:
             return
         if self._sides is None:
-            self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
+            self._sides = (Gather(self.n_x, self.chunk), Gather(self.n_y, self.chunk))
         for i, (side, a) in enumerate(zip(self._sides, (x, y), strict=True)):
             if a.dtype != np.float32 and not side.raw:
                 self._flush()  # the chunk so far is told constant by its float32 rule
@@ -230,7 +171,7 @@ class CoMoments:
         self._groups = [(self._n, self._mean_x.copy(), self._mean_y.copy(), np.zeros(self.n_x),
                          np.zeros(self.n_y))]
 
-    def _chunk_range(self, i: int, side: _Gather) -> None:
+    def _chunk_range(self, i: int, side: Gather) -> None:
         """float32 rows: a neuron is constant over the chunk exactly when every ``x - k`` is
         0 (float subtraction gives 0 only for equal values, and the float64 sum of float32 squares
         is 0 only if all are), and then its one value is ``k``."""
@@ -259,7 +200,7 @@ class CoMoments:
         self._wx = [(sl, self._adopt(acc)) for sl, acc in state["_wx"]]
         self._wy = [(sl, self._adopt(acc)) for sl, acc in state["_wy"]]
         if any(raw):
-            self._sides = (_Gather(self.n_x, self.chunk), _Gather(self.n_y, self.chunk))
+            self._sides = (Gather(self.n_x, self.chunk), Gather(self.n_y, self.chunk))
             self._sides[0].raw, self._sides[1].raw = raw
 
     def _square(self, sl: slice) -> Any:
@@ -271,6 +212,17 @@ class CoMoments:
         none = np.zeros((max(array.shape), 0))
         self.backend.add(acc, array, none[:array.shape[0]], none[:array.shape[1]])
         return acc
+
+    def single_chunk(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] | None:
+        """Every sample seen, when they are still one gathered chunk (no product run, nothing
+        merged, float32 batches): per side ``(x - k, e, ss)``, the float32 (rows, n) buffer,
+        ``e = mean - k`` and the float64 sums of squares of ``x - k`` (0 exactly for a constant
+        neuron), so that ``C_xy = (x-k)^T (y-k) - rows e_x e_y^T``. Views, not to be written,
+        valid until the next update; else None. Norms of C need no (n, m) accumulator then."""
+        rows, sides = self._rows, self._sides
+        if self._n or not rows or sides is None or sides[0].raw or sides[1].raw:
+            return None
+        return tuple((s.buf[:rows], s.sum / rows, s.sumsq) for s in sides)
 
     @property
     def n(self) -> int:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .chunk_norms import chunk_norms
+
 
 class _Side:
     """One model's per-layer state: mean, own-layer blocks, and (used if higher) the sums
@@ -195,7 +197,8 @@ class StreamedMoments:
     """The second-order sums of linear CKA from the core's chunked co-moments
     (:class:`neurocorr_core.stats.CoMoments`: one float32 GEMM per chunk of samples into
     float64 sums, the cross block and only the diagonal blocks of each model's layers). The
-    fast path of ``cka`` with ``precision="float32"``: its cost is the GEMM floor."""
+    fast path of ``cka`` with ``precision="float32"``: its cost is the GEMM floor. While all
+    samples are one chunk, the norms come from the chunk itself (:mod:`.chunk_norms`)."""
 
     def __init__(self, sizes_a: Sequence[int], sizes_b: Sequence[int]) -> None:
         from neurocorr_core.stats import CoMoments
@@ -205,7 +208,8 @@ class StreamedMoments:
 
     @property
     def n(self) -> int:
-        return self.co.n
+        chunk = self._chunk()  # counted without running the chunk's product (co.n would)
+        return self.co.n if chunk is None else chunk[0][0].shape[0]
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         self.co.update(x, y)
@@ -215,21 +219,33 @@ class StreamedMoments:
 
     def constant(self) -> tuple[np.ndarray, np.ndarray]:
         """Neurons that took one value over every sample (exact), (n_a,), (n_b,)."""
+        chunk = self._chunk()
+        if chunk is not None:  # read from the chunk's sums: no product run for it
+            return chunk[0][2] == 0, chunk[1][2] == 0
         return self.co.constant_x, self.co.constant_y
 
     def linear_cka(self) -> np.ndarray:
         """|C_lm|_F^2 / (|C_ll|_F |C_mm|_F) per layer pair; NaN for a layer whose neurons are
         all constant. Block by block: no (n_a, n_b) temporary."""
+        chunk = self._chunk()
+        norms = None if chunk is None else chunk_norms(chunk, self.a.slices(), self.b.slices())
+        out = _ratio(*(norms or self._accumulated_norms()))
+        dead_a, dead_b = self.constant()
+        out[np.logical_and.reduceat(dead_a, self.a.starts), :] = np.nan
+        out[:, np.logical_and.reduceat(dead_b, self.b.starts)] = np.nan
+        return out
+
+    def _chunk(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] | None:
+        """All samples as the core's one gathered chunk, where its accumulators are numpy's."""
+        return self.co.single_chunk() if self.co.backend.name == "numpy" else None
+
+    def _accumulated_norms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cxy = self.co.xy
         cross = np.array([[np.einsum("ij,ij->", cxy[r, c], cxy[r, c]) for c in self.b.slices()]
                           for r in self.a.slices()])
         own_a = np.array([np.einsum("ij,ij->", blk, blk) for blk in self.co.blocks_x])
         own_b = np.array([np.einsum("ij,ij->", blk, blk) for blk in self.co.blocks_y])
-        out = _ratio(cross, own_a, own_b)
-        dead_a, dead_b = self.constant()
-        out[np.logical_and.reduceat(dead_a, self.a.starts), :] = np.nan
-        out[:, np.logical_and.reduceat(dead_b, self.b.starts)] = np.nan
-        return out
+        return cross, own_a, own_b
 
 
 def _ratio(cross: np.ndarray, self_a: np.ndarray, self_b: np.ndarray) -> np.ndarray:

@@ -297,3 +297,58 @@ def sign_flip_p(d: Values, *, resamples: int = RESAMPLES, seed: int = 0) -> floa
         signs = np.random.default_rng(seed).choice((1.0, -1.0), (resamples, len(da)))
         exact = False
     return _two_sided(signs @ da / len(da), float(da.mean()), exact)
+
+
+@dataclass(frozen=True)
+class Wilcoxon:
+    """Wilcoxon signed-rank test of paired differences: ``n`` non-zero differences, ``statistic``
+    min(W+, W-) (scipy's two-sided statistic), two-sided ``p``; ``exact``: the exact null."""
+
+    n: int
+    statistic: float
+    p: float
+    exact: bool
+
+
+def wilcoxon(d: Values, *, exact_max: int = 50) -> Wilcoxon:
+    """Two-sided Wilcoxon signed-rank test that ``d`` is symmetric about 0, as
+    ``scipy.stats.wilcoxon(d)`` (zeros dropped, no continuity correction). For n <= ``exact_max``
+    the exact null: all 2^n sign patterns, counted over the (doubled, so integer) mid-ranks, which
+    is scipy's exact test without ties and its exact sign-flip permutation test with them; above,
+    the normal approximation with the tie correction."""
+    from scipy.stats import rankdata
+
+    da = np.asarray(d, dtype=np.float64)
+    da = da[da != 0]
+    n = len(da)
+    if n == 0:
+        return Wilcoxon(0, math.nan, math.nan, False)
+    ranks = rankdata(np.abs(da))
+    stat = float(min(ranks[da > 0].sum(), ranks[da < 0].sum()))
+    if n <= exact_max:
+        doubled = np.rint(2 * ranks).astype(int)
+        counts = np.zeros(int(doubled.sum()) + 1)  # counts[s]: sign patterns whose doubled W+ is s
+        counts[0] = 1.0
+        for r in doubled:
+            counts[r:] = counts[r:] + counts[:-r].copy()
+        return Wilcoxon(n, stat, float(min(1.0, 2 * counts[:round(2 * stat) + 1].sum() / 2.0 ** n)), True)
+    _, tied = np.unique(np.abs(da), return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - float((tied ** 3 - tied).sum()) / 48
+    z = (stat - n * (n + 1) / 4) / math.sqrt(var)
+    return Wilcoxon(n, stat, float(min(1.0, math.erfc(abs(z) / math.sqrt(2)))), False)
+
+
+def cluster_bootstrap_ci(d: Values, groups: Sequence[Any], *, resamples: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``d`` when whole groups are drawn with
+    replacement (the group, e.g. an architecture, is the independent unit; the mean is over the
+    drawn groups' points). With one point per group it is the plain percentile bootstrap."""
+    da = np.asarray(d, dtype=np.float64)
+    labels = np.asarray(list(groups), dtype=object)
+    names = list(dict.fromkeys(labels.tolist()))
+    sums = np.array([da[labels == g].sum() for g in names])
+    sizes = np.array([np.count_nonzero(labels == g) for g in names], dtype=np.float64)
+    idx = np.random.default_rng(seed).integers(0, len(names), (resamples, len(names)))
+    means = sums[idx].sum(1) / sizes[idx].sum(1)
+    alpha = (1 - level) / 2
+    return float(np.percentile(means, 100 * alpha)), float(np.percentile(means, 100 * (1 - alpha)))

@@ -44,7 +44,7 @@ from torch import nn
 
 from neurocorr_core import Executor, compare
 
-from . import stats
+from . import stats, zoo_atlas
 from .attack import fgsm
 from .data import load_split
 from .output import to_csv, to_json
@@ -338,6 +338,9 @@ class ZooRun:
     references: dict[str, str] = field(default_factory=dict)
     versus: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     probe: int = 0
+    anchors: list[str] = field(default_factory=list)
+    anchor_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    anchor_comparisons: int = 0
 
 
 def pick_references(records: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -437,8 +440,35 @@ def run(dataset: str, quick: bool, out: Path, *, progress: Callable[[str], None]
               for ref_id in dict.fromkeys(refs.values())}
     for r in records:
         r.update(versus[refs["overall"]][r["id"]])
+    anchors = zoo_atlas.pick_anchors(records, refs)
+    known = {ref_id: {m: v["score_sym"] for m, v in values.items()} for ref_id, values in versus.items()}
+    measure = _anchor_measure(records, specs, side, models_dir, probe)
+    scores, computed = zoo_atlas.anchor_scores(records, anchors, measure, pred_dir, f"probe{len(probe)}", known,
+                                               progress)
     return ZooRun(dataset, zs, records, refs["overall"], time.perf_counter() - start, torch.get_num_threads(),
-                  refs, versus, len(probe))
+                  refs, versus, len(probe), anchors, scores, computed)
+
+
+def _anchor_measure(records: Sequence[dict[str, Any]], specs: dict[str, Spec], side: int, models_dir: Path,
+                    probe: torch.Tensor) -> zoo_atlas.Measure:
+    """The paper's symmetric score (as ``score_sym``) of one model against some anchors; the
+    anchors are loaded once."""
+    by_id = {r["id"]: r for r in records}
+    images = probe.numpy()
+    loaded: dict[str, nn.Module] = {}
+
+    def measure(model_id: str, anchor_ids: Sequence[str]) -> dict[str, float]:
+        spec = specs[by_id[model_id]["run"]]
+        model = load_model(by_id[model_id], spec, side, models_dir)
+        out = {}
+        for a in anchor_ids:
+            a_spec = specs[by_id[a]["run"]]
+            if a not in loaded:
+                loaded[a] = load_model(by_id[a], a_spec, side, models_dir)
+            out[a] = compare(model, loaded[a], images, depth_penalty="paper", neurons="position",
+                             layers_a=layers_of(spec), layers_b=layers_of(a_spec)).score.symmetric
+        return out
+    return measure
 
 
 def _value(record: dict[str, Any], against: dict[str, dict[str, float]], name: str) -> float:
@@ -509,6 +539,10 @@ def analyse(result: ZooRun) -> dict[str, Any]:
     rows = [r for r in result.records if r["id"] != result.reference]
     tables = _tables(rows, result.versus[result.reference], result.settings.resamples)
     tables["families"] = _family_tables(result)
+    tables["atlas_predictions"] = zoo_atlas.predict_folds(result.records, result.anchor_scores, result.anchors,
+                                                          TARGETS, exclude=result.reference)
+    tables["atlas"] = zoo_atlas.compare_errors(tables["atlas_predictions"], TARGETS,
+                                               resamples=result.settings.resamples)
     return tables
 
 
@@ -519,10 +553,13 @@ def render(result: ZooRun, analysis: dict[str, Any]) -> dict[str, bytes | str]:
     document = {"experiment": "zoo", "dataset": result.dataset, "reference": result.reference,
                 "references": result.references, "probe": result.probe,
                 "settings": dataclasses.asdict(result.settings), "seconds": result.seconds, "threads": result.threads,
-                "models": len(result.records), **analysis, "records": result.records, "versus": result.versus}
+                "models": len(result.records), **analysis, "records": result.records, "versus": result.versus,
+                "anchors": result.anchors, "anchor_scores": result.anchor_scores}
     return {"models.csv": to_csv(models), "correlations.csv": to_csv(analysis["overall"]),
             "within_architecture.csv": to_csv(analysis["within"]), "per_architecture.csv": to_csv(analysis["per_arch"]),
             "leave_one_architecture_out.csv": to_csv(analysis["logo"]), "families.csv": to_csv(analysis["families"]),
+            "atlas_leave_one_architecture_out.csv": to_csv(analysis["atlas"]),
+            "atlas_predictions.csv": to_csv(analysis["atlas_predictions"]),
             "results.json": to_json(document),
             "tables.md": markdown(result, analysis), "scatter.png": scatter(result)}
 
@@ -576,6 +613,7 @@ def markdown(result: ZooRun, analysis: dict[str, Any]) -> str:
             cells.append(f"{_f(r['rho'])} ({_f(r['p'], 2, False)}, n {r['n']})")
         out.append(f"| {pred} | " + " | ".join(cells) + " |")
     out += _family_markdown(result, analysis["families"])
+    out += zoo_atlas.markdown(analysis["atlas"], result.anchors, result.anchor_comparisons)
     return "\n".join(out) + "\n"
 
 
@@ -660,4 +698,12 @@ def report(result: ZooRun, analysis: dict[str, Any]) -> str:
                      == (key, key, pred, "accuracy"))
             cells.append(f"{pred} {r['rho']:+.2f} (p {r['rho_p']:.3f})")
         lines.append(f"  {key} {result.references[key]} (n {r['n']}): " + ", ".join(cells))
+    lines += ["", f"Leave one architecture out, the atlas's estimators on {len(result.anchors)} anchors: MAE vs the "
+              "mean of the other architectures' models (difference [95% CI over architectures], Wilcoxon p over "
+              "architectures)"]
+    for r in analysis["atlas"]:
+        if r["baseline"] == "mean_training" and r["target"] != "drop":
+            lines.append(f"  {r['target']:<9} {r['estimator']:<9} {r['mae']:.4f} vs {r['mae_baseline']:.4f} "
+                         f"({r['difference']:+.4f} [{r['difference_low']:+.4f}, {r['difference_high']:+.4f}], "
+                         f"p {r['p_architectures']:.3f}, {r['wins']}/{r['architectures']} architectures)")
     return "\n".join(lines)

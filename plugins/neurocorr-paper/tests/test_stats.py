@@ -151,3 +151,60 @@ def test_logo_error_by_hand():
     # |5-4|, |5-6| -> 1; group 2: mean 3, |3-8|, |3-10| -> 6
     assert res.mae_mean == pytest.approx((6 + 1 + 6) / 3)
     assert res.p == pytest.approx(0.25)  # 3 groups: 8 sign patterns, the two extremes
+
+
+@pytest.mark.parametrize("n", [6, 8, 20, 50])
+def test_wilcoxon_exact_matches_scipy(n):
+    d = np.random.default_rng(n).normal(0.3, 1.0, n)
+    ref = ss.wilcoxon(d, method="exact")
+    res = st.wilcoxon(d)
+    assert res.exact and res.n == n
+    assert res.statistic == pytest.approx(ref.statistic, abs=1e-12)
+    assert res.p == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_wilcoxon_normal_approximation_matches_scipy():
+    d = np.round(np.random.default_rng(1).normal(0.1, 1.0, 155), 2)  # n > 50, tied |d|, one zero
+    ref = ss.wilcoxon(d, method="asymptotic")
+    res = st.wilcoxon(d)
+    assert not res.exact and res.n == np.count_nonzero(d)  # a zero difference is dropped
+    assert res.statistic == pytest.approx(ref.statistic, abs=1e-12)
+    assert res.p == pytest.approx(ref.pvalue, abs=1e-12)
+
+
+def test_wilcoxon_with_ties_is_the_exact_sign_flip_test():
+    """Tied |d|: scipy's exact sign-flip permutation test of W+ (all 2^12 patterns)."""
+    d = np.array([0.1, -0.1, 0.2, 0.3, 0.3, -0.3, 0.5, 0.6, 0.6, 0.8, -0.2, 0.9])
+    ranks = ss.rankdata(np.abs(d))
+    ref = ss.permutation_test((d,), lambda a, axis=-1: np.sum(ranks * (a > 0), axis=axis),
+                              permutation_type="samples", n_resamples=np.inf, vectorized=True)
+    res = st.wilcoxon(d)
+    assert res.exact and res.p == pytest.approx(ref.pvalue, abs=1e-12)
+    assert res.p == pytest.approx(ss.wilcoxon(d).pvalue, abs=1e-12)  # scipy's default on ties
+
+
+def test_wilcoxon_drops_zeros_and_extremes():
+    d = [0.0, 0.5, 0.2, 0.0, 0.9, 0.4, 0.3, 0.7, 0.1, 0.6]  # 8 non-zero, all positive
+    res = st.wilcoxon(d)
+    assert res.n == 8 and res.statistic == 0 and res.p == pytest.approx(2 / 2 ** 8)
+    assert res.p == pytest.approx(ss.wilcoxon(d, zero_method="wilcox", method="exact").pvalue)
+    assert math.isnan(st.wilcoxon([0.0, 0.0]).p)
+
+
+def test_cluster_bootstrap_with_one_point_per_group_is_scipys_bootstrap():
+    d = np.random.default_rng(4).normal(size=12)
+    ref = ss.bootstrap((d,), np.mean, method="percentile", n_resamples=3000,
+                       random_state=np.random.default_rng(5)).confidence_interval
+    assert st.cluster_bootstrap_ci(d, range(12), resamples=3000, seed=5) == pytest.approx((ref.low, ref.high),
+                                                                                           abs=1e-12)
+
+
+def test_cluster_bootstrap_draws_whole_groups():
+    """Groups of 1, 2 and 3 points; each resample's mean recomputed by a loop over its drawn groups."""
+    d = np.array([1.0, 2.0, 4.0, 10.0, 20.0, 30.0])
+    groups = ["a", "b", "b", "c", "c", "c"]
+    members = {"a": [1.0], "b": [2.0, 4.0], "c": [10.0, 20.0, 30.0]}
+    idx = np.random.default_rng(7).integers(0, 3, (500, 3))
+    means = [np.mean([v for k in row for v in members["abc"[k]]]) for row in idx]
+    want = (np.percentile(means, 2.5), np.percentile(means, 97.5))
+    assert st.cluster_bootstrap_ci(d, groups, resamples=500, seed=7) == pytest.approx(want, abs=1e-12)

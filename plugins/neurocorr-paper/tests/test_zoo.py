@@ -141,6 +141,22 @@ def test_training_on_the_local_executor_equals_in_process_and_resumes_after_a_ki
     _same(alone, again, tmp_path / "a", tmp_path / "b")
 
 
+def test_anchor_scores_are_the_symmetric_score_of_the_predictors(tmp_path):
+    """The atlas test's scores (one model against some anchors) and the zoo's score_sym: two paths."""
+    data, zs, adversarial, labels = _tiny(tmp_path)
+    records = zoo.train_all(zs.specs, data, zs, tmp_path / "a", adversarial, labels, progress=lambda _t: None)
+    specs, by_id = {s.run_id: s for s in zs.specs}, {r["id"]: r for r in records}
+    probe = data.x_test[:60]
+    got = zoo._anchor_measure(records, specs, 8, tmp_path / "a", probe)("mlp-16-s0@1", ["cnn-2x4-s0@1", "mlp-8x8-s1@2"])
+    assert list(got) == ["cnn-2x4-s0@1", "mlp-8x8-s1@2"]
+    model = zoo.load_model(by_id["mlp-16-s0@1"], specs["mlp-16-s0"], 8, tmp_path / "a")
+    for anchor, value in got.items():
+        spec = specs[by_id[anchor]["run"]]
+        ref = zoo.load_model(by_id[anchor], spec, 8, tmp_path / "a")
+        want = zoo.predictors(model, specs["mlp-16-s0"], ref, spec, probe, 8)["score_sym"]
+        assert value == pytest.approx(want, abs=1e-9)
+
+
 @pytest.mark.slow
 def test_training_on_a_dask_cluster_equals_in_process(tmp_path):
     pytest.importorskip("neurocorr_dask")
@@ -196,10 +212,27 @@ def test_quick_digits_resumes_without_retraining(tmp_path, capsys):
     assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     tables = (out / "tables.md").read_text()
     assert "| score_ab |" in tables and "Against **drop**" in tables
+    # the atlas's estimators, left out by architecture: their mean-of-training baseline is the line's baseline
+    with open(out / "atlas_leave_one_architecture_out.csv") as f:
+        atlas = list(csv.DictReader(f))
+    with open(out / "leave_one_architecture_out.csv") as f:
+        logo = list(csv.DictReader(f))
+    assert len(atlas) == len(zoo.TARGETS) * 2 * 2 and "| accuracy | weighted | mean_training |" in tables
+    for r in atlas:
+        assert int(r["models"]) == 27 and 0 < float(r["p_architectures"]) <= 1
+        if r["baseline"] == "mean_training":
+            line = next(x for x in logo if x["target"] == r["target"])
+            assert float(r["mae_baseline"]) == pytest.approx(float(line["mae_mean"]), abs=1e-12)
+    for ref in {refs["cnn"], refs["mlp"]}:  # the anchors' scores with the zoo's references are its score_sym
+        assert ref in doc["anchors"]
+        for model, row in doc["anchor_scores"].items():
+            if model != ref:
+                assert row[ref] == pytest.approx(doc["versus"][ref][model]["score_sym"], abs=1e-12)
     # a second run finds every model and predictor on disk: nothing is retrained
     _run("digits", out)
     second = capsys.readouterr().out
-    assert "training runs: 14 of 14 found" in second and "[1/" not in second
+    assert "training runs: 14 of 14 found" in second and "[1/" not in second and "scores against the" not in second
+    assert "(0 comparisons run in this invocation)" in (out / "tables.md").read_text()
     assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")} == weights
     assert json.loads((out / "results.json").read_text())["overall"] == doc["overall"]
 

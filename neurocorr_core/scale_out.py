@@ -31,6 +31,7 @@ DEFAULT_EXECUTOR = "local"
 SHORTHAND_EXECUTOR = "dask"
 #: Executors of the house's own plugin packages, and the package to install for each.
 PLUGIN_PACKAGES = {"dask": "neurocorr-dask", "local": "neurocorr-scale"}
+OPTION_FLAG = "--executor-option KEY=VALUE"  # how a command gives executor options (None: it does not)
 
 
 def executor_keywords(executor: str | Executor | None = None, scheduler: str | None = None,
@@ -75,11 +76,11 @@ def executor_class(name: str, plugin_manager: PluginManager | None = None) -> ty
 
 
 def resolve(executor: str | Executor | None = None, scheduler: str | None = None, workers: int | None = None,
-            shards: int | None = None, options: Mapping[str, Any] | None = None,
+            shards: int | None = None, options: Mapping[str, Any] | None = None, option_flag: str | None = OPTION_FLAG,
             plugin_manager: PluginManager | None = None) -> tuple[type[Executor], dict[str, Any]]:
     """The executor's class (a started executor's own) and its constructor's keywords, once the
-    options fit together, the executor is installed and it takes the shorthands given. Nothing
-    is started."""
+    options fit together, the executor is installed and it takes the shorthands given (the error
+    names ``option_flag``, the command's option for the executor's options). Nothing is started."""
     name, keywords = executor_keywords(executor, scheduler, workers, shards, options)
     if isinstance(executor, Executor):
         return type(executor), keywords
@@ -87,9 +88,9 @@ def resolve(executor: str | Executor | None = None, scheduler: str | None = None
     takes = {p.name for p in inspect.signature(cls).parameters.values()
              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     if (scheduler is not None and "scheduler" not in takes) or (workers is not None and "workers" not in takes):
-        raise NeurocorrError(f"--scheduler and --workers belong to the {SHORTHAND_EXECUTOR} executor; add "
-                             f"--executor {SHORTHAND_EXECUTOR} (the {name} executor's options: "
-                             f"{', '.join(sorted(takes)) or 'none'}, given as --executor-option KEY=VALUE)")
+        own = f"the {name} executor's options: {', '.join(sorted(takes)) or 'none'}, given as {option_flag}"
+        raise NeurocorrError(f"--scheduler and --workers belong to the {SHORTHAND_EXECUTOR} executor; add --executor "
+                             f"{SHORTHAND_EXECUTOR} ({own if option_flag else f'the {name} executor takes neither'})")
     return cls, keywords
 
 
@@ -98,7 +99,7 @@ def get_executor(executor: str | Executor | None = None, *, scheduler: str | Non
                  plugin_manager: PluginManager | None = None) -> Executor:
     """The executor named ``executor`` (default ``local``) built with ``options`` and the
     shorthands; a started :class:`Executor` is returned as it is."""
-    cls, keywords = resolve(executor, scheduler, workers, None, options, plugin_manager)
+    cls, keywords = resolve(executor, scheduler, workers, None, options, plugin_manager=plugin_manager)
     return executor if isinstance(executor, Executor) else cls(**keywords)
 
 
@@ -130,7 +131,7 @@ def check_sharding(executor: str | Executor | None, scheduler: str | None, worke
     given), once the options are known to fit together and the executor is installed."""
     if all(v is None or v is False for v in (executor, scheduler, workers, shards, cache)) and not options:
         return False
-    resolve(executor, scheduler, workers, shards, options, plugin_manager)  # a missing executor fails now
+    resolve(executor, scheduler, workers, shards, options, plugin_manager=plugin_manager)  # a missing one fails now
     if significance:
         raise NeurocorrError("the permutation null and the bootstrap resample all activations in one "
                              "process, so they do not run on an executor or with shards or the cache; drop "
@@ -157,9 +158,8 @@ def add_arguments(p: argparse.ArgumentParser, cache_default: bool = False) -> No
     g.add_argument("--shards", type=int, metavar="N",
                    help="split the probe into N shards (default: 1 locally, one per worker on dask)")
     g.add_argument("--cache-dir", metavar="DIR",
-                   help="activation cache folder" + (" (default $NEUROCORR_CACHE_DIR or ~/.cache/neurocorr/"
-                                                     "activations)" if cache_default else " (default: no "
-                                                                                          "cache)"))
+                   help="activation cache folder" + (" (default $NEUROCORR_CACHE_DIR or ~/.cache/neurocorr/activations)"
+                                                     if cache_default else " (default: no cache)"))
     if cache_default:
         g.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
 

@@ -138,6 +138,10 @@ def _zoo(args: argparse.Namespace) -> int:
     from .settings import settings_for
 
     load_split(args.dataset, settings_for(args.dataset, True))  # missing data fails now, with the install hint
+    if args.executor is not None or args.workers is not None or args.scheduler is not None:
+        from neurocorr_core.scale_out import resolve
+
+        resolve(args.executor, args.scheduler, args.workers, option_flag=None)  # the zoo has no --executor-option
     folder = prepare_folder(args.out or f"neurocorr-reproduce/zoo-{args.dataset}{'-quick' if args.quick else ''}")
     progress = (lambda _t: None) if args.quiet else print
     if args.executor is None and args.workers is None and args.scheduler is None:

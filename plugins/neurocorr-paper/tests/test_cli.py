@@ -6,6 +6,7 @@ import pytest
 
 from neurocorr_core import NeurocorrError
 from neurocorr_core.cli import main as neurocorr
+from neurocorr_core.scale_out import resolve
 from neurocorr_paper import cli
 
 
@@ -36,6 +37,18 @@ def test_bad_arguments(argv, message, capsys, tmp_path):
     assert err.startswith("neurocorr: error: ")
     assert message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_zoo_executor_errors_name_the_zoos_own_options(tmp_path, capsys):
+    """The core's message for --workers on the local executor names --executor-option, which
+    `reproduce zoo` does not have: the zoo's names only its own options, before anything is written."""
+    err = error_of(["zoo", "--dataset", "digits", "--executor", "local", "--workers", "2", "--out",
+                    str(tmp_path / "o")], capsys)
+    assert "--scheduler and --workers belong to the dask executor; add --executor dask (the local executor " \
+           "takes neither)" in err
+    assert "--executor-option" not in err and not (tmp_path / "o").exists()
+    with pytest.raises(NeurocorrError, match=r"the local executor's options: threads, given as --executor-option"):
+        resolve("local", workers=2)  # the commands that have the option still name it
 
 
 def test_argument_errors_name_the_help(capsys):

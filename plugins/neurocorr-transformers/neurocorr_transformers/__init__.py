@@ -1,6 +1,7 @@
 """neurocorr plugin: Hugging Face transformers (PyTorch) with uniform layer names, sequence probes
 (texts, token ids with masks; ``--probe text:FILE``), the ``hf-onnx`` provider for their ONNX exports,
-and the ``neurocorr universal-neurons`` command (Gurnee et al. 2024 on tiny GPT-2s trained offline)."""
+the ``hf-flax`` provider for their Flax nnx twins (``flax_twin.from_torch``), and the
+``neurocorr universal-neurons`` command (Gurnee et al. 2024 on tiny GPT-2s trained offline)."""
 
 import importlib.util
 import os
@@ -28,9 +29,18 @@ def _onnx() -> list[type[ActivationProvider]]:
     return [HFOnnxProvider]
 
 
+def _flax() -> list[type[ActivationProvider]]:
+    """The hf-flax provider, where neurocorr-jax (and so jax and flax) is installed."""
+    if importlib.util.find_spec("neurocorr_jax") is None or importlib.util.find_spec("flax") is None:
+        return []
+    from .flax_provider import HFFlaxProvider
+
+    return [HFFlaxProvider]
+
+
 @hookimpl
 def neurocorr_activation_providers() -> list[type[ActivationProvider]]:
-    return [HFProvider, *_onnx()]
+    return [HFProvider, *_onnx(), *_flax()]
 
 
 @hookimpl

@@ -25,6 +25,7 @@ from .scale_out import check_sharding, get_executor, shard_bounds
 from .selection import Selector, select_layers
 from .sharding import ShardedModel, ShardedRun
 from .significance import assess
+from .tiles import human
 from .views import neuron_batches
 
 
@@ -109,25 +110,32 @@ def compare(
         raise
     keep = opts.significance
     try:
-        plan = build_plan(metric_cls, matcher, a, b, samples=len(probe), constant=constant,
-                          penalty=opts.depth_penalty, absolute=opts.absolute, options=opts.metric_options,
-                          budget=opts.budget, sample=opts.sample_neurons, seed=opts.seed)
+        plan = build_plan(metric_cls, matcher, a, b, samples=_rows(prov_a, prov_b, probe, second, opts),
+                          constant=constant, penalty=opts.depth_penalty, absolute=opts.absolute,
+                          options=opts.metric_options, budget=opts.budget, sample=opts.sample_neurons, seed=opts.seed)
         plan.fit(opts.budget, keep)
         xs: list[np.ndarray] = []
         ys: list[np.ndarray] = []
+        metrics: list[Any] = []
+        passes = plan.passes()
+        if sharded and passes[0] is not None:
+            raise NeurocorrError(f"memory budget {human(opts.budget or 0)} needs bands of neurons (a pass over the "
+                                 "probe each), which run in this process only: leave out executor and shards "
+                                 "(--executor, --shards), or raise memory_budget for tiles that keep the rows")
         if sharded:  # the same plan, shard by shard on an executor (the neurocorr-scale plugin runs it)
             sides = (ShardedModel(model_a, prov_a, options_a or {}), ShardedModel(model_b, prov_b, options_b or {}))
             metrics, ran = _sharded(plan, sides, _whole(probe, second), opts, pm)
-        else:
-            acc = plan.accumulator()
-            batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
-            for x, y in _progress(batches, opts.progress, -(-len(probe) // opts.batch_size)):
-                acc.update(x, y)
-                if keep:
-                    xs.append(x)
-                    ys.append(y)
-            metrics = acc.metrics
-            del acc
+        else:  # one pass over the probe, or one per band of neurons (neurocorr_core.bands)
+            for band in passes:
+                acc = plan.accumulator(band)
+                batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
+                for x, y in _progress(batches, opts.progress, -(-len(probe) // opts.batch_size)):
+                    acc.update(x, y)
+                    if keep:
+                        xs.append(x)
+                        ys.append(y)
+                metrics = plan.absorb(band, acc.metrics, metrics)
+                del acc  # before the next band's state is made
     finally:
         prov_a.close()
         prov_b.close()
@@ -189,6 +197,15 @@ def _side_probes(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: 
         raise NeurocorrError(f"the activations hold different numbers of samples: {len(index_a)} for A, "
                              f"{len(index_b)} for B; both must come from the same probe samples, in the same order")
     return first, (None if second is first else second)
+
+
+def _rows(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: AnyProbe, second: AnyProbe,
+          opts: Options) -> int:
+    """The rows a memory budget is planned for: the provider's count of its view's rows (the real
+    tokens under the token view; the larger side's), else one a probe sample."""
+    counts = [prov.rows(p, opts.neurons) for prov, p in ((prov_a, probe), (prov_b, second))
+              if opts.budget is not None and isinstance(prov, ActivationProvider)]
+    return max((c for c in counts if c is not None), default=len(probe))
 
 
 def _whole(probe: AnyProbe, second: AnyProbe) -> tuple[Probe, Probe]:

@@ -120,6 +120,11 @@ class ActivationProvider(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook for providers holding resources
         """Release what the provider holds (sessions, hooks)."""
 
+    def rows(self, probe: Any, neurons: str) -> int | None:
+        """The rows the view ``neurons`` makes of ``probe``, counted without running the model, for
+        planning a memory budget (e.g. the real tokens under ``token``); None (default): one a sample."""
+        return None
+
     def fingerprint(self) -> str | None:
         """A digest of what decides the model's outputs (weights, graph), the activation cache's
         model key; optional. None (the default): the core hashes a model file's bytes or a

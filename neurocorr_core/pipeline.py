@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .checks import call_metric, checked_constant, checked_similarity, checked_tile
+from .bands import Band, Banded, CheckedTiles, band_minimum, bands_of, plan_bands
+from .checks import call_metric, checked_constant, checked_similarity
 from .errors import NeurocorrError
 from .interfaces import LayerInfo, MatchingStrategy, Metric
 from .matching import MaxMatching, MutualMatching
@@ -24,7 +25,7 @@ from .result import Score
 from .sampling import Amount, rng_for, sample_neurons, sampled_sizes, stratified_mean
 from .score import Directional, full_directions, layer_directions, tiled_directions
 from .significance import ScoreFn
-from .tiles import TilePlan, human, plan_tiles, reduce_tiles, tile_minimum, too_small, untiled_bytes
+from .tiles import TilePlan, human, plan_tiles, reduce_tiles, reducer_bytes, tile_minimum, too_small, untiled_bytes
 from .views import neuron_count
 
 #: Without a memory budget, a similarity whose full matrices would take this many bytes
@@ -185,8 +186,16 @@ class Plan:
                              for p in self.parts)
         least = max(tile_minimum(p.sizes_r, p.sizes_c, k=self.matcher.candidates, samples=self.samples,
                                  fixed=fixed, columns=p.both) for p in self.parts)
-        if least > budget:  # say the smaller of what tiles and the full matrix need
-            what = f"comparing {shape} neurons over {self.samples} samples"
+        if least > budget:  # tiles would keep too many rows: run the probe once per band of rows
+            k = self.matcher.candidates
+            fixed = sum(reducer_bytes(p.sizes_r, p.sizes_c, k, p.both) for p in self.parts)
+            lows = max(band_minimum(p.sizes_r, p.sizes_c, k, fixed) for p in self.parts)
+            if not keep and lows <= budget:
+                for part in self.parts:
+                    part.tiles = plan_bands(part.sizes_r, part.sizes_c, k=k, fixed=fixed, budget=budget)
+                return
+            what = f"comparing {shape} neurons over {self.samples} samples"  # the least of the three
+            least = min(least, lows) if not keep else least
             raise too_small(budget, min(least, full), what + (" in tiles" if least < full else ""))
         for part in self.parts:
             part.tiles = plan_tiles(part.sizes_r, part.sizes_c, k=self.matcher.candidates,
@@ -212,8 +221,22 @@ class Plan:
                     for p in self.parts)
         return budget if least <= budget else None
 
-    def accumulator(self) -> Accumulator:
-        return Accumulator(self.metric_plan)
+    def passes(self) -> list[Band | None]:
+        """The passes over the probe: one that feeds every part, or one per band (:mod:`~neurocorr_core.bands`)."""
+        return [band for i, p in enumerate(self.parts) if p.tiles and p.tiles.bands
+                for band in bands_of(p.sizes_r, p.tiles, i)] or [None]
+
+    def accumulator(self, band: Band | None = None) -> Accumulator:
+        return Accumulator(self.metric_plan, band)
+
+    def absorb(self, band: Band | None, fed: list[Metric], done: list[Any]) -> list[Any]:
+        """The metrics :meth:`finish` reads: ``fed`` after one pass; over bands, ``done`` with ``band`` reduced in."""
+        if band is None:
+            return fed
+        done = done or [Banded(p.sizes_r, p.sizes_c, p.tiles, self.matcher.candidates, p.both)
+                        for p in self.parts if p.tiles]  # fit() bands every part or none
+        done[band.part].add(band, fed[0], self.absolute, len(self.passes()))
+        return done
 
     def finish(self, metrics: Sequence[Metric], tables: bool = True, constant: str | None = None) -> Outcome:
         """The outcome of the plan's ``metrics`` once fed (an :class:`Accumulator`'s, or merged
@@ -238,10 +261,11 @@ class Plan:
                                          part.sizes_c, dead_r, dead_c)
                 rows, cols = full_directions(sim, part.sizes_r, part.sizes_c, self.matcher,
                                              self.penalty, self.absolute, part.both, tables, overwrite=True)
-            else:
-                best, count = reduce_tiles(CheckedTiles(metric, dead_r, dead_c), part.sizes_r, part.sizes_c,
-                                           part.tiles, k=self.matcher.candidates, absolute=self.absolute,
-                                           dead_r=dead_r, dead_c=dead_c, columns=part.both)
+            else:  # tiles walked here, or bands reduced as they came (Banded)
+                best, count = (metric.best, metric.tiles) if isinstance(metric, Banded) else reduce_tiles(
+                    CheckedTiles(metric, dead_r, dead_c), part.sizes_r, part.sizes_c, part.tiles,
+                    k=self.matcher.candidates, absolute=self.absolute, dead_r=dead_r, dead_c=dead_c,
+                    columns=part.both)
                 rows, cols = tiled_directions(best, self.matcher, self.penalty, part.both, tables)
                 tiles[part.side] = {**part.tiles.to_dict(), "count": count}
             results[part.side] = rows
@@ -292,35 +316,27 @@ class Plan:
 
 
 class Accumulator:
-    """A plan's metrics, fed every batch (a sampled part: only its sampled rows)."""
+    """A plan's metrics, fed every batch (a sampled part: only its sampled rows); with a ``band``,
+    only that part's metric over the band's rows, streamed (not tiled)."""
 
-    def __init__(self, plan: MetricPlan) -> None:
-        self.plan = plan
+    def __init__(self, plan: MetricPlan, band: Band | None = None) -> None:
+        self.plan, self.band = plan, band
+        self.parts = plan.parts if band is None else [plan.parts[band.part]]
         tiled = {"tiled": True, "samples": plan.samples}
         self.metrics: list[Metric] = [
-            call_metric(plan.metric_cls, "__init__", plan.metric_cls, p.sizes_r, p.sizes_c, **plan.options,
-                        **(tiled if p.tiles else {}))
-            for p in plan.parts]
+            call_metric(plan.metric_cls, "__init__", plan.metric_cls, p.sizes_r if band is None else band.sizes,
+                        p.sizes_c, **plan.options, **(tiled if p.tiles and band is None else {}))
+            for p in self.parts]
 
     def update(self, x: np.ndarray, y: np.ndarray) -> None:
         """One batch: ``x`` A's neurons (batch, sum(a.sizes)), ``y`` B's."""
-        for part, metric in zip(self.plan.parts, self.metrics, strict=True):
+        for part, metric in zip(self.parts, self.metrics, strict=True):
             rows, cols = (x, y) if part.side == "a" else (y, x)
             if part.sampled is not None:
                 rows = np.ascontiguousarray(rows[:, part.sampled])
+            if self.band is not None:
+                rows = rows[:, self.band.start:self.band.stop]
             call_metric(metric, "update", metric.update, rows, cols)
-
-
-class CheckedTiles:
-    """A tiled metric whose tiles are checked against the Metric contract as they come (what
-    :func:`~neurocorr_core.tiles.reduce_tiles` reads)."""
-
-    def __init__(self, metric: Metric, dead_r: np.ndarray, dead_c: np.ndarray) -> None:
-        self.metric, self.dead_r, self.dead_c = metric, dead_r, dead_c
-
-    def tile(self, rows: slice, cols: slice) -> np.ndarray:
-        values = call_metric(self.metric, "tile", self.metric.tile, rows, cols)
-        return checked_tile(self.metric, values, rows, cols, self.dead_r[rows], self.dead_c[cols])
 
 
 def _dead_names(side: Side, dead: np.ndarray, limit: int = 8) -> str:

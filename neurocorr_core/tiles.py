@@ -73,10 +73,11 @@ class TilePlan:
     cols: int
     fixed_bytes: int
     tile_bytes: int
+    bands: int = 0  #: passes over the probe, one per band of ``rows`` rows (:mod:`~neurocorr_core.bands`); 0: one
 
     def to_dict(self) -> dict[str, int]:
         return {"rows": self.rows, "cols": self.cols, "fixed_bytes": self.fixed_bytes,
-                "tile_bytes": self.tile_bytes}
+                "tile_bytes": self.tile_bytes, **({"bands": self.bands} if self.bands else {})}
 
 
 def element_bytes(k: int) -> int:
@@ -260,18 +261,21 @@ class TileSource(Protocol):
 
 
 def reduce_tiles(metric: TileSource, sizes_r: Sequence[int], sizes_c: Sequence[int], plan: TilePlan, *,
-                 k: int, absolute: bool, dead_r: np.ndarray, dead_c: np.ndarray,
-                 columns: bool = True) -> tuple[BlockBest, int]:
+                 k: int, absolute: bool, dead_r: np.ndarray, dead_c: np.ndarray, columns: bool = True,
+                 best: BlockBest | None = None, rows: tuple[int, int] | None = None) -> tuple[BlockBest, int]:
     """Walk every tile once; returns the kept bests and the number of tiles. Scores are |r|
-    (or r) clipped to [-1, 1], 0 for constant neurons.
+    (or r) clipped to [-1, 1], 0 for constant neurons. ``best``: bests to add to; ``rows``: walk
+    only the row span ``(start, stop)`` (a band).
 
     A tile is one product from the metric. Layers narrower than the tile edge share a tile
     with their neighbours (a span), which is then split at the layer edges for the bests:
     33 x 33 small layers cost a few hundred large GEMMs rather than 1,089 small ones."""
-    best = BlockBest(sizes_r, sizes_c, k, columns)
+    best = BlockBest(sizes_r, sizes_c, k, columns) if best is None else best
     tiles = 0
-    for r0, r1, layers_r in _spans(sizes_r, plan.rows):
-        for c0, c1, layers_c in _spans(sizes_c, plan.cols):
+    for r0, r1, layers_r in spans(sizes_r, plan.rows):
+        if rows is not None and (r0, r1) != rows:
+            continue
+        for c0, c1, layers_c in spans(sizes_c, plan.cols):
             tile = _scores(metric.tile(slice(r0, r1), slice(c0, c1)), absolute, dead_r[r0:r1], dead_c[c0:c1])
             tiles += 1
             for p in layers_r:
@@ -282,22 +286,22 @@ def reduce_tiles(metric: TileSource, sizes_r: Sequence[int], sizes_c: Sequence[i
     return best, tiles
 
 
-def _spans(sizes: Sequence[int], edge: int) -> list[tuple[int, int, list[int]]]:
+def spans(sizes: Sequence[int], edge: int) -> list[tuple[int, int, list[int]]]:
     """Index ranges ``(start, stop, layers in it)`` of at most ``edge`` neurons: a layer wider
     than ``edge`` in pieces of its own, consecutive narrower ones gathered into one range."""
-    spans: list[tuple[int, int, list[int]]] = []
+    out: list[tuple[int, int, list[int]]] = []
     start = 0
     for layer, size in enumerate(sizes):
         stop = start + size
         if size > edge:
-            spans += [(s, min(s + edge, stop), [layer]) for s in range(start, stop, edge)]
-        elif spans and spans[-1][1] == start and stop - spans[-1][0] <= edge \
-                and sizes[spans[-1][2][-1]] <= edge:
-            spans[-1] = (spans[-1][0], stop, [*spans[-1][2], layer])
+            out += [(s, min(s + edge, stop), [layer]) for s in range(start, stop, edge)]
+        elif out and out[-1][1] == start and stop - out[-1][0] <= edge \
+                and sizes[out[-1][2][-1]] <= edge:
+            out[-1] = (out[-1][0], stop, [*out[-1][2], layer])
         elif size:
-            spans.append((start, stop, [layer]))
+            out.append((start, stop, [layer]))
         start = stop
-    return spans
+    return out
 
 
 def _scores(tile: np.ndarray, absolute: bool, dead_r: np.ndarray, dead_c: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 from neurocorr_core import compare, pipeline
 from neurocorr_core.interfaces import LayerInfo
 from neurocorr_core.matching import HungarianMatching, MaxMatching, MutualMatching
-from neurocorr_core.tiles import TilePlan, _spans, reduce_tiles
+from neurocorr_core.tiles import TilePlan, reduce_tiles, spans
 from numpy_models import mlp
 
 neurocorr_pearson = pytest.importorskip("neurocorr_pearson")
@@ -16,10 +16,10 @@ SIZES_R, SIZES_C = [20, 30, 10, 150, 0, 5], [40, 50, 8, 100, 3]
 
 
 def test_spans_gather_narrow_layers_and_cut_wide_ones():
-    assert _spans([20, 30, 10, 150, 0, 5], 64) == [(0, 60, [0, 1, 2]), (60, 124, [3]), (124, 188, [3]),
+    assert spans([20, 30, 10, 150, 0, 5], 64) == [(0, 60, [0, 1, 2]), (60, 124, [3]), (124, 188, [3]),
                                                     (188, 210, [3]), (210, 215, [5])]
-    assert _spans([64, 1, 64], 64) == [(0, 64, [0]), (64, 65, [1]), (65, 129, [2])]
-    assert _spans([3, 3, 3], 10) == [(0, 9, [0, 1, 2])]
+    assert spans([64, 1, 64], 64) == [(0, 64, [0]), (64, 65, [1]), (65, 129, [2])]
+    assert spans([3, 3, 3], 10) == [(0, 9, [0, 1, 2])]
 
 
 def reference(x, y, k):

@@ -109,10 +109,13 @@ class HFProvider(ActivationProvider):
         for batch in batches:
             yield self._run(batch, wanted)
 
-    def rows(self, probe: Any, batch_size: int = 256) -> int:
+    def rows(self, probe: Any, neurons: str = "token", batch_size: int = 256) -> int | None:
         """The rows the ``token`` view makes of ``probe`` (a :class:`~neurocorr_core.probe.Probe`), with no
         forward pass: its real tokens as this model tokenizes them (``unit='word'``: the words holding a
-        token; ViT: images x (patches + 1)). For planning memory before the comparison runs."""
+        token; ViT: images x (patches + 1)). For planning memory before the comparison runs; None for the
+        other views (one row a sequence)."""
+        if neurons != "token":
+            return None
         config: Any = getattr(self.module, "config", None)
         if getattr(self.module, "main_input_name", None) == "pixel_values":
             return len(probe) * ((config.image_size // config.patch_size) ** 2 + 1)

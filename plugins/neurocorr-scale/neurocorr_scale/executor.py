@@ -167,19 +167,24 @@ class Shard:
 # -- the tasks (module-level functions, so they pickle by name) ----------------------------------------
 def extract(source: ModelSource, layers: tuple[LayerInfo, ...], view: str, shard: Shard, data: np.ndarray,
             batch_size: int, cache: ActivationCache | None) -> np.ndarray:
-    """The model's neurons over one shard: float32 (samples, sum of the layers' neurons), the
-    layers' views side by side; each layer from the cache when it holds it, else from one
-    forward pass over the shard for all missing layers (then stored)."""
+    """The model's neurons over one shard: float32 (rows, sum of the layers' neurons), the
+    layers' views side by side (rows: the shard's samples, or under the ``token`` view its real
+    tokens); each layer from the cache when it holds it, else from one forward pass over the
+    shard for all missing layers (then stored). Cached layers must agree on the rows, with each
+    other and with the forward pass; otherwise every layer is computed again."""
     keys = {layer.name: EntryKey(source.fingerprint, layer.name, view, shard.fingerprint)
             for layer in layers} if cache is not None and source.fingerprint else {}
-    found: dict[str, np.ndarray] = {}
-    for name, key in keys.items():
-        array = cache.get(key) if cache is not None else None
-        if array is not None and array.shape[0] == shard.stop - shard.start:
-            found[name] = array
+    found = {name: array for name, key in keys.items() if cache is not None and (array := cache.get(key)) is not None}
+    rows = {array.shape[0] for array in found.values()}
+    if len(rows) > 1 or (view != "token" and rows - {shard.stop - shard.start}):
+        found, rows = {}, set()  # entries that disagree (damaged, or of another version): recompute them all
     missing = [layer for layer in layers if layer.name not in found]
     if missing:
-        found.update(_forward(source, missing, view, data, batch_size, shard.name))
+        fresh = _forward(source, missing, view, data, batch_size, shard.name)
+        if rows and {len(array) for array in fresh.values()} != rows:
+            missing, found = list(layers), _forward(source, layers, view, data, batch_size, shard.name)
+        else:
+            found.update(fresh)
         for layer in missing:
             if cache is not None and layer.name in keys:
                 cache.put(keys[layer.name], found[layer.name],

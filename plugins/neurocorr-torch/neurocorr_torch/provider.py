@@ -19,6 +19,11 @@ from . import named
 from .functional import SCRIPT_OPS, ModuleStack, capture_mode
 
 SUFFIXES = (".pt", ".pth", ".ts")
+#: A CPU batch of at most this many weight-rows (parameters x samples, about its multiply-adds
+#: for an MLP) runs on one torch intra-op thread: on a loaded 2-core machine two OpenMP threads
+#: made two 784-512-256-128 MLPs' forwards on 10,000 inputs (batches of 256) 11x slower in wall
+#: time and 12x in CPU time (docs/performance.md, issue 18).
+SMALL_BATCH = 1 << 28
 
 
 class TorchProvider(ActivationProvider):
@@ -61,6 +66,7 @@ class TorchProvider(ActivationProvider):
         self.label = str(model) if isinstance(model, (str, os.PathLike, ModelName)) else type(model).__name__
         self._script = _ScriptCapture(module) if isinstance(module, torch.jit.ScriptModule) else None
         self._copy = False  # becomes True once an in-place op is seen overwriting a captured output
+        self._weights = sum(p.numel() for p in module.parameters())
 
     def fingerprint(self) -> str | None:
         """A model by name is built the same way every time (seeded): the name, the library
@@ -87,7 +93,9 @@ class TorchProvider(ActivationProvider):
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        training = self.module.training
+        training, threads = self.module.training, torch.get_num_threads()
+        if self.device.type == "cpu" and len(batch) * self._weights <= SMALL_BATCH:
+            torch.set_num_threads(1)  # SMALL_BATCH
         self.module.eval()
         try:
             with torch.no_grad():
@@ -110,6 +118,7 @@ class TorchProvider(ActivationProvider):
                 f"{first}. {_expected_input(self.module)}") from None
         finally:
             self.module.train(training)
+            torch.set_num_threads(threads)
 
 
 def check_device(device: str) -> Any:

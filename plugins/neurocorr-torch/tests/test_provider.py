@@ -159,3 +159,33 @@ def test_every_call_of_a_reused_module_is_a_layer(tmp_path, scripted):
         first = torch.relu(model.fc1(torch.from_numpy(x)))
         np.testing.assert_allclose(out["act"], first.numpy(), rtol=1e-6)
         np.testing.assert_allclose(out["act#1"], torch.relu(model.fc2(first)).numpy(), rtol=1e-6)
+
+
+class _ThreadProbe(torch.nn.Module):
+    """A linear layer that records torch's intra-op threads during each forward."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.fc = torch.nn.Linear(width, 4)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(torch.get_num_threads())
+        return self.fc(x)
+
+
+def test_small_cpu_batches_run_on_one_torch_thread_and_the_setting_is_restored(monkeypatch):
+    from neurocorr_torch import provider as torch_provider
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        module = _ThreadProbe(8)
+        provider = TorchProvider(module)
+        list(provider.activations([np.ones((16, 8), np.float32)], ["fc"]))
+        monkeypatch.setattr(torch_provider, "SMALL_BATCH", 16 * 36 - 1)  # 36 weights: now too big
+        list(provider.activations([np.ones((16, 8), np.float32)], ["fc"]))
+        assert module.seen == [1, 2]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

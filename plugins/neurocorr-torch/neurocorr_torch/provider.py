@@ -19,10 +19,12 @@ from . import named
 from .functional import SCRIPT_OPS, ModuleStack, capture_mode
 
 SUFFIXES = (".pt", ".pth", ".ts")
-#: A CPU batch of at most this many weight-rows (parameters x samples, about its multiply-adds
-#: for an MLP) runs on one torch intra-op thread: on a loaded 2-core machine two OpenMP threads
-#: made two 784-512-256-128 MLPs' forwards on 10,000 inputs (batches of 256) 11x slower in wall
-#: time and 12x in CPU time (docs/performance.md, issue 18).
+#: A flat CPU batch for a dense model (every weight in a Linear, LayerNorm or BatchNorm1d, so
+#: parameters x samples is its multiply-adds; conv nets and transformers reuse weights across
+#: positions and keep torch's threads) of at most this many weight-rows runs on one torch
+#: intra-op thread: on a loaded 2-core machine two OpenMP threads made two 784-512-256-128
+#: MLPs' forwards on 10,000 inputs (batches of 256) 11x slower in wall time, 12x in CPU time
+#: (docs/performance.md, issue 18).
 SMALL_BATCH = 1 << 28
 
 
@@ -66,7 +68,10 @@ class TorchProvider(ActivationProvider):
         self.label = str(model) if isinstance(model, (str, os.PathLike, ModelName)) else type(model).__name__
         self._script = _ScriptCapture(module) if isinstance(module, torch.jit.ScriptModule) else None
         self._copy = False  # becomes True once an in-place op is seen overwriting a captured output
-        self._weights = sum(p.numel() for p in module.parameters())
+        dense = (torch.nn.Linear, torch.nn.LayerNorm, torch.nn.BatchNorm1d)
+        weighted = [m for m in module.modules() if next(m.parameters(recurse=False), None) is not None]
+        self._weights = sum(p.numel() for p in module.parameters()) if all(
+            isinstance(m, dense) for m in weighted) else None  # None: not a dense model
 
     def fingerprint(self) -> str | None:
         """A model by name is built the same way every time (seeded): the name, the library
@@ -94,7 +99,8 @@ class TorchProvider(ActivationProvider):
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         training, threads = self.module.training, torch.get_num_threads()
-        if self.device.type == "cpu" and len(batch) * self._weights <= SMALL_BATCH:
+        if self.device.type == "cpu" and self._weights is not None and batch.ndim == 2 \
+                and len(batch) * self._weights <= SMALL_BATCH:
             torch.set_num_threads(1)  # SMALL_BATCH
         self.module.eval()
         try:

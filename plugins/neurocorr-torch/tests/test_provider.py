@@ -187,5 +187,11 @@ def test_small_cpu_batches_run_on_one_torch_thread_and_the_setting_is_restored(m
         list(provider.activations([np.ones((16, 8), np.float32)], ["fc"]))
         assert module.seen == [1, 2]
         assert torch.get_num_threads() == 2
+        monkeypatch.setattr(torch_provider, "SMALL_BATCH", 1 << 62)
+        cnn = small_cnn()  # weights reused across positions: parameters x samples is no measure
+        seen = []
+        cnn.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+        list(TorchProvider(cnn).activations([digits_like(4)], ["0"]))
+        assert seen == [2]
     finally:
         torch.set_num_threads(before)

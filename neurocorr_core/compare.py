@@ -134,6 +134,7 @@ def compare(
                     if keep:
                         xs.append(x)
                         ys.append(y)
+                    del x, y  # before the next batch is made: one batch held at a time, not two
                 metrics = plan.absorb(band, acc.metrics, metrics)
                 del acc  # before the next band's state is made
     finally:
@@ -317,12 +318,14 @@ def _stream(a: tuple[ActivationProvider, Side], b: tuple[ActivationProvider, Sid
     outs_b = neuron_batches(prov_b, feed_b, [lb.name for lb in side_b.layers], neurons, side_b.label)
     for out_a, out_b in zip(outs_a, outs_b, strict=True):
         x, y = np.concatenate(list(out_a.values()), axis=1), np.concatenate(list(out_b.values()), axis=1)
+        del out_a, out_b  # the layers' views, copied into x and y: not held while the next batch runs
         if len(x) != len(y):  # rows are samples: tokens of two tokenizations need not pair up
             raise NeurocorrError(f"model A gave {len(x)} samples and model B {len(y)} for the same probe batch "
                                  f"(view {neurons!r}); with the token view the two tokenizers split the text "
                                  "differently: compare whole texts (--neurons mean or first) or words (provider "
                                  "option unit=word)")
         yield x, y
+        del x, y
 
 
 def _progress(items: Iterator[Any], enabled: bool, total: int) -> Iterator[Any]:

@@ -130,3 +130,19 @@ def test_text_probe_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         assert code == 2 and message in capsys.readouterr().err, argv
     with pytest.raises(NeurocorrError, match="at least 2 non-empty texts"):
         text_probe(["only one"])
+
+
+def test_a_budget_is_planned_by_tokens_and_bands_equal_the_full_matrices() -> None:
+    """compare() asks HFProvider.rows for the real tokens before any forward pass: over ~1,700 tokens
+    (60 sequences) tiles of 2 x 1,024 MLP neurons a side would need more than 48 MB, so the probe runs
+    once per band of A's neurons (planned by the 60 sequences instead, it took tiles); each neuron's
+    best |r| equals the full matrices' to 1e-6."""
+    ids, mask = tiny.padded(60, 48, seed=3, shortest=8)
+    models = [HFModel(tiny.gpt2(seed, layers=2, width=256)) for seed in (1, 2)]
+    kw = {"neurons": "token", "layers_a": "block*.mlp.act", "layers_b": "block*.mlp.act", "depth_penalty": "none"}
+    full = compare(*models, token_probe(ids, mask), **kw)
+    banded = compare(*models, token_probe(ids, mask), memory_budget="48MB", **kw)
+    assert banded.samples == full.samples == int(mask.sum())
+    assert banded.config["tiles"]["a"]["bands"] > 1 and full.config["tiles"] is None
+    np.testing.assert_allclose(banded.value_a, full.value_a, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(banded.value_b, full.value_b, atol=1e-6, rtol=0)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,10 @@ SUFFIXES = (".pt", ".pth", ".ts")
 #: MLPs' forwards on 10,000 inputs (batches of 256) 11x slower in wall time, 12x in CPU time
 #: (docs/performance.md, issue 18).
 SMALL_BATCH = 1 << 28
+#: Batches now on one thread, and torch's threads to restore after the last: providers may run in
+#: threads of one process (the threads executor), and torch's setting is the process's.
+_ONE_THREAD = {"held": 0, "threads": 0}
+_ONE_THREAD_LOCK = threading.Lock()
 
 
 class TorchProvider(ActivationProvider):
@@ -98,13 +104,12 @@ class TorchProvider(ActivationProvider):
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        training, threads = self.module.training, torch.get_num_threads()
-        if self.device.type == "cpu" and self._weights is not None and batch.ndim == 2 \
-                and len(batch) * self._weights <= SMALL_BATCH:
-            torch.set_num_threads(1)  # SMALL_BATCH
+        training = self.module.training
+        small = self.device.type == "cpu" and self._weights is not None and batch.ndim == 2 \
+            and len(batch) * self._weights <= SMALL_BATCH
         self.module.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _one_thread(small):
                 if self._script is not None:
                     return self._script.run(x, wanted, channel_means), self._script.ops
                 outputs, ops, overwritten = _run_hooked(self.module, x, wanted, channel_means, self._copy)
@@ -124,7 +129,29 @@ class TorchProvider(ActivationProvider):
                 f"{first}. {_expected_input(self.module)}") from None
         finally:
             self.module.train(training)
-            torch.set_num_threads(threads)
+
+
+@contextmanager
+def _one_thread(on: bool) -> Iterator[None]:
+    """Torch on one intra-op thread while any batch in this process asks for it (SMALL_BATCH);
+    the first to ask saves torch's setting and the last to finish restores it."""
+    import torch
+
+    if not on:
+        yield
+        return
+    with _ONE_THREAD_LOCK:
+        if not _ONE_THREAD["held"]:
+            _ONE_THREAD["threads"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _ONE_THREAD["held"] += 1
+    try:
+        yield
+    finally:
+        with _ONE_THREAD_LOCK:
+            _ONE_THREAD["held"] -= 1
+            if not _ONE_THREAD["held"]:
+                torch.set_num_threads(_ONE_THREAD["threads"])
 
 
 def check_device(device: str) -> Any:

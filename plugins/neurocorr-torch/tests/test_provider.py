@@ -195,3 +195,23 @@ def test_small_cpu_batches_run_on_one_torch_thread_and_the_setting_is_restored(m
         assert seen == [2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_overlapping_small_batches_restore_torch_threads_after_the_last():
+    """Providers in threads of one process (the threads executor): the batch that finishes first
+    must not restore torch's threads under one still running, nor the last leave torch on one."""
+    from neurocorr_torch.provider import _one_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first, second = _one_thread(True), _one_thread(True)
+        first.__enter__()
+        second.__enter__()
+        assert torch.get_num_threads() == 1
+        first.__exit__(None, None, None)
+        assert torch.get_num_threads() == 1  # the second batch still runs
+        second.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

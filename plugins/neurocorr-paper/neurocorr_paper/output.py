@@ -50,6 +50,17 @@ def write_files(folder: Path, files: Mapping[str, bytes | str]) -> list[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write one file whole or not at all (a temporary file beside it, then renamed): a kill
+    part-way through a resumable run leaves no half-written cache entry to trip the next."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def to_json(data: Any) -> str:
     """JSON with NaN written as null (strict JSON has no NaN)."""
     return json.dumps(_clean(data), indent=2, allow_nan=False) + "\n"

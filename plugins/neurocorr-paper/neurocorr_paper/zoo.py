@@ -47,7 +47,7 @@ from neurocorr_core import Executor, compare
 from . import stats, zoo_atlas
 from .attack import fgsm
 from .data import load_split
-from .output import to_csv, to_json
+from .output import to_csv, to_json, write_text
 from .settings import FULL
 
 DATASETS = ("fashion-mnist", "digits")
@@ -235,7 +235,7 @@ def _checkpoint(spec: Spec, epoch: int, model: nn.Module, data: Any, x_train: to
               "drop": clean - attacked, "train_loss": loss, "params": sum(p.numel() for p in model.parameters()),
               "depth": depth_of(spec)}
     torch.save(model.state_dict(), folder / f"{name}.pt")
-    (folder / f"{name}.json").write_text(json.dumps(record))  # last: its presence marks the model done
+    write_text(folder / f"{name}.json", json.dumps(record))  # last: its presence marks the model done
     return record
 
 
@@ -375,7 +375,7 @@ def _versus(ref_id: str, records: Sequence[dict[str, Any]], specs: dict[str, Spe
             progress(f"predictors against {ref_id}: {k + 1}/{len(records)}")
         spec = specs[r["run"]]
         out[r["id"]] = predictors(load_model(r, spec, side, models_dir), spec, ref, ref_spec, probe, side)
-        cache.write_text(json.dumps(out[r["id"]]))
+        write_text(cache, json.dumps(out[r["id"]]))
     return out
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from neurocorr_atlas.estimators import FITTERS
 
 from . import stats
+from .output import write_text
 
 ANCHOR_SEED = 0
 ESTIMATORS = ("weighted", "linear")
@@ -76,7 +77,7 @@ def anchor_scores(records: Sequence[dict[str, Any]], anchors: Sequence[str], mea
                 progress(f"scores against the {len(anchors)} anchors: {k + 1}/{len(records)}")
             row.update(measure(m, todo))
             computed += len(todo)
-            cache.write_text(json.dumps(row))
+            write_text(cache, json.dumps(row))
         out[m] = row
     return out, computed
 

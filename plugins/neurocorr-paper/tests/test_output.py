@@ -41,3 +41,20 @@ def test_csv_cells():
     text = to_csv([{"model": "net1", "hidden": [60, 40], "acc": 0.5, "sd": math.nan, "n": 3}])
     assert text.splitlines() == ["model,hidden,acc,sd,n", "net1,60 40,0.500000,,3"]
     assert to_csv([]) == ""
+
+
+def test_write_text_leaves_the_old_file_or_the_new_one_never_a_part(tmp_path, monkeypatch):
+    from neurocorr_paper import output
+
+    path = tmp_path / "m__anchors__probe10.json"
+    output.write_text(path, '{"a": 1}')
+    assert path.read_text() == '{"a": 1}'
+
+    def killed(src, dst):  # the process dies between writing and renaming
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(output.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        output.write_text(path, '{"a": 1, "b": 2}')
+    assert path.read_text() == '{"a": 1}'  # the old entry, whole
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left

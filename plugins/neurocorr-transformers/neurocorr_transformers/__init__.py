@@ -30,11 +30,13 @@ def _onnx() -> list[type[ActivationProvider]]:
 
 
 def _flax() -> list[type[ActivationProvider]]:
-    """The hf-flax provider, where neurocorr-jax (and so jax and flax) is installed."""
+    """The hf-flax provider, where neurocorr-jax (and so jax and flax) is installed and imports."""
     if importlib.util.find_spec("neurocorr_jax") is None or importlib.util.find_spec("flax") is None:
         return []
-    from .flax_provider import HFFlaxProvider
-
+    try:  # installed but broken (or blocked): the neurocorr-jax plugin itself says why; the rest works
+        from .flax_provider import HFFlaxProvider
+    except ImportError:
+        return []
     return [HFFlaxProvider]
 
 

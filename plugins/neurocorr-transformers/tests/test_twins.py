@@ -161,3 +161,23 @@ def test_refusals_say_what_to_do() -> None:
 
     with pytest.raises(NeurocorrError, match="no Flax twin for Linear"):
         from_torch(torch.nn.Linear(2, 2))
+
+
+def test_jax_failing_to_import_leaves_the_transformers_plugin_working_without_hf_flax():
+    """flax and neurocorr-jax installed but jax failing to import (blocked here): the transformers plugin
+    still loads, with its torch and onnx providers, and only hf-flax is missing (neurocorr-jax says why)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['jax'] = None\n"
+            "from neurocorr_core import PluginManager\n"
+            "pm = PluginManager()\n"
+            "info = {i.name: i for i in pm.plugins()}\n"
+            "print(info['transformers'].status, info['jax'].status, sorted(pm.registry['provider']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, jax_status, providers = out.stdout.strip().split(" ", 2)
+    assert (status, jax_status) == ("ok", "unavailable")
+    assert "'hf'" in providers and "'hf-flax'" not in providers

@@ -2,8 +2,7 @@
 
 The public API: :func:`compare`, its :class:`Comparison` result, :func:`load_probe`, the
 plugin contracts (:class:`ActivationProvider`, :class:`Metric`, :class:`MatchingStrategy`,
-:class:`Executor`, :class:`Command`)
-and the ``hookimpl`` marker plugins use.
+:class:`Executor`, :class:`Command`) and the ``hookimpl`` marker plugins use.
 """
 
 from .compare import compare, open_model

@@ -223,7 +223,3 @@ def layer_directions(table: np.ndarray, matcher: MatchingStrategy, penalty: str,
     scores /= divisor(scores.shape[0], scores.shape[1], penalty)
     return _direction(scores, matcher, table), _direction(scores.T, matcher, table.T)
 
-
-def neuron_depths(sizes: Sequence[int]) -> np.ndarray:
-    """Each neuron's layer index, for neurons concatenated layer after layer."""
-    return np.repeat(np.arange(len(sizes)), sizes).astype(np.float64)

@@ -40,9 +40,8 @@ def chunk_norms(chunk: Sequence[Side], slices_a: Sequence[slice], slices_b: Sequ
     s = _product(product, x, y)
     for i, sl in enumerate(slices_a):
         cross[i] = _norms(s[sl], rows * e_x[sl], e_y, slices_b, panel)
-    own = [np.array([_norms(_product(product, a[:, sl], a[:, sl]), rows * e[sl], e[sl],
-                            [slice(0, sl.stop - sl.start)], panel)[0] for sl in slices])
-           for a, e, slices in ((x, e_x, slices_a), (y, e_y, slices_b))]
+    own = [np.array([_own_norm(_product(product, a[:, sl], a[:, sl]), rows * e[sl], e[sl], panel)
+                     for sl in slices]) for a, e, slices in ((x, e_x, slices_a), (y, e_y, slices_b))]
     return cross, own[0], own[1]
 
 
@@ -65,4 +64,20 @@ def _norms(s: np.ndarray, a: np.ndarray, f: np.ndarray, columns: Sequence[slice]
             np.multiply.outer(a[r0:r0 + PANEL_ROWS], f, out=p)
             np.subtract(block, p, out=p)  # float32 - float64: exact, then squared in float64
             total += [np.einsum("ij,ij->", p[:, c], p[:, c]) for c in columns]
+    return total
+
+
+def _own_norm(s: np.ndarray, a: np.ndarray, f: np.ndarray, panel: np.ndarray) -> float:
+    """|s - a f^T|_F^2 where both are symmetric (a layer's own block, ``a = rows * f``): each
+    panel of rows from its diagonal on, the part right of the diagonal counted twice (half
+    the work of :func:`_norms`)."""
+    total = 0.0
+    with backend.single_thread():
+        for r0 in range(0, s.shape[0], PANEL_ROWS):
+            block = s[r0:r0 + PANEL_ROWS, r0:]
+            p = panel[:block.size].reshape(len(block), -1)
+            np.multiply.outer(a[r0:r0 + PANEL_ROWS], f[r0:], out=p)
+            np.subtract(block, p, out=p)
+            diagonal = p[:, :len(block)]
+            total += 2 * np.einsum("ij,ij->", p, p) - np.einsum("ij,ij->", diagonal, diagonal)
     return total

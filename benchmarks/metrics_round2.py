@@ -18,8 +18,9 @@
    defaults) on two small torch MLPs (784-512-256-128-10) over 3,000 samples, a new process
    each time, wall clock including Python start-up. Target: under 1.5 s. Beside it, its floor
    in a new process too: Python, ``import torch``, building both models, loading the probe and
-   the two bare forward passes (what any tool must do), and ``python -c "import torch"`` alone. Byte code is cached as
-   Python does by default, whatever PYTHONDONTWRITEBYTECODE says here (``child_env``).
+   the two bare forward passes (what any tool must do), and ``python -c "import torch"`` alone.
+   Byte code is cached as Python does by default, whatever PYTHONDONTWRITEBYTECODE says here
+   (``child_env``).
 
 Every pair runs interleaved (reference, neurocorr, ...) and the median of the paired ratios is
 printed with each side's peak memory (resident high-water mark added by the run; for the

@@ -26,7 +26,7 @@ class Gather:
     """One side's part of the chunk being gathered: rows ``x - k`` (float32), with the
     float64 sums of ``x - k`` and of its squares over those rows."""
 
-    #: Rows shifted at once: 2^16 values (0.75 MB with their float64 copy), still in the core's
+    #: Rows shifted at once: 2^16 values (0.75 MB with their float64 copy), still in the CPU's L2
     #: cache for the sums (2^19 took 30% longer), at least 16 so narrow layers make few numpy calls.
     @staticmethod
     def block(width: int) -> int:

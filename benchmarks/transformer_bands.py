@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,30 +30,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transformer_tokens import build, modules, probe  # the sibling benchmark's models and probe
+from transformer_tokens import _cpu, build, probe, real_tokens, run  # the sibling benchmark's models, probe, runs
 
 
 def naive(models: list[Any], ids: np.ndarray, mask: np.ndarray, batch: int, select: str) -> np.ndarray:
     """A's best |r| over B's neurons from every real token's activations, in float64 (memory grows
     with the tokens: a reference for small probes)."""
-    import torch
-
-    from neurocorr_transformers.layers import hook
-
     sides = []
     for model in models:
-        points, rows = modules(model, select), []
-        for lo in range(0, len(ids), batch):
-            got: dict[str, Any] = {}
-            handles = [hook(p, got.__setitem__) for p in points]
-            with torch.no_grad():
-                model(input_ids=torch.from_numpy(ids[lo:lo + batch]),
-                      attention_mask=torch.from_numpy(mask[lo:lo + batch]))
-            for h in handles:
-                h.remove()
-            keep = torch.from_numpy(mask[lo:lo + batch].astype(bool))
-            rows.append(torch.cat([got[p.name][keep] for p in points], dim=1).numpy().astype(np.float64))
-        x = np.concatenate(rows)
+        x = np.concatenate([r.astype(np.float64) for r in real_tokens(model, ids, mask, batch, select)])
         x -= x.mean(axis=0)
         sides.append(x / np.linalg.norm(x, axis=0))
     return np.abs(sides[0].T @ sides[1]).max(axis=1)
@@ -95,21 +79,6 @@ def child(args: argparse.Namespace) -> None:
                       "passes": passes[0] / 2 / -(-len(ids) // args.batch)}))
 
 
-def _cpu() -> float:
-    use = resource.getrusage(resource.RUSAGE_SELF)
-    return use.ru_utime + use.ru_stime
-
-
-def run(args: argparse.Namespace, method: str, tokens: int, out: Path) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--run", method, "--run-tokens", str(tokens), "--out", str(out),
-               "--layers", str(args.layers), "--width", str(args.width), "--length", str(args.length),
-               "--batch", str(args.batch), "--select", args.select, "--budget", args.budget]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"{method} run over {tokens} tokens failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=4)
@@ -137,7 +106,8 @@ def main() -> None:
     worst = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for tokens in args.tokens:
-            got = {m: run(args, m, tokens, Path(tmp, f"{m}.npy")) for m in ("naive", "full", "bands")}
+            got = {m: run(args, m, tokens, Path(tmp, f"{m}.npy"), script=__file__, extra=["--budget", args.budget])
+                   for m in ("naive", "full", "bands")}
             want = np.load(Path(tmp, "naive.npy"))
             diff = {m: float(np.abs(np.load(Path(tmp, f"{m}.npy")) - want).max()) for m in ("full", "bands")}
             if len({g["samples"] for g in got.values()}) != 1:

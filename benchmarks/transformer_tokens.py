@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,31 +68,38 @@ def modules(model: Any, select: str) -> list[Any]:
     return [p for p in capture_points(model, "model") if fnmatch.fnmatchcase(p.name, select)]
 
 
-def bare(models: list[Any], ids: np.ndarray, mask: np.ndarray, batch: int, select: str) -> np.ndarray:
-    """Streamed forward passes, real tokens gathered, one float32 cross GEMM per batch: A's best |r|."""
+def real_tokens(model: Any, ids: np.ndarray, mask: np.ndarray, batch: int, select: str) -> Iterator[np.ndarray]:
+    """Batch by batch: the model's forward pass with hooks on the selected modules, then the real
+    tokens' activations of those modules side by side (float32, tokens x neurons)."""
     import torch
 
     from neurocorr_transformers.layers import hook
 
-    points = [modules(m, select) for m in models]
-    cross = sums = squares = None
-    rows = 0
+    points = modules(model, select)
     for lo in range(0, len(ids), batch):
         keep = torch.from_numpy(mask[lo:lo + batch].astype(bool))
-        sides = []
-        for model, pts in zip(models, points, strict=True):
-            got: dict[str, Any] = {}
-            handles = [hook(p, got.__setitem__) for p in pts]
-            with torch.no_grad():
-                model(input_ids=torch.from_numpy(ids[lo:lo + batch]),
-                      attention_mask=torch.from_numpy(mask[lo:lo + batch]))
-            for h in handles:
-                h.remove()
-            sides.append(torch.cat([got[p.name][keep] for p in pts], dim=1).numpy())
+        got: dict[str, Any] = {}
+        handles = [hook(p, got.__setitem__) for p in points]
+        with torch.no_grad():
+            model(input_ids=torch.from_numpy(ids[lo:lo + batch]),
+                  attention_mask=torch.from_numpy(mask[lo:lo + batch]))
+        for h in handles:
+            h.remove()
+        real = torch.cat([got[p.name][keep] for p in points], dim=1).numpy()
+        del got  # the padded outputs: not held while the caller works or the next pass runs
+        yield real
+
+
+def bare(models: list[Any], ids: np.ndarray, mask: np.ndarray, batch: int, select: str) -> np.ndarray:
+    """Streamed forward passes, real tokens gathered, one float32 cross GEMM per batch: A's best |r|."""
+    cross = sums = squares = None
+    rows = 0
+    for sides in zip(*(real_tokens(m, ids, mask, batch, select) for m in models), strict=True):
         x, y = sides
         if cross is None:
             cross, sums, squares = np.zeros((x.shape[1], y.shape[1])), [np.zeros(s.shape[1]) for s in sides], \
                 [np.zeros(s.shape[1]) for s in sides]
+        assert sums is not None and squares is not None
         cross += x.T @ y  # the one GEMM every Pearson needs
         for i, s in enumerate(sides):
             sums[i] += s.sum(axis=0, dtype=np.float64)
@@ -134,10 +142,13 @@ def _cpu() -> float:
     return use.ru_utime + use.ru_stime
 
 
-def run(args: argparse.Namespace, method: str, tokens: int, out: Path) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--run", method, "--run-tokens", str(tokens), "--out", str(out),
+def run(args: argparse.Namespace, method: str, tokens: int, out: Path, *, script: str = __file__,
+        extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One measured run of ``script`` (this benchmark or a sibling) in a fresh process, ``extra``
+    appended to its arguments: the JSON line its child printed."""
+    command = [sys.executable, script, "--run", method, "--run-tokens", str(tokens), "--out", str(out),
                "--layers", str(args.layers), "--width", str(args.width), "--length", str(args.length),
-               "--batch", str(args.batch), "--select", args.select]
+               "--batch", str(args.batch), "--select", args.select, *extra]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"{method} run over {tokens} tokens failed:\n{done.stderr[-3000:]}")

@@ -68,7 +68,7 @@ def test_both_directions_side_by_side(pair_result):
 
 def test_nan_cells_are_masked_and_long_names_shortened():
     table = np.array([[0.5, np.nan], [1.0, 0.2]])
-    fig = plots._figure(4, 3)
+    fig = plots.figure(4, 3)
     ax = fig.add_subplot()
     name = "/encoder/block_7/depthwise_conv/Relu_output_0_and_more"
     plots.draw_heatmap(ax, table, ["r0", name], ["c0", "c1"])
@@ -96,25 +96,6 @@ def test_neuron_histogram_counts_every_finite_score():
     assert legend[0] == f"A → B (37 neurons, mean {a.mean():.3f})"
 
 
-def test_score_scatter_places_every_model_and_reports_spearman():
-    from scipy.stats import spearmanr
-
-    scores, acc = [0.92, 0.90, 0.93, 0.89, 0.56], [0.962, 0.964, 0.960, 0.962, 0.932]
-    names = ["net1", "net2", "net3", "net4", "net5"]
-    fig = plots.score_scatter(scores, acc, labels=names, errors_y=[0.01] * 5)
-    ax = fig.axes[0]
-    x, y = ax.lines[0].get_data()
-    np.testing.assert_array_equal(x, scores)
-    np.testing.assert_array_equal(y, acc)
-    assert [t.get_text() for t in ax.texts] == names
-    rho = spearmanr(scores, acc).statistic
-    assert f"Spearman rho = {rho:.2f}" in ax.get_title()
-    with pytest.raises(NeurocorrError, match="equal length"):
-        plots.score_scatter([1, 2], [1, 2, 3])
-    with pytest.raises(NeurocorrError, match="2 labels for 3 points"):
-        plots.score_scatter([1, 2, 3], [1, 2, 3], labels=["a", "b"])
-
-
 @pytest.mark.parametrize(("suffix", "magic"), [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")])
 def test_save_png_and_svg(pm, tmp_path, suffix, magic):
     result = compare(cnn(0), cnn(1), np.random.default_rng(0).normal(size=(40, 1, 8, 8)).astype(np.float32),
@@ -137,57 +118,3 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch, pair_result):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(NeurocorrError, match=r"plots need matplotlib.*neurocorr-core\[plots\]"):
         plots.heatmap(pair_result)
-
-
-# -- labels never overlap ------------------------------------------------------------------------
-def label_clashes(fig) -> list[str]:
-    """Pairs of text labels of each axes whose boxes (matplotlib's text extents, in pixels)
-    overlap, and labels that cover another labelled point."""
-    from matplotlib.text import Text
-
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    clashes = []
-    for ax in fig.axes:
-        notes = [t for t in ax.texts if t.get_text()]
-        boxes = [Text.get_window_extent(t, renderer) for t in notes]  # the text, not its leader line
-        points = [ax.transData.transform(t.xy) if hasattr(t, "xy") else None for t in notes]
-        for i, a in enumerate(boxes):
-            for j, b in enumerate(boxes[i + 1:], i + 1):
-                if a.overlaps(b) and a.intersection(a, b).width > 0.5 and a.intersection(a, b).height > 0.5:
-                    clashes.append(f"{notes[i].get_text()} overlaps {notes[j].get_text()}")
-            for j, point in enumerate(points):
-                if j != i and point is not None and a.contains(*point):
-                    clashes.append(f"{notes[i].get_text()} covers the point of {notes[j].get_text()}")
-    return clashes
-
-
-#: The paper's MNIST FC->CNN scores and accuracies (net3 and net4 sit 0.0007 apart in accuracy).
-PAPER_SCORES = [0.9212, 0.9053, 0.9300, 0.8931, 0.5620]
-PAPER_ACCURACY = [0.9621, 0.9639, 0.9595, 0.9620, 0.9321]
-
-
-def test_scatter_labels_of_close_points_do_not_overlap():
-    names = ["net1", "net2", "net3", "net4", "net5"]
-    fig = plots.score_scatter([0.930, 0.9305, 0.931, 0.9302, 0.56], [0.9597, 0.9598, 0.9595, 0.9596, 0.932],
-                              labels=names)
-    assert label_clashes(fig) == []
-    assert sorted(t.get_text() for t in fig.axes[0].texts) == names
-    fig = plots.score_scatter(PAPER_SCORES, PAPER_ACCURACY, labels=names)
-    assert label_clashes(fig) == []
-
-
-def test_a_label_moved_away_from_its_point_gets_a_leader_line():
-    names = [f"model{i}" for i in range(10)]  # ten labels around one spot: some must move away
-    fig = plots.score_scatter([0.5] * 10 + [0.0, 1.0], [0.5 + 1e-5 * i for i in range(10)] + [0.0, 1.0],
-                              labels=[*names, "lo", "hi"])
-    assert label_clashes(fig) == []
-    assert any(t.arrow_patch is not None for t in fig.axes[0].texts)
-
-
-def test_the_clash_check_catches_overlapping_labels():
-    fig = plots.score_scatter([0.1, 0.9], [0.1, 0.9])
-    ax = fig.axes[0]
-    for label in ("net3", "net4"):  # the old fixed offset: both labels in one place
-        ax.annotate(label, (0.5, 0.5), textcoords="offset points", xytext=(4, 4))
-    assert label_clashes(fig) == ["net3 overlaps net4"]

@@ -44,7 +44,7 @@ def scatter_figure(panels: Sequence[Panel], suptitle: str) -> Any:
     """The figure of :func:`scatter`. Each model's label sits beside its mean, where it covers
     no other label and no other mean (close points, such as net3 and net4, get labels on
     either side, with a leader line when one had to move away)."""
-    from neurocorr_core.plots import place_labels
+    from .scatter import place_labels
 
     fig, _ = _canvas(5.2 * len(panels), 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]

@@ -11,10 +11,13 @@ from typing import Any
 import numpy as np
 
 from .assemble import make_comparison
+from .backend import single_thread
 from .errors import NeurocorrError
+from .gather import OVERLAP_CHUNK, short_chunks
 from .interfaces import ActivationProvider, MatchingStrategy, Metric
 from .models import describe, resolve_model
 from .options import Options
+from .overlap import overlapped
 from .pipeline import Plan, Side, build_plan, constant_policy
 from .plugins import PluginManager, get_plugin_manager
 from .probe import ACCEPTED, AnyProbe, Probe, StreamProbe
@@ -126,15 +129,23 @@ def compare(
             sides = (ShardedModel(model_a, prov_a, options_a or {}), ShardedModel(model_b, prov_b, options_b or {}))
             metrics, ran = _sharded(plan, sides, _whole(probe, second), opts, pm)
         else:  # one pass over the probe, or one per band of neurons (neurocorr_core.bands)
+            overlap = _overlaps(prov_a, prov_b, probe, second, opts) and passes == [None]
             for band in passes:
-                acc = plan.accumulator(band)
+                token = short_chunks.set(overlap)
+                try:
+                    acc = plan.accumulator(band)
+                finally:
+                    short_chunks.reset(token)
                 batches = _stream((prov_a, a), (prov_b, b), probe, second, opts.neurons, opts.batch_size)
-                for x, y in _progress(batches, opts.progress, -(-len(probe) // opts.batch_size)):
-                    acc.update(x, y)
-                    if keep:
-                        xs.append(x)
-                        ys.append(y)
-                    del x, y  # before the next batch is made: one batch held at a time, not two
+                if overlap:  # one thread each for the forwards and the metric: BLAS on one thread
+                    batches = overlapped(batches, max(1, OVERLAP_CHUNK // opts.batch_size))
+                with single_thread(overlap):
+                    for x, y in _progress(batches, opts.progress, -(-len(probe) // opts.batch_size)):
+                        acc.update(x, y)
+                        if keep:
+                            xs.append(x)
+                            ys.append(y)
+                        del x, y  # one batch held at a time (overlapped: and those made ahead)
                 metrics = plan.absorb(band, acc.metrics, metrics)
                 del acc  # before the next band's state is made
     finally:
@@ -326,6 +337,15 @@ def _stream(a: tuple[ActivationProvider, Side], b: tuple[ActivationProvider, Sid
                                  "option unit=word)")
         yield x, y
         del x, y
+
+
+def _overlaps(prov_a: ActivationProvider, prov_b: ActivationProvider, probe: AnyProbe, second: AnyProbe,
+              opts: Options) -> bool:
+    """Whether the next batches are made while the metric works (:mod:`.overlap`): both models
+    run a batch on one thread, the machine has a core for each, and no memory budget is set
+    (the batches made ahead are not in its plan)."""
+    return opts.budget is None and (os.cpu_count() or 1) > 1 and all(
+        prov.single_threaded((opts.batch_size, *p.sample_shape)) for prov, p in ((prov_a, probe), (prov_b, second)))
 
 
 def _progress(items: Iterator[Any], enabled: bool, total: int) -> Iterator[Any]:

@@ -5,6 +5,8 @@ float32 centre) while the float64 sums of ``x - k`` and of its squares are taken
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 
 #: Fewest samples per GEMM. Each chunk's float32 product is added into the float64 accumulators
@@ -14,12 +16,18 @@ import numpy as np
 #: CHUNK_BYTES and under 4 times the accumulators' bytes (1,024 + 1,024 Pearson: 4,096, 32 MB).
 CHUNK = 4096
 CHUNK_BYTES = 1 << 28
+#: The most samples per chunk while the batches are overlapped with the metric (:mod:`.overlap`):
+#: the products of short chunks interleave with the forwards, where a long chunk's wait to fill
+#: (two small MLPs, 10,000 samples: 6,655 a chunk) left the metric's thread idle at the start.
+OVERLAP_CHUNK = 2048
+short_chunks: ContextVar[bool] = ContextVar("short_chunks", default=False)
 
 
 def chunk_rows(n_x: int, n_y: int, pairs: int = 0) -> int:
     """Samples per chunk for n_x + n_y neurons and ``pairs`` (default n_x * n_y) accumulated."""
     width = max(n_x + n_y, 1)
-    return max(CHUNK, min(4 * CHUNK, CHUNK_BYTES // (4 * width), 8 * (pairs or n_x * n_y) // width))
+    rows = max(CHUNK, min(4 * CHUNK, CHUNK_BYTES // (4 * width), 8 * (pairs or n_x * n_y) // width))
+    return min(rows, OVERLAP_CHUNK) if short_chunks.get() else rows
 
 
 class Gather:

@@ -125,6 +125,11 @@ class ActivationProvider(ABC):
         planning a memory budget (e.g. the real tokens under ``token``); None (default): one a sample."""
         return None
 
+    def single_threaded(self, shape: tuple[int, ...]) -> bool:
+        """True if a probe batch of ``shape`` runs on one thread: the core then makes the next
+        batches in a second thread while the metric works (:mod:`neurocorr_core.overlap`)."""
+        return False
+
     def fingerprint(self) -> str | None:
         """A digest of what decides the model's outputs (weights, graph), the activation cache's
         model key; optional. None (the default): the core hashes a model file's bytes or a

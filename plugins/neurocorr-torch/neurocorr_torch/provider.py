@@ -84,6 +84,11 @@ class TorchProvider(ActivationProvider):
         version and the checkpoint decide it."""
         return None if self._name is None else named.fingerprint(self._name)
 
+    def single_threaded(self, shape: tuple[int, ...]) -> bool:
+        """A dense model's small flat CPU batches run on one torch thread (SMALL_BATCH)."""
+        return self.device.type == "cpu" and self._weights is not None and len(shape) == 2 \
+            and shape[0] * self._weights <= SMALL_BATCH
+
     def layers(self, sample: np.ndarray) -> list[LayerInfo]:
         outputs, ops = self._run(sample, None)
         return [LayerInfo(name, tuple(out.shape[1:]), depth, kind_of(ops[name]), ops[name])
@@ -105,8 +110,7 @@ class TorchProvider(ActivationProvider):
 
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
         training = self.module.training
-        small = self.device.type == "cpu" and self._weights is not None and batch.ndim == 2 \
-            and len(batch) * self._weights <= SMALL_BATCH
+        small = self.single_threaded(batch.shape)
         self.module.eval()
         try:
             with torch.no_grad(), _one_thread(small):

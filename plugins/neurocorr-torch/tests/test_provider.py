@@ -187,12 +187,17 @@ def test_small_cpu_batches_run_on_one_torch_thread_and_the_setting_is_restored(m
         list(provider.activations([np.ones((16, 8), np.float32)], ["fc"]))
         assert module.seen == [1, 2]
         assert torch.get_num_threads() == 2
+        assert not provider.single_threaded((16, 8))  # the promise the core overlaps on, kept
+        monkeypatch.setattr(torch_provider, "SMALL_BATCH", 16 * 36)
+        assert provider.single_threaded((16, 8)) and not provider.single_threaded((17, 8))
+        assert not provider.single_threaded((16, 2, 8))  # weights reused across the middle axis
         monkeypatch.setattr(torch_provider, "SMALL_BATCH", 1 << 62)
         cnn = small_cnn()  # weights reused across positions: parameters x samples is no measure
         seen = []
         cnn.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
         list(TorchProvider(cnn).activations([digits_like(4)], ["0"]))
         assert seen == [2]
+        assert not TorchProvider(cnn).single_threaded((4, 1, 8, 8))
     finally:
         torch.set_num_threads(before)
 
@@ -215,3 +220,41 @@ def test_overlapping_small_batches_restore_torch_threads_after_the_last():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _linear_cka(x, y):
+    """Kornblith et al.'s linear CKA, naively in float64: centred Gram-free form."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    return np.linalg.norm(x.T @ y) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+
+def test_small_dense_models_overlap_their_forwards_with_the_metric():
+    """Two small MLPs: the batches are made in the second thread, in short chunks, and the linear
+    CKA of every layer pair still matches naive float64 CKA of the same activations."""
+    import threading
+
+    a, b = small_mlp(0), small_mlp(1)
+    threads = []
+    a.register_forward_pre_hook(lambda _m, x: threads.append((threading.current_thread().name, len(x[0]))))
+    probe = np.random.default_rng(1).standard_normal((5000, 64)).astype(np.float32)
+    result = compare(a, b, probe, metric="cka", batch_size=256, layers_a="*", layers_b="*")
+    batches = [name for name, rows in threads if rows > 2]  # not the 2-sample look at the layers
+    assert batches == ["neurocorr-batches"] * 20
+    names_a, names_b = ([la.info.name for la in side] for side in (result.layers_a, result.layers_b))
+    out_a, out_b = (next(TorchProvider(m).activations([probe], names)) for m, names in ((a, names_a), (b, names_b)))
+    for i, la in enumerate(names_a):
+        for j, lb in enumerate(names_b):
+            want = _linear_cka(out_a[la].reshape(5000, -1).astype(np.float64),
+                               out_b[lb].reshape(5000, -1).astype(np.float64))
+            assert abs(result.layer_table[i, j] - want) < 1e-6, (la, lb)
+
+
+def test_a_memory_budget_or_a_conv_net_keeps_one_thread_of_batches():
+    import threading
+
+    for model, probe, budget in ((small_mlp(), np.random.default_rng(0).random((600, 64), np.float32), "1GB"),
+                                 (small_cnn(), digits_like(600), None)):
+        threads: list[str] = []
+        model.register_forward_pre_hook(lambda *_, seen=threads: seen.append(threading.current_thread().name))
+        compare(model, model, probe, metric="cka", batch_size=256, memory_budget=budget)
+        assert len(threads) > 3 and set(threads) == {threading.current_thread().name}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError
-from neurocorr_core.stats import check_batch
+from neurocorr_core.stats import CoMoments, check_batch
 
 
 def test_valid_batch_passes():
@@ -35,3 +35,21 @@ def test_non_finite_values_name_the_neurons():
     x[0, 0] = np.inf
     with pytest.raises(NeurocorrError, match=r"model A holds NaN/Inf in neuron\(s\) \[0\]"):
         check_batch(x, np.zeros((4, 2)), 3, 2, "m")
+
+
+def test_tiny_activations_are_summed_in_float64_not_lost_to_float32_underflow():
+    """Squares of values near 1e-25 underflow in float32: the gathered sums take those neurons
+    in float64, so they are neither reported constant nor given a wrong variance."""
+    rng = np.random.default_rng(3)
+    x = rng.random((700, 3)).astype(np.float32)
+    x[:, 1] *= np.float32(1e-25)
+    y = rng.random((700, 2)).astype(np.float32)
+    y[:, 0] += x[:, 1] * np.float32(1e24)  # related to the tiny neuron
+    co = CoMoments(3, 2, chunk=256)
+    for i in range(0, 700, 100):
+        co.update(x[i:i + 100], y[i:i + 100])
+    assert not co.constant_x.any()
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(co.var_x, x64.var(axis=0) * 700, rtol=1e-6)  # sums of squared deviations
+    ref = np.corrcoef(x64.T, y.astype(np.float64).T)[:3, 3:]
+    np.testing.assert_allclose(co.correlation(), ref, atol=1e-6)

@@ -30,13 +30,11 @@ def chunk_rows(n_x: int, n_y: int, pairs: int = 0) -> int:
     return min(rows, OVERLAP_CHUNK) if short_chunks.get() else rows
 
 
-#: Rows summed in float32 before the sums go on in float64: a float32 sum of k squares errs by
-#: up to k roundings (256 rows: 3e-6 relative on the digits MLPs' ReLU units; 32 rows: 2e-7 on
-#: Gaussian ReLUs), and it takes half the time of summing a float64 copy (1,024 neurons, 65,536
-#: samples: 0.066 s against 0.103 s of CPU a side, the shift itself 0.060 s).
+#: Rows summed in float32 before float64 takes over: a float32 sum of k squares errs by up to k
+#: roundings (256 rows: 3e-6 relative on digits MLPs' ReLUs, 32: 2e-7), and it takes half the
+#: time of summing a float64 copy (1,024 neurons x 65,536 samples: 0.066 s against 0.103 s).
 SUM_ROWS = 32
-#: float32 sums of squares below this are taken again in float64: a square under ~1e-38 loses
-#: precision and under ~1e-45 is 0, and a zero sum of squares tells a constant neuron.
+#: float32 sums of squares under this are redone in float64 (underflow; 0 tells a constant neuron).
 TINY = 1e-30
 
 

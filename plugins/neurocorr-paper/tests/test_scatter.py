@@ -1,10 +1,16 @@
 """Score-against-quality scatter plots (neurocorr_paper.scatter): what is drawn is read back from
 the figure's artists, never from pixels; labels never overlap (matplotlib's text extents)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from neurocorr_core import NeurocorrError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from label_overlap import label_clashes
 
 pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'neurocorr-core[plots]'")
 
@@ -30,29 +36,7 @@ def test_score_scatter_places_every_model_and_reports_spearman():
         scatter.score_scatter([1, 2, 3], [1, 2, 3], labels=["a", "b"])
 
 
-# -- labels never overlap ------------------------------------------------------------------------
-def label_clashes(fig) -> list[str]:
-    """Pairs of text labels of each axes whose boxes (matplotlib's text extents, in pixels)
-    overlap, and labels that cover another labelled point."""
-    from matplotlib.text import Text
-
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    clashes = []
-    for ax in fig.axes:
-        notes = [t for t in ax.texts if t.get_text()]
-        boxes = [Text.get_window_extent(t, renderer) for t in notes]  # the text, not its leader line
-        points = [ax.transData.transform(t.xy) if hasattr(t, "xy") else None for t in notes]
-        for i, a in enumerate(boxes):
-            for j, b in enumerate(boxes[i + 1:], i + 1):
-                if a.overlaps(b) and a.intersection(a, b).width > 0.5 and a.intersection(a, b).height > 0.5:
-                    clashes.append(f"{notes[i].get_text()} overlaps {notes[j].get_text()}")
-            for j, point in enumerate(points):
-                if j != i and point is not None and a.contains(*point):
-                    clashes.append(f"{notes[i].get_text()} covers the point of {notes[j].get_text()}")
-    return clashes
-
-
+# -- labels never overlap (label_overlap.label_clashes) -----------------------------------------
 #: The paper's MNIST FC->CNN scores and accuracies (net3 and net4 sit 0.0007 apart in accuracy).
 PAPER_SCORES = [0.9212, 0.9053, 0.9300, 0.8931, 0.5620]
 PAPER_ACCURACY = [0.9621, 0.9639, 0.9595, 0.9620, 0.9321]

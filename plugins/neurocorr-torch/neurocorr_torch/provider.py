@@ -206,12 +206,14 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: boo
     ops: dict[str, str] = {}
     versions: list[tuple[Any, int]] = []
     bases = None if wanted is None else {w.partition("#")[0] for w in wanted}
+    shared = not (copy or channel_means)  # a channel mean is a new tensor, taken in the hook
 
     def keep(key: str, op: str, out: Any) -> None:
         if isinstance(out, torch.Tensor) and (wanted is None or key in wanted):
             outputs[key] = _to_numpy(out.clone() if copy else out, channel_means)
             ops[key] = op
-            versions.append((out, out._version))
+            if shared:  # only a shared output can be overwritten; holding the others kept every map alive
+                versions.append((out, out._version))
 
     def recorder(name: str) -> Callable[..., None]:
         calls = 0
@@ -239,8 +241,7 @@ def _run_hooked(module: Any, x: Any, wanted: set[str] | None, channel_means: boo
     finally:
         for handle in handles:
             handle.remove()
-    shared = not (copy or channel_means)  # a channel mean is a new tensor, taken in the hook
-    return outputs, ops, shared and any(out._version != seen for out, seen in versions)
+    return outputs, ops, any(out._version != seen for out, seen in versions)
 
 
 class _ScriptCapture:

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import numpy as np
-from harness import Row, cli, finish, header, interleaved, median, paired_ratio, peak_added, torch_threads
+from harness import Row, cli, finish, header, interleaved, kernel_costs, median, paired_ratio, peak_added, torch_threads
 
 SIDE = 224
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -112,7 +112,8 @@ def main() -> None:
                            neurons="channel", batch_size=batch, memory_budget=budget)
 
         result, peak = peak_added(ours)
-        runs = {"reference": lambda: bare_forwards(model, session, probe, batch), "neurocorr": ours}
+        runs, kernel = kernel_costs({"reference": lambda: bare_forwards(model, session, probe, batch),
+                                     "neurocorr": ours})
         times = interleaved(runs, repeats)
     t_ref, t_ours = median(times["reference"]), median(times["neurocorr"])
     ratio = paired_ratio(times)
@@ -128,7 +129,9 @@ def main() -> None:
                 f"score A->B {result.score.a_to_b:.4f}, B->A {result.score.b_to_a:.4f}; batch {batch}; "
                 f"probe and export took {prepared:.0f} s (not timed); runs: forward "
                 f"{[round(t, 1) for t in times['reference']]}, "
-                f"neurocorr {[round(t, 1) for t in times['neurocorr']]}",
+                f"neurocorr {[round(t, 1) for t in times['neurocorr']]}; system CPU and minor page faults "
+                f"over the runs: forward {kernel['reference'][0]:.0f} s, {kernel['reference'][1] / 1e6:.1f} M; "
+                f"neurocorr {kernel['neurocorr'][0]:.0f} s, {kernel['neurocorr'][1] / 1e6:.1f} M",
                 times)]
     finish(args, rows)
 

@@ -119,6 +119,28 @@ def by_batch(steps: Mapping[str, tuple[Callable[[Any], object], Sequence[Any]]],
     return {name: (w, c) for name, (w, c) in total.items()}
 
 
+def kernel_costs(runs: dict[str, Callable[[], Any]]) -> tuple[dict[str, Callable[[], Any]], dict[str, list[float]]]:
+    """``runs`` wrapped to add up, per name, this process's system CPU seconds and minor page
+    faults: on these VMs first-touch faults on freshly mapped memory can cost as much as the
+    arithmetic (docs/performance.md, "Memory allocator"), for the reference and neurocorr alike."""
+    import resource
+
+    totals = {name: [0.0, 0.0] for name in runs}
+
+    def counted(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            try:
+                return fn()
+            finally:
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                totals[name][0] += after.ru_stime - before.ru_stime
+                totals[name][1] += after.ru_minflt - before.ru_minflt
+        return run
+
+    return {name: counted(name, fn) for name, fn in runs.items()}, totals
+
+
 def paired_ratio(times: dict[str, list[float]]) -> float:
     """Median over the repeats of neurocorr's time / the reference's time of the same repeat."""
     return statistics.median(a / b for a, b in zip(times["neurocorr"], times["reference"], strict=True))

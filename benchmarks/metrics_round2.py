@@ -22,14 +22,15 @@
    Byte code is cached as Python does by default, whatever PYTHONDONTWRITEBYTECODE says here
    (``child_env``).
 
-Every pair runs interleaved (reference, neurocorr, ...) and the median of the paired ratios is
-printed with each side's peak memory (resident high-water mark added by the run; for the
-command line, the whole process's high-water mark, torch and the models included). Beside the
-wall-clock ratio each row prints the CPU-time ratio (``time.process_time()`` of this process
-plus the user + system time of the child processes each run waited for, all threads, BLAS
-threads as configured): on a machine shared with other work, wall time measures the others'
-load as much as the code, CPU time much less so. Both are medians of paired ratios, with the
-lowest and highest paired ratio in brackets.
+Every pair runs interleaved, who goes first alternating (reference, neurocorr, neurocorr,
+reference, ...), and the median of the paired ratios is printed with each side's peak memory
+(resident high-water mark added by the run; for the command line, the whole process's
+high-water mark, torch and the models included). Beside the wall-clock ratio each row prints
+the CPU-time ratio (``time.process_time()`` of this process plus the user + system time of the
+child processes each run waited for, all threads, BLAS threads as configured): on a machine
+shared with other work, wall time measures the others' load as much as the code, CPU time much
+less so. Both are medians of paired ratios, with the lowest and highest paired ratio in
+brackets.
 
     python benchmarks/metrics_round2.py [--quick] [--only cka,cli,small,startup] [--repeats N]
 """
@@ -62,13 +63,15 @@ def cpu_seconds() -> float:
 
 
 def interleaved(runs: dict[str, Any], repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """harness.interleaved that also records CPU seconds: (wall times, CPU times) per name."""
+    """harness.interleaved that also records CPU seconds: (wall times, CPU times) per name,
+    who goes first alternating as there."""
     import gc
 
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    for repeat in range(repeats):
+        for name in list(runs)[::-1] if repeat % 2 else list(runs):
+            fn = runs[name]
             gc.collect()
             start, start_cpu = time.perf_counter(), cpu_seconds()
             fn()

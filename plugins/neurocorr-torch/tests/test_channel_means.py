@@ -1,5 +1,7 @@
 """Channel means taken inside the forward hook, against plain hooks and a float64 numpy mean."""
 
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -101,8 +103,6 @@ class Watched(nn.Module):
         self.alive: list[bool] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import weakref
-
         out = self.first(x)
         seen = weakref.ref(out)
         x = self.act(out)

@@ -17,7 +17,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,13 +84,19 @@ def interleaved(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, l
     GEMM). Name the two compared ``reference`` and ``neurocorr`` to get paired ratios in :class:`Row`."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(repeats):
-        for name in list(runs)[::-1] if repeat % 2 else list(runs):
+        for name in alternating(runs, repeat):
             fn = runs[name]
             gc.collect()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def alternating(names: Iterable[str], repeat: int) -> list[str]:
+    """The order of ``repeat`` in :func:`interleaved`: as given, reversed on odd repeats."""
+    order = list(names)
+    return order[::-1] if repeat % 2 else order
 
 
 def rotated(names: Sequence[str], turn: int) -> list[str]:

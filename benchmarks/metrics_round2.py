@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from harness import Row, cli, finish, header, median, paired_ratio, peak_added, random_activations
+from harness import Row, alternating, cli, finish, header, median, paired_ratio, peak_added, random_activations
 
 HERE = Path(__file__).resolve().parent
 #: (input width, hidden widths) of the command-line case's MLPs, from the environment so that
@@ -70,7 +70,7 @@ def interleaved(runs: dict[str, Any], repeats: int) -> tuple[dict[str, list[floa
     wall: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(repeats):
-        for name in list(runs)[::-1] if repeat % 2 else list(runs):
+        for name in alternating(runs, repeat):
             fn = runs[name]
             gc.collect()
             start, start_cpu = time.perf_counter(), cpu_seconds()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
 
-from neurocorr_paper import figures
-
-sys.path.insert(0, str(Path(__file__).parent))
 from label_overlap import label_clashes
+from neurocorr_paper import figures
 
 #: The paper's MNIST FC->CNN scores and test accuracies at HEAD (PAPER.md): net3 and net4 are close.
 SCORES = {"net1": 0.9212, "net2": 0.9053, "net3": 0.9300, "net4": 0.8931, "net5": 0.5620, "CNN": 0.95}

@@ -1,16 +1,11 @@
 """Score-against-quality scatter plots (neurocorr_paper.scatter): what is drawn is read back from
 the figure's artists, never from pixels; labels never overlap (matplotlib's text extents)."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from neurocorr_core import NeurocorrError
-
-sys.path.insert(0, str(Path(__file__).parent))
 from label_overlap import label_clashes
+from neurocorr_core import NeurocorrError
 
 pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'neurocorr-core[plots]'")
 
